@@ -1,0 +1,1 @@
+"""Attention factory, networks and one LightningModule per task."""
