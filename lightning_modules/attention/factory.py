@@ -85,6 +85,27 @@ def _mechanism(name: str, dim: int) -> Mechanism:
     return REGISTRY[(name, dim)]
 
 
+def known_options(dim: int) -> set[str]:
+    """Every option some mechanism at `dim` honours."""
+    return set().union(*(m.defaults for (_, d), m in REGISTRY.items() if d == dim))
+
+
+def options_for(spec: str | AttentionSpec, dim: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of shared `options` that `spec` honours (for one option set over many specs).
+
+    A network or a sweep applies one option set to every spec of a grid; each spec takes the
+    options it can honour. An option that no mechanism honours is still an error (a typo).
+    """
+    unknown = sorted(set(options) - known_options(dim))
+    if unknown:
+        raise ValueError(f"unknown attention option(s) {', '.join(unknown)} for dim={dim}; "
+                         f"known: {', '.join(sorted(known_options(dim)))}")
+    parsed = spec if isinstance(spec, AttentionSpec) else parse_spec(spec)
+    keys = [k for k in (parsed.conv, "code" if parsed.code else None) if k]
+    honoured = set().union(*(_mechanism(k, dim).defaults for k in keys)) if keys else set()
+    return {k: v for k, v in options.items() if k in honoured}
+
+
 def build_attention_parts(spec: str | AttentionSpec, channels: int, dim: int = 2,
                           **options) -> tuple[nn.Module | None, nn.Module | None]:
     """(convolution or None, attention or None) for `spec`; what a network slots in separately."""

@@ -81,9 +81,11 @@ def table_attention(q, k, v, tx, ty):
 
     q: (B, L, d) or None (no content term), k: (B, Hk*Wk, d) or None, v: (B, Hk*Wk, dv),
     tx: (B, L, Wk), ty: (B, L, Hk); keys are laid out row-major over the (Hk, Wk) grid.
-    Returns (B, L, dv) in v's dtype; softmax runs in fp32.
+    Returns (B, L, dv) in v's dtype; softmax runs in fp32. Under autocast the inputs can arrive
+    in mixed precisions (a bf16 conv output plus an fp32 bias), so q and k follow v's dtype.
     """
-    return _TableAttention.apply(q, k, v, tx, ty)
+    same = lambda t: None if t is None else t.to(v.dtype)  # noqa: E731
+    return _TableAttention.apply(same(q), same(k), v, tx, ty)
 
 
 def separable_attention(ax, ay, key_logits, v):

@@ -1,0 +1,1 @@
+"""attnlab's pipeline: CLI, typed configs, data, tracking, efficiency and queries."""

@@ -1,0 +1,61 @@
+"""`attnlab attention`: parameters and FLOPs of every mechanism at one input shape.
+
+The cost side of the study's accuracy-efficiency trade-off, without training anything.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from lightning_modules.attention import all_codes, build_attention, measure_flops, options_for
+from lightning_modules.attention.flops import count_parameters
+
+from .config import SpecStr, StrictModel
+
+STUDY_SPECS = ["w/o", *all_codes(), "deform", "deform2", "dynamic", "0010+deform", "1111+deform", "0010+dynamic"]
+
+
+class AttentionTableConfig(StrictModel):
+    """Which specs, at which input shape, with which factory options."""
+
+    specs: list[SpecStr] = Field(default_factory=lambda: list(STUDY_SPECS), min_length=1)
+    dim: Literal[1, 2] = 2
+    shape: tuple[int, ...] = (2, 256, 50, 84)
+    measure: bool = False
+    options: dict[str, int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shape_matches_dim(self):
+        want = 4 if self.dim == 2 else 3
+        if len(self.shape) != want or min(self.shape) < 1:
+            layout = "N C H W" if self.dim == 2 else "N T C"
+            raise ValueError(f"shape {self.shape} must be {want} positive sizes ({layout}) for dim={self.dim}")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return self.shape[1] if self.dim == 2 else self.shape[2]
+
+
+def attention_table(cfg: AttentionTableConfig) -> list[dict]:
+    """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count."""
+    rows = []
+    for spec in cfg.specs:
+        module = build_attention(spec, cfg.channels, dim=cfg.dim, **options_for(spec, cfg.dim, cfg.options)).eval()
+        row = {"spec": spec, "params": count_parameters(module), "gflops": module.flops(cfg.shape) / 1e9}
+        if cfg.measure:
+            row["measured_gflops"] = measure_flops(module, torch.randn(cfg.shape)) / 1e9
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A plain fixed-width table (stdout friendly, no extra dependency)."""
+    keys = list(rows[0])
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    widths = {k: max(len(k), *(len(cell(r[k])) for r in rows)) for k in keys}
+    head = "  ".join(k.ljust(widths[k]) for k in keys)
+    body = ["  ".join(cell(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+    return "\n".join([head, "-" * len(head), *body])
