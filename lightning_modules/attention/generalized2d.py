@@ -117,7 +117,9 @@ class GeneralizedAttention2d(nn.Module):
             out = self._attend_separable(k, v, px, py, (h, w, hk, wk))
         elif not (self.e2 or self.e4) and self.spatial_range < 0:
             qc = q if self.content_bias is None else q + self._bias(self.content_bias)
-            out = F.scaled_dot_product_attention(qc, k, v, scale=1.0)
+            # The fused (flash) kernels need a contiguous last dim; otherwise torch falls back
+            # to the math path, which materialises the whole energy.
+            out = F.scaled_dot_product_attention(qc.contiguous(), k.contiguous(), v.contiguous(), scale=1.0)
         else:
             out = self._attend_tables(q, k, v, px, py, (h, w, hk, wk))
         oh, ow = (h, w) if out.shape[2] > 1 else (1, 1)
