@@ -73,6 +73,12 @@ def _norm_layer(norm: str):
     return {"bn": nn.BatchNorm2d, "frozen_bn": FrozenBatchNorm2d}[norm]
 
 
+def stage_channels(model: resnet.ResNet) -> list[int]:
+    """Output channels of res2..res5 (what an FPN takes)."""
+    last = lambda layer: (layer[-1].bn3 if isinstance(layer[-1], resnet.Bottleneck) else layer[-1].bn2)  # noqa: E731
+    return [last(getattr(model, LAYERS[s])).num_features for s in STAGES]
+
+
 def factory_sites(model: nn.Module) -> list[str]:
     """Names of the modules the attention factory placed (attention slots, replaced 3x3 convs)."""
     return [name for name, m in model.named_modules()

@@ -1,0 +1,102 @@
+"""COCO detection: torchvision's Faster R-CNN + FPN on the attention ResNet, evaluated by COCOeval."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from pipeline.data.coco_eval import coco_box_ap, to_coco_results
+from pipeline.train_config import TrainConfig
+
+from .backbone import LAYERS, STAGES, build_resnet, stage_channels
+from .distributed import gather_lists
+from .vision_recipe import scaled_lr, sgd_with_warmup, steps_per_epoch
+
+TRAINABLE_ORDER = ["layer4", "layer3", "layer2", "layer1", "conv1"]
+
+
+def freeze_stages(backbone: torch.nn.Module, trainable: int) -> None:
+    """Keep only the last `trainable` stages trainable (torchvision's trainable_layers)."""
+    keep = TRAINABLE_ORDER[:trainable] + (["bn1"] if trainable == 5 else [])
+    for name, p in backbone.named_parameters():
+        if not any(name.startswith(k) for k in keep):
+            p.requires_grad_(False)
+
+
+def build_resnet_from(cfg: TrainConfig, dilate_stages=()):
+    b = cfg.backbone
+    norm = b.norm or ("frozen_bn" if b.pretrained else "bn")
+    net = build_resnet(b.depth, cfg.attention, attention_stages=b.attention_stages, conv_stages=b.conv_stages,
+                       position=b.position, attention_options=b.attention_options, dilate_stages=dilate_stages,
+                       norm=norm, pretrained=b.pretrained)
+    freeze_stages(net, b.trainable_stages)
+    return net
+
+
+def build_detector(cfg: TrainConfig, num_classes: int) -> FasterRCNN:
+    """Faster R-CNN + FPN; `num_classes` foreground classes."""
+    net = build_resnet_from(cfg)
+    body = BackboneWithFPN(net, {LAYERS[s]: str(i) for i, s in enumerate(STAGES)}, stage_channels(net),
+                           cfg.detection.fpn_channels, extra_blocks=LastLevelMaxPool())
+    sizes = tuple((s,) for s in cfg.detection.anchor_sizes)
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    d = cfg.detection
+    return FasterRCNN(body, num_classes=num_classes + 1, min_size=d.min_size, max_size=d.max_size,
+                      box_detections_per_img=d.detections_per_image, rpn_anchor_generator=anchors)
+
+
+class DetectionModule(L.LightningModule):
+    """Trains with the detector's own losses; validation logs COCO box AP (val/bbox_AP, ...)."""
+
+    metric = "val/bbox_AP"
+
+    def __init__(self, config: dict, num_classes: int, label_to_cat: dict[int, int]):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = TrainConfig.model_validate(config)
+        self.label_to_cat = {int(k): int(v) for k, v in label_to_cat.items()}
+        self.model = build_detector(self.cfg, num_classes)
+        self._results: list[dict] = []
+        self._image_ids: list[int] = []
+
+    def forward(self, images):
+        return self.model(list(images))
+
+    def training_step(self, batch, batch_idx):
+        images, targets = batch
+        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        losses = self.model(list(images), targets)
+        loss = sum(losses.values())
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(images))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(images), on_epoch=True)
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._results, self._image_ids = [], []
+
+    def validation_step(self, batch, batch_idx):
+        images, targets = batch
+        outputs = self.model(list(images))
+        ids = [int(t["image_id"]) for t in targets]
+        self._image_ids += ids
+        self._results += to_coco_results(ids, outputs, self.label_to_cat)
+
+    def on_validation_epoch_end(self):
+        results, ids = gather_lists(self._results), gather_lists(self._image_ids)
+        if self.trainer.sanity_checking:
+            return
+        stats = coco_box_ap(self.trainer.datamodule.val_coco, results, ids)
+        self.log_dict({f"val/{k}": v for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+
+    def configure_optimizers(self):
+        lr = scaled_lr(self.cfg.optim.base_lr, self.cfg.optim.base_batch, self.cfg.data.batch_size,
+                       self.trainer.world_size)
+        return sgd_with_warmup(self, self.cfg.optim, lr, steps_per_epoch(self.trainer))
+
+    def efficiency_input(self, datamodule):
+        """One evaluation image, as the model sees it at evaluation time."""
+        image, _ = datamodule.val_set[0]
+        return ([image],)

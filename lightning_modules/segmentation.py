@@ -1,0 +1,90 @@
+"""Cityscapes segmentation: torchvision's DeepLabV3 head on the dilated attention ResNet; mIoU."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
+from torchvision.models.segmentation.fcn import FCNHead
+
+from pipeline.data.cityscapes import IGNORE, NUM_CLASSES, TRAIN_CLASS_NAMES
+from pipeline.train_config import TrainConfig
+
+from .backbone import stage_channels
+from .detection import build_resnet_from
+from .vision_recipe import scaled_lr, sgd_with_warmup, steps_per_epoch
+
+DILATED = {8: ("res4", "res5"), 16: ("res5",), 32: ()}
+
+
+def build_segmenter(cfg: TrainConfig, num_classes: int = NUM_CLASSES) -> DeepLabV3:
+    net = build_resnet_from(cfg, dilate_stages=DILATED[cfg.segmentation.output_stride])
+    channels = stage_channels(net)
+    layers = {"layer4": "out", **({"layer3": "aux"} if cfg.segmentation.aux_loss else {})}
+    aux = FCNHead(channels[2], num_classes) if cfg.segmentation.aux_loss else None
+    return DeepLabV3(IntermediateLayerGetter(net, layers), DeepLabHead(channels[3], num_classes), aux)
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU; NaN for classes absent from both labels and predictions (left out of the mean)."""
+    confusion = confusion.double()
+    tp = confusion.diag()
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+
+
+class SegmentationModule(L.LightningModule):
+    """Pixel cross entropy (ignore 255); validation logs val/mIoU and val/IoU_<class>."""
+
+    metric = "val/mIoU"
+
+    def __init__(self, config: dict, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = TrainConfig.model_validate(config)
+        self.model = build_segmenter(self.cfg, num_classes)
+        self.num_classes = num_classes
+        self._confusion: torch.Tensor | None = None
+        self.class_names = TRAIN_CLASS_NAMES if num_classes == NUM_CLASSES else [str(i) for i in range(num_classes)]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)["out"]
+
+    def training_step(self, batch, batch_idx):
+        images, masks = batch
+        out = self.model(images)
+        loss = F.cross_entropy(out["out"], masks, ignore_index=IGNORE)
+        if "aux" in out:
+            loss = loss + 0.4 * F.cross_entropy(out["aux"], masks, ignore_index=IGNORE)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(images))
+        return loss
+
+    def on_validation_epoch_start(self):
+        # A fresh accumulator per evaluation, created in the mode (inference or no-grad) it runs in.
+        self._confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
+
+    def validation_step(self, batch, batch_idx):
+        images, masks = batch
+        self._confusion += multiclass_confusion_matrix(self(images).argmax(1), masks, self.num_classes,
+                                                       ignore_index=IGNORE, normalize="none").long()
+
+    def on_validation_epoch_end(self):
+        confusion = self.all_gather(self._confusion)
+        iou = iou_from_confusion(confusion.sum(0) if confusion.dim() == 3 else confusion)
+        if self.trainer.sanity_checking:
+            return
+        metrics = {"val/mIoU": torch.nanmean(iou).nan_to_num(0.0).float()}
+        metrics.update({f"val/IoU_{name.replace(' ', '_')}": v.float()
+                        for name, v in zip(self.class_names, iou) if not torch.isnan(v)})
+        self.log_dict(metrics)
+
+    def configure_optimizers(self):
+        lr = scaled_lr(self.cfg.optim.base_lr, self.cfg.optim.base_batch, self.cfg.data.batch_size,
+                       self.trainer.world_size)
+        return sgd_with_warmup(self, self.cfg.optim, lr, steps_per_epoch(self.trainer))
+
+    def efficiency_input(self, datamodule):
+        image, _ = datamodule.val_set[0]
+        return (image[None],)
