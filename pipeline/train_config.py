@@ -98,9 +98,9 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _schedule_fits(self):
-        late = [s for s in self.optim.lr_steps if s > self.max_epochs]
+        late = [s for s in self.optim.lr_steps if s >= self.max_epochs or s < 1]
         if late:
-            raise ValueError(f"optim.lr_steps {late} lie after max_epochs={self.max_epochs}; "
+            raise ValueError(f"optim.lr_steps {late} must lie in 1..max_epochs-1 (max_epochs={self.max_epochs}); "
                              "drop them or train longer")
         return self
 
@@ -117,6 +117,7 @@ TINY = {
                                "weight_decay": 1e-4},
                      "data": {"batch_size": 4}},
 }
+PRESETS = ("tiny", "paper")
 PAPER = {
     "detection": {"max_epochs": 12, "data": {"batch_size": 2, "num_workers": 4}},
     "segmentation": {"max_epochs": 60, "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 200,
@@ -125,16 +126,37 @@ PAPER = {
 }
 
 
-def preset_for(task: str, data_path: str) -> dict[str, Any]:
-    """tiny data gets the tiny preset; real data the study's recipe."""
-    return (TINY if data_path == "tiny" else PAPER).get(task, {})
+def preset_for(task: str, preset: str) -> dict[str, Any]:
+    """The preset's defaults for `task` ('tiny': small model and data; 'paper': the study's recipe)."""
+    from .errors import ConfigError
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return {"tiny": TINY, "paper": PAPER}[preset].get(task, {})
 
 
-def build_train_config(flags: dict[str, Any], config_file: str | None = None) -> TrainConfig:
-    """preset < config file < flags, validated once."""
+def _scaled_steps(base: dict[str, Any], max_epochs: Any) -> dict[str, Any]:
+    """A preset's lr steps, stretched to a user-chosen max_epochs (like mmdet's 1x -> 2x)."""
+    default_epochs = base.get("max_epochs", TrainConfig.model_fields["max_epochs"].default)
+    steps = base.get("optim", {}).get("lr_steps", OptimConfig().lr_steps)
+    if not isinstance(max_epochs, int) or max_epochs < 2 or max_epochs == default_epochs:
+        return base
+    scaled = sorted({min(max_epochs - 1, max(1, round(s * max_epochs / default_epochs))) for s in steps})
+    return merge(base, {"optim": {"lr_steps": scaled}})
+
+
+def build_train_config(flags: dict[str, Any], config_file: str | None = None, preset: str | None = None) -> TrainConfig:
+    """preset < config file < flags, validated once. Unless lr_steps are given, they follow max_epochs.
+
+    The preset defaults to 'tiny' for generated data (data.path == 'tiny') and 'paper' otherwise.
+    """
     from_file = read_yaml(config_file) if config_file else {}
     merged = merge(from_file, flags)
     task = merged.get("task")
     data_path = merged.get("data", {}).get("path", "tiny") if isinstance(merged.get("data"), dict) else "tiny"
-    base = preset_for(task, data_path) if isinstance(task, str) else {}
+    preset = preset or ("tiny" if data_path == "tiny" else "paper")
+    base = preset_for(task, preset) if isinstance(task, str) else {}
+    optim = merged.get("optim")
+    if not (isinstance(optim, dict) and "lr_steps" in optim):
+        base = _scaled_steps(base, merged.get("max_epochs"))
     return validate(TrainConfig, merge(base, merged), "train")

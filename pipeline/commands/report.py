@@ -1,0 +1,24 @@
+"""`attnlab report`: a self-contained HTML report with the study's plots and tables."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write an HTML report (PNG plots) of an experiment's runs")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--out", required=True, help="folder for index.html and the PNGs")
+    p.add_argument("--cost", default="attention_flops",
+                   choices=("flops", "attention_flops", "latency", "memory", "params"))
+    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..queries import fetch_runs
+    from ..report import write_report
+    from ..tracking import resolve_tracking_uri
+
+    runs = fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)
+    print(f"wrote {write_report(runs, args.experiment, args.out, args.cost)}")
+    return 0

@@ -1,0 +1,62 @@
+"""`attnlab sweep` and `attnlab resume`: the ablation grid as one Ray Tune sweep."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _common(p) -> None:
+    p.add_argument("--storage", help="Ray storage path or URI (default ./attnlab_runs/sweeps)")
+    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    p.add_argument("--ray-address", help="running Ray cluster (default: RAY_ADDRESS or an embedded local Ray)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
+    p.add_argument("--preset", help="smoke | paper-detection | paper-segmentation | paper")
+    p.add_argument("--config", help="sweep YAML file")
+    p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
+    _common(p)
+    p.set_defaults(func=run_sweep_cmd)
+    r = sub.add_parser("resume", help="continue an interrupted sweep; finished trials are not retrained")
+    r.add_argument("sweep", help="sweep name (under --storage) or the sweep's folder")
+    r.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch "
+                                                                  "(default: resume them from their checkpoints)")
+    _common(r)
+    r.set_defaults(func=run_resume_cmd)
+
+
+def _print(summary: dict) -> None:
+    print(json.dumps(summary, indent=2))
+
+
+def run_sweep_cmd(args: argparse.Namespace) -> int:
+    from tune.sweep import run_sweep
+    from tune.sweep_config import load_sweep
+
+    sweep = load_sweep(args.preset, args.config, args.name)
+    _print(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
+    return 0
+
+
+def run_resume_cmd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.config import validate
+    from pipeline.errors import ConfigError
+    from tune.sweep import STATE_FILE, run_sweep, sweep_path
+    from tune.sweep_config import SweepConfig
+
+    folder = Path(args.sweep)
+    if not (folder / STATE_FILE).is_file():
+        folder = sweep_path(args.sweep, args.storage)
+    state = folder / STATE_FILE
+    if not state.is_file():
+        raise ConfigError(f"no sweep {args.sweep!r} found (looked for {state}); give the sweep's name with the "
+                          "same --storage it ran with, or its folder")
+    saved = json.loads(state.read_text())
+    sweep = validate(SweepConfig, saved["sweep"], "sweep")
+    storage = str(folder.parent) if args.storage is None else args.storage
+    _print(run_sweep(sweep, storage, args.tracking_uri or saved["tracking_uri"], args.ray_address,
+                     restart_errored=args.restart_errored))
+    return 0

@@ -1,0 +1,65 @@
+"""Efficiency statistics of a trained network at its evaluation resolution.
+
+FLOPs are counted by torch's FlopCounterMode (2 per multiply-add; deform_conv2d taught to it),
+in total and inside the modules the attention factory placed (attention modules and the
+convolutions that replaced 3x3 convs); latency is the median of timed eval forwards; peak
+memory is that of one eval forward (pipeline.memory).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lightning_modules.attention.flops import EXTRA_FORMULAS, count_parameters
+
+from .memory import peak_memory_bytes
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_efficiency(model: nn.Module, inputs: tuple, sites: Sequence[str], items: int = 1,
+                       repeats: int = 5) -> dict[str, float]:
+    """{'flops', 'attention_flops', 'params', 'attention_params', 'latency_ms', 'peak_memory_mb'}
+    per item (image or, for translation, whatever `items` counts) of one forward on `inputs`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    root = type(model).__name__
+    counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    with counter, torch.no_grad():
+        model(*inputs)
+    counts = counter.get_flop_counts()
+    attention = sum(sum(counts.get(f"{root}.{site}", {}).values()) for site in sites)
+    modules = dict(model.named_modules())
+    attention_params = sum(count_parameters(modules[s]) for s in sites)
+
+    def forward():
+        with torch.no_grad():
+            model(*inputs)
+
+    forward()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        forward()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    peak = peak_memory_bytes(forward, device, [model])
+    model.train(was_training)
+    return {
+        "flops": counter.get_total_flops() / items,
+        "attention_flops": attention / items,
+        "params": float(count_parameters(model)),
+        "attention_params": float(attention_params),
+        "latency_ms": 1000 * statistics.median(times) / items,
+        "peak_memory_mb": peak / 2**20,
+    }

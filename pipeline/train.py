@@ -1,0 +1,100 @@
+"""One training run: config -> data module + model -> Lightning trainer -> MLflow.
+
+`attnlab train` calls `run_training`; every sweep trial calls the same function (with Ray's
+strategy and plugins passed through `trainer_kwargs`), so a sweep reuses exactly this path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+
+from lightning_modules.backbone import factory_sites
+
+from . import tracking
+from .efficiency import measure_efficiency
+from .tasks import TASKS, data_root
+from .train_config import TrainConfig
+
+
+class RunMetadata(Callback):
+    """Stores the MLflow run id (and config) in every checkpoint: a resumed run continues it."""
+
+    def __init__(self, run_id: str, config: dict):
+        self.run_id, self.config = run_id, config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["attnlab"] = {"run_id": self.run_id, "config": self.config}
+
+
+class EfficiencyStats(Callback):
+    """Measures cost once, at the start of a fresh fit (not on resume), on rank 0; logs cost/*."""
+
+    def __init__(self, datamodule):
+        self.datamodule = datamodule
+        self.stats: dict[str, float] | None = None
+
+    def on_fit_start(self, trainer, pl_module):
+        if trainer.ckpt_path or not trainer.is_global_zero:
+            return
+        net = pl_module.model
+        inputs = pl_module.efficiency_input(self.datamodule)
+        inputs = tuple(_to_device(x, pl_module.device) for x in inputs)
+        self.stats = measure_efficiency(net, inputs, factory_sites(net))
+        for logger in trainer.loggers:
+            logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
+
+
+def _to_device(x, device):
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_device(v, device) for v in x)
+    return x.to(device) if hasattr(x, "to") else x
+
+
+def run_tags(cfg: TrainConfig) -> dict[str, str]:
+    return {"task": cfg.task, "attention": cfg.attention, "seed": str(cfg.seed),
+            "code_version": tracking.code_version(), "attnlab.kind": "train"}
+
+
+def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: str | None = None,
+                 ckpt_path: str | None = None, trainer_kwargs: dict[str, Any] | None = None,
+                 callbacks: Sequence[Callback] = (), extra_tags: dict[str, str] | None = None,
+                 progress_bar: bool = True, prepare: Callable[[L.Trainer], L.Trainer] | None = None) -> dict[str, Any]:
+    """Train and evaluate `cfg`; return {'run_id', 'metrics', 'checkpoint_dir', 'efficiency'}.
+
+    Everything that can reject the input (data layout, pretrained path, spec) runs before the
+    MLflow run is created, so bad input leaves nothing behind.
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    task = TASKS[cfg.task]
+    dm = task.make_data(cfg, data_root(cfg))
+    module = task.make_module(cfg, dm)
+    uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri)
+    config = cfg.model_dump(mode="json")
+    run_id = tracking.start_run(uri, cfg.tracking.experiment, cfg.tracking.run_name, tracking.flatten(config),
+                                {**run_tags(cfg), **(extra_tags or {})}, run_id=run_id, parent_run_id=parent_run_id)
+    logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
+    ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task.metric, mode="max", save_last=True,
+                                 enable_version_counter=False)
+    efficiency = EfficiencyStats(dm)
+    options = dict(
+        max_epochs=cfg.max_epochs, precision=cfg.precision, accelerator=cfg.accelerator, devices=cfg.devices,
+        logger=logger, callbacks=[checkpoint, RunMetadata(run_id, config), efficiency, LearningRateMonitor(), *callbacks],
+        limit_train_batches=cfg.limit_train_batches, gradient_clip_val=cfg.optim.grad_clip,
+        num_sanity_val_steps=0, log_every_n_steps=5, enable_progress_bar=progress_bar, enable_model_summary=False,
+    )
+    trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})
+    if prepare is not None:  # e.g. ray.train.lightning.prepare_trainer
+        trainer = prepare(trainer)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    if trainer.is_global_zero:
+        for name in ("best.ckpt", "last.ckpt"):
+            if (ckpt_dir / name).is_file():
+                tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"run_id": run_id, "metrics": metrics, "checkpoint_dir": str(ckpt_dir), "efficiency": efficiency.stats,
+            "tracking_uri": uri}

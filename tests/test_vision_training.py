@@ -1,0 +1,95 @@
+"""End to end on CPU: tiny runs learn, MLflow records everything, bad input writes nothing."""
+import json
+
+import lightning as L
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.cli import main
+from pipeline.tasks import TASKS
+from pipeline.train import run_training
+from pipeline.train_config import build_train_config
+
+
+def _untrained_score(cfg, metric):
+    """The task metric of the freshly initialised model (same seed, same data)."""
+    L.seed_everything(cfg.seed)
+    task = TASKS[cfg.task]
+    dm = task.make_data(cfg, cfg.data.path)
+    module = task.make_module(cfg, dm)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    return trainer.validate(module, datamodule=dm, verbose=False)[0][metric]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,metric,epochs,margin", [
+    ("detection", "val/bbox_AP", 6, 0.1), ("segmentation", "val/mIoU", 8, 0.15)])
+def test_short_cpu_run_learns(task, metric, epochs, margin, workdir, request):
+    data = request.getfixturevalue(f"tiny_{task}")
+    cfg = build_train_config({"task": task, "attention": "0010+deform", "max_epochs": epochs,
+                              "data": {"path": str(data)}, "out_dir": str(workdir / "runs")}, preset="tiny")
+    before = _untrained_score(cfg, metric)
+    result = run_training(cfg, progress_bar=False)
+    after = result["metrics"][metric]
+    print(f"{task}: {metric} untrained {before:.4f} -> trained {after:.4f}")
+    assert after > before + margin
+
+
+def test_train_cli_logs_params_metrics_checkpoints_and_cost(workdir, tiny_detection, capsys):
+    assert main(["train", "--task", "detection", "--attention", "1111", "--data", str(tiny_detection), "--preset", "tiny",
+                 "--max-epochs", "2", "--experiment", "cli-test", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{"):])
+    assert summary["efficiency"]["flops"] > 0 and "val/bbox_AP" in summary["metrics"]
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("cli-test")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["attention"] == "1111" and run.data.params["backbone.depth"] == "18"
+    assert run.data.tags["task"] == "detection" and run.data.tags["attention"] == "1111"
+    history = client.get_metric_history(run.info.run_id, "val/bbox_AP")
+    assert len(history) == 2  # one evaluation per epoch
+    for key in ("flops", "attention_flops", "params", "latency_ms", "peak_memory_mb"):
+        assert run.data.metrics[f"cost/{key}"] > 0, key
+    assert run.data.metrics["cost/attention_flops"] < run.data.metrics["cost/flops"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+    assert artifacts == {"checkpoints/best.ckpt", "checkpoints/last.ckpt"}
+    assert not (workdir / "mlruns").exists()  # never the deprecated file store
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--data", "{missing}"], "does not exist"),
+    (["--attention", "11x1"], "unknown part '11x1'"),
+    (["--data", "{malformed}"], "malformed JSON"),
+    (["--data", "{empty}"], "has an annotation"),
+    (["--pretrained", "{missing}/r50.pth"], "not found"),
+])
+def test_bad_input_is_one_error_and_writes_nothing(argv, needle, workdir, tiny_detection, tmp_path_factory, capsys):
+    import shutil
+    base = tmp_path_factory.mktemp("bad")
+    malformed, empty = base / "malformed", base / "empty"
+    for folder in (malformed, empty):
+        shutil.copytree(tiny_detection, folder)
+    (malformed / "annotations" / "instances_train2017.json").write_text("{not json")
+    doc = json.loads((empty / "annotations" / "instances_train2017.json").read_text())
+    (empty / "annotations" / "instances_train2017.json").write_text(json.dumps({**doc, "annotations": []}))
+    paths = {"missing": str(base / "missing"), "malformed": str(malformed), "empty": str(empty)}
+    argv = [a.format(**paths) for a in argv]
+    if "--data" not in argv:
+        argv += ["--data", str(tiny_detection)]
+    assert main(["train", "--task", "detection", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnlab: error:") and needle in err and "Traceback" not in err
+    assert list(workdir.iterdir()) == [], "bad input must leave nothing behind"
+
+
+def test_make_tiny_refuses_a_non_empty_folder(workdir, capsys):
+    (workdir / "taken").mkdir()
+    (workdir / "taken" / "file").write_text("mine")
+    assert main(["data", "make-tiny", "--task", "segmentation", str(workdir / "taken")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (workdir / "taken" / "file").read_text() == "mine"
+    assert main(["data", "make-tiny", "--task", "segmentation", str(workdir / "city")]) == 0
+    assert len(list((workdir / "city" / "gtFine" / "train").rglob("*_labelIds.png"))) == 32

@@ -1,0 +1,76 @@
+"""Embedded services for a laptop sweep: a local Ray and, for a sqlite store, a loopback MLflow server.
+
+Parallel trials writing straight into one sqlite file hit "database is locked"; one `mlflow
+server` process in front of the file is the single writer. It binds to 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tracking_server(uri: str):
+    """Yield an http URI serving `uri` (sqlite) on loopback; other URIs pass through untouched."""
+    if not uri.startswith("sqlite:///"):
+        yield uri
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    port = _free_port()
+    artifacts = (db.parent / "mlartifacts").resolve()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(port), "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
+    log = open(db.parent / "mlflow-server.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to RAY_ADDRESS / --ray-address, or start an embedded local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Trials queue behind each other on a small machine: wait for workers instead of failing at 60 s.
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "900")
+    env = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+                        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"]}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+    else:
+        # The dashboard serves Ray's State API, which Train needs to clean up the placement groups
+        # of trials that Tune stops early; it listens on loopback only.
+        ray.init(runtime_env=env, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)

@@ -1,0 +1,37 @@
+"""Sweep presets: `smoke` (minutes on a laptop CPU) and the study's grids per task and in full."""
+from __future__ import annotations
+
+from lightning_modules.attention import all_codes
+
+STUDY_SPECS = ["w/o", *all_codes(), "deform", "dynamic", "0010+deform", "1111+deform", "0010+dynamic"]
+
+
+def smoke() -> dict:
+    """Tiny generated data, ResNet-18 at 96 px, a handful of trials, ASHA after epoch 1."""
+    overrides = {"detection": {"min_size": 96, "max_size": 96}, "data": {"batch_size": 4},
+                 "limit_train_batches": 6}
+    return {"name": "smoke", "max_epochs": 3,
+            "grid": [{"task": "detection", "specs": ["w/o", "0010", "1111", "0001", "deform", "0010+deform"],
+                      "preset": "tiny", "overrides": overrides}],
+            "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3},
+            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1}, "max_failures": 2}
+
+
+def _paper(task: str) -> dict:
+    return {"task": task, "specs": STUDY_SPECS, "seeds": [0], "preset": "paper", "data": f"data/{task}"}
+
+
+def paper_detection() -> dict:
+    return {"name": "paper-detection", "grid": [_paper("detection")], "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+
+
+def paper_segmentation() -> dict:
+    return {"name": "paper-segmentation", "grid": [_paper("segmentation")], "resources": {"gpus_per_worker": 1, "workers_per_trial": 4, "cpus_per_worker": 4}}
+
+
+def paper() -> dict:
+    return {"name": "paper", "grid": [_paper("detection"), _paper("segmentation")],
+            "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+
+
+PRESETS = {"smoke": smoke, "paper-detection": paper_detection, "paper-segmentation": paper_segmentation, "paper": paper}

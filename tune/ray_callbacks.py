@@ -1,0 +1,48 @@
+"""Lightning callbacks that run inside Ray Train workers: report to Ray, and (for chaos tests) fail once."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import lightning as L
+import ray.train
+from ray.train import Checkpoint
+
+CHECKPOINT_NAME = "checkpoint.ckpt"
+
+
+class ReportEpoch(L.Callback):
+    """Each epoch: Lightning checkpoint + metrics (with a 1-based `epoch` and a task-neutral `score`)."""
+
+    def __init__(self, metric: str):
+        self.metric = metric
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epoch"] = trainer.current_epoch + 1
+        if self.metric in metrics:
+            metrics["score"] = metrics[self.metric]
+        with tempfile.TemporaryDirectory(prefix="attnlab-ckpt-") as tmp:
+            trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
+            checkpoint = Checkpoint.from_directory(tmp) if trainer.is_global_zero else None
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+class FailOnce(L.Callback):
+    """Chaos testing: ATTNLAB_FAIL_ONCE='<trial_key>:<epoch>' crashes that trial once at that epoch's end.
+
+    A marker file under the sweep's storage makes it once per trial, across retries.
+    """
+
+    def __init__(self, trial_key: str, marker_dir: str):
+        spec = os.environ.get("ATTNLAB_FAIL_ONCE", "")
+        key, _, epoch = spec.rpartition(":")
+        self.epoch = int(epoch) if key == trial_key and epoch.isdigit() else None
+        self.marker = Path(marker_dir) / f"failed-once-{trial_key}"
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.epoch is not None and trainer.current_epoch + 1 == self.epoch and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text("injected")
+            raise RuntimeError(f"ATTNLAB_FAIL_ONCE: injected crash at epoch {self.epoch}")

@@ -1,0 +1,121 @@
+"""Run (or resume) a sweep: Tuner over the grid, ASHA on the task metric by epoch, MLflow parent run.
+
+Rerunning the same sweep (same name and storage) resumes it: finished trials stay finished,
+interrupted ones continue from their checkpoints.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from pipeline import tracking
+
+from .local_services import init_ray, tracking_server
+from .mlflow_runs import parent_run, trial_runs
+from .sweep_config import SweepConfig, check_resources, storage_root
+from .trainable import trial_function
+
+STATE_FILE = "attnlab_sweep.json"
+
+
+def _scheduler(sweep: SweepConfig):
+    es = sweep.early_stopping
+    if es.policy == "none":
+        return FIFOScheduler()
+    max_t = sweep.max_epochs or 1000
+    return ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=min(es.grace_period, max_t),
+                         reduction_factor=es.reduction_factor)
+
+
+def _concurrency(sweep: SweepConfig) -> int:
+    if sweep.max_concurrent_trials:
+        return sweep.max_concurrent_trials
+    res, r = ray.cluster_resources(), sweep.resources
+    fits = [int(res.get("CPU", 0) // (r.workers_per_trial * r.cpus_per_worker))]
+    if r.gpus_per_worker:
+        fits.append(int(res.get("GPU", 0) // (r.workers_per_trial * r.gpus_per_worker)))
+    return max(1, min(fits))
+
+
+def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
+    fn = tune.with_parameters(trial_function, sweep=sweep.model_dump(mode="json"), uri=uri, storage=storage,
+                              parent_id=parent_id)
+    # The trial function only drives a TorchTrainer; its workers hold the real resources.
+    # A zero-CPU request needs some resource to be a valid bundle: a little memory.
+    return tune.with_resources(fn, {"cpu": 0, "memory": 64 * 2**20})
+
+
+def _trial_name(trial) -> str:
+    return trial.config["trial"]["trial_key"]
+
+
+def sweep_path(sweep_name: str, storage: str | None) -> Path:
+    return Path(storage_root(storage)) / sweep_name
+
+
+def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str | None = None,
+              ray_address: str | None = None, restart_errored: bool = False) -> dict:
+    """Run the sweep, or resume it if its folder already holds a Tune experiment."""
+    check_resources(sweep, ray_address)
+    root = storage_root(storage)
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    path = Path(root) / sweep.name
+    state = path / STATE_FILE
+    if state.is_file():
+        previous = json.loads(state.read_text())["sweep"]
+        if previous != sweep.model_dump(mode="json"):
+            from pipeline.errors import ConfigError
+            raise ConfigError(f"sweep {sweep.name!r} already exists at {path} with another config; "
+                              "resume it unchanged (`attnlab resume`) or pick a new --name")
+    init_ray(ray_address)
+    with tracking_server(uri) as served:
+        parent_id = parent_run(served, sweep.name, sweep.model_dump(mode="json"))
+        path.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"sweep": sweep.model_dump(mode="json"), "tracking_uri": uri,
+                                     "parent_run_id": parent_id}, indent=2))
+        trainable = _trainable(sweep, served, root, parent_id)
+        if tune.Tuner.can_restore(str(path)):
+            tuner = tune.Tuner.restore(str(path), trainable, resume_errored=not restart_errored,
+                                       restart_errored=restart_errored)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"trial": tune.grid_search([t.param() for t in sweep.trials()])},
+                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=_scheduler(sweep),
+                                            max_concurrent_trials=_concurrency(sweep),
+                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                run_config=tune.RunConfig(name=sweep.name, storage_path=root,
+                                          failure_config=tune.FailureConfig(max_failures=sweep.max_failures)),
+            )
+        results = tuner.fit()
+        summary = _reconcile(results, served, sweep, parent_id)
+    return summary
+
+
+def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
+    """Close what Tune stopped: early-stopped trials get a tag and KILLED; errors FAILED."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = {r.data.tags.get("attnlab.trial_key"): r for r in trial_runs(uri, sweep.name)}
+    summary = {"trials": [], "parent_run_id": parent_id}
+    for result in results:
+        key = result.config["trial"]["trial_key"]
+        epochs = int(result.metrics.get("epoch", 0)) if result.metrics else 0
+        run = runs.get(key)
+        status = "error" if result.error else ("finished" if run and run.info.status == "FINISHED" else "stopped")
+        if run is not None and run.info.status == "RUNNING":
+            if result.error:
+                client.set_terminated(run.info.run_id, "FAILED")
+            else:
+                client.set_tag(run.info.run_id, "attnlab.stopped_early", "true")
+                client.set_terminated(run.info.run_id, "KILLED")
+        summary["trials"].append({"trial": key, "status": status, "epochs": epochs,
+                                  "score": result.metrics.get("score") if result.metrics else None})
+    if all(t["status"] != "error" for t in summary["trials"]):
+        client.set_terminated(parent_id, "FINISHED")
+    return summary

@@ -1,0 +1,142 @@
+"""The typed sweep config: tasks x specs x seeds, resources per trial, early stopping, budget.
+
+Every trial's TrainConfig is built and validated here, before Ray starts, so a bad spec, an
+unknown task or impossible resources fail with one clear message and nothing is written.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config import SpecStr, StrictModel, read_yaml, validate
+from pipeline.errors import ConfigError
+from pipeline.train_config import TrainConfig, build_train_config
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class TaskGrid(StrictModel):
+    """One task's part of the grid: every spec x every seed, with shared overrides."""
+
+    task: Literal["detection", "segmentation", "translation"]
+    specs: list[SpecStr] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    preset: Literal["tiny", "paper"] = "paper"
+    data: str = "tiny"
+    overrides: dict[str, Any] = Field(default_factory=dict, description="any TrainConfig keys")
+
+
+class Resources(StrictModel):
+    workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+
+
+class EarlyStopping(StrictModel):
+    policy: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(1, ge=1, description="epochs every trial gets before it can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class SweepConfig(StrictModel):
+    name: str
+    grid: list[TaskGrid] = Field(min_length=1)
+    max_epochs: int | None = Field(None, ge=1, description="budget per trial (default: each preset's)")
+    resources: Resources = Field(default_factory=Resources)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster fits")
+    max_failures: int = Field(2, ge=0, description="retries of a failed trial, each from its last checkpoint")
+
+    @model_validator(mode="after")
+    def _checks(self):
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"sweep name {self.name!r} must be letters, digits, '_', '.', '-' (it names the "
+                             "MLflow experiment and the storage folder)")
+        keys = [t.trial_key for t in self.trials()]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"the grid repeats trial(s) {', '.join(dup)}; list each task/spec/seed once")
+        return self
+
+    def trials(self) -> list["Trial"]:
+        return [Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in g.seeds]
+
+
+class Trial:
+    """One point of the grid; `trial_key` is its deterministic name (Tune trial, Train run, MLflow tag)."""
+
+    def __init__(self, task: str, spec: str, seed: int, grid: TaskGrid):
+        self.task, self.spec, self.seed, self.grid = task, spec, seed, grid
+
+    @property
+    def trial_key(self) -> str:
+        slug = self.spec.replace("w/o", "wo").replace("+", "_").replace("=", "-").replace(",", "_")
+        return f"{self.task}-{slug}-s{self.seed}"
+
+    def param(self) -> dict[str, Any]:
+        """What Tune's grid carries for this trial (plain JSON)."""
+        return {"trial_key": self.trial_key, "task": self.task, "attention": self.spec, "seed": self.seed,
+                "preset": self.grid.preset, "data": self.grid.data, "overrides": self.grid.overrides}
+
+
+def trial_train_config(param: dict[str, Any], sweep: SweepConfig, tracking_uri: str | None,
+                       out_dir: str) -> TrainConfig:
+    """The single-run config of one trial: the same builder `attnlab train` uses."""
+    flags = {"task": param["task"], "attention": param["attention"], "seed": param["seed"],
+             "data": {"path": param["data"]}, "out_dir": out_dir,
+             "tracking": {"tracking_uri": tracking_uri, "experiment": sweep.name, "run_name": param["trial_key"]}}
+    if sweep.max_epochs:
+        flags["max_epochs"] = sweep.max_epochs
+    from pipeline.config import merge
+    return build_train_config(merge(param["overrides"], flags), preset=param["preset"])
+
+
+def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
+    """On the embedded local Ray, a trial must fit this machine; a remote cluster is checked by Ray."""
+    if ray_address:
+        return
+    import torch
+
+    r = sweep.resources
+    cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
+    need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
+    if need_cpu > cpus:
+        raise ConfigError(f"a trial needs {need_cpu:g} CPUs ({r.workers_per_trial} workers x {r.cpus_per_worker:g}) "
+                          f"but this machine has {cpus}; lower resources.workers_per_trial or cpus_per_worker")
+    if need_gpu > gpus:
+        raise ConfigError(f"a trial needs {need_gpu:g} GPUs but this machine has {gpus}; set "
+                          "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)")
+
+
+def load_sweep(preset: str | None, config_file: str | None, name: str | None) -> SweepConfig:
+    """Preset or YAML file (+ --name), fully validated, every trial's TrainConfig included."""
+    from .presets import PRESETS
+
+    if bool(preset) == bool(config_file):
+        raise ConfigError("give exactly one of --preset NAME or --config FILE")
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown sweep preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        data = PRESETS[preset]()
+    else:
+        data = read_yaml(config_file)
+    if name:
+        data = {**data, "name": name}
+    sweep = validate(SweepConfig, data, "sweep")
+    for trial in sweep.trials():
+        try:
+            trial_train_config(trial.param(), sweep, None, "attnlab_runs")
+        except ConfigError as exc:
+            raise ConfigError(f"trial {trial.trial_key}: {exc}") from None
+    return sweep
+
+
+def storage_root(storage: str | None) -> str:
+    """Ray's storage_path: --storage, else ./attnlab_runs/sweeps (absolute; a URI passes through)."""
+    if storage and "://" in storage:
+        return storage
+    return str(Path(storage or "attnlab_runs/sweeps").resolve())

@@ -1,0 +1,78 @@
+"""The Tune trial function (one Ray Train V2 TorchTrainer per trial) and its per-worker loop.
+
+Each worker runs exactly `pipeline.train.run_training`, with Ray's DDP strategy and cluster
+environment plugged in. Train V2 restores a run from its own checkpoints when it is rerun under
+the same (storage_path, name), and the MLflow run is looked up by the trial's key, so retries and
+resumed sweeps continue the same run.
+"""
+from __future__ import annotations
+
+import ray.train
+import ray.tune
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from pipeline import tracking
+from pipeline.tasks import TASKS
+from pipeline.train import run_tags, run_training
+from pipeline.train_config import TrainConfig
+
+from .mlflow_runs import KIND_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
+from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
+from .sweep_config import SweepConfig, trial_train_config
+
+
+def worker_loop(config: dict) -> None:
+    """Runs on every Ray Train worker."""
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    cfg = TrainConfig.model_validate(config["train"])
+    callbacks = [ReportEpoch(TASKS[cfg.task].metric), FailOnce(config["trial_key"], config["marker_dir"])]
+    trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
+    checkpoint = ray.train.get_checkpoint()  # Ray's checkpoint wins over any other on restore
+    if checkpoint is None:
+        run_training(cfg, run_id=config["run_id"], trainer_kwargs=trainer_kwargs, callbacks=callbacks,
+                     prepare=prepare_trainer, progress_bar=False)
+        return
+    with checkpoint.as_directory() as folder:
+        run_training(cfg, run_id=config["run_id"], ckpt_path=f"{folder}/{CHECKPOINT_NAME}",
+                     trainer_kwargs=trainer_kwargs, callbacks=callbacks, prepare=prepare_trainer, progress_bar=False)
+
+
+def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
+    """(run id, finished?) of this trial's MLflow child run, created on first use."""
+    found = find_trial_run(uri, sweep.name, key)
+    if found is not None:
+        return found.info.run_id, found.info.status == "FINISHED"
+    tags = {**run_tags(cfg), KIND_TAG: "trial", SWEEP_TAG: sweep.name, TRIAL_TAG: key}
+    config = cfg.model_dump(mode="json")
+    return tracking.start_run(uri, sweep.name, key, tracking.flatten(config), tags, parent_run_id=parent_id), False
+
+
+def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_id: str) -> None:
+    """One Tune trial: a TorchTrainer over `workers_per_trial` workers."""
+    param = config["trial"]
+    sweep_cfg = SweepConfig.model_validate(sweep)
+    key = param["trial_key"]
+    cfg = trial_train_config(param, sweep_cfg, uri, f"{storage}/{sweep_cfg.name}/runs")
+    run_id, finished = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
+    if finished:  # a resumed sweep never retrains a finished trial
+        from mlflow.tracking import MlflowClient
+        metrics = MlflowClient(uri).get_run(run_id).data.metrics
+        ray.tune.report({**metrics, "epoch": cfg.max_epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)})
+        return
+    r = sweep_cfg.resources
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config={"train": cfg.model_dump(mode="json"), "run_id": run_id, "trial_key": key,
+                           "marker_dir": f"{storage}/{sweep_cfg.name}/faults"},
+        scaling_config=ScalingConfig(num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0,
+                                     resources_per_worker={"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}),
+        run_config=RunConfig(name=key, storage_path=f"{storage}/{sweep_cfg.name}/train",
+                             failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+    tracking.end_run(uri, run_id, "FINISHED")
