@@ -13,7 +13,7 @@ from pipeline.train_config import TrainConfig
 
 from .backbone import LAYERS, STAGES, build_resnet, stage_channels
 from .distributed import gather_lists
-from .vision_recipe import scaled_lr, sgd_with_warmup, steps_per_epoch
+from .vision_recipe import SgdRecipe
 
 TRAINABLE_ORDER = ["layer4", "layer3", "layer2", "layer1", "conv1"]
 
@@ -48,7 +48,7 @@ def build_detector(cfg: TrainConfig, num_classes: int) -> FasterRCNN:
                       box_detections_per_img=d.detections_per_image, rpn_anchor_generator=anchors)
 
 
-class DetectionModule(L.LightningModule):
+class DetectionModule(SgdRecipe, L.LightningModule):
     """Trains with the detector's own losses; validation logs COCO box AP (val/bbox_AP, ...)."""
 
     metric = "val/bbox_AP"
@@ -90,11 +90,6 @@ class DetectionModule(L.LightningModule):
             return
         stats = coco_box_ap(self.trainer.datamodule.val_coco, results, ids)
         self.log_dict({f"val/{k}": v for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
-
-    def configure_optimizers(self):
-        lr = scaled_lr(self.cfg.optim.base_lr, self.cfg.optim.base_batch, self.cfg.data.batch_size,
-                       self.trainer.world_size)
-        return sgd_with_warmup(self, self.cfg.optim, lr, steps_per_epoch(self.trainer))
 
     def efficiency_input(self, datamodule):
         """One evaluation image, as the model sees it at evaluation time."""

@@ -14,7 +14,7 @@ from pipeline.train_config import TrainConfig
 
 from .backbone import stage_channels
 from .detection import build_resnet_from
-from .vision_recipe import scaled_lr, sgd_with_warmup, steps_per_epoch
+from .vision_recipe import SgdRecipe
 
 DILATED = {8: ("res4", "res5"), 16: ("res5",), 32: ()}
 
@@ -35,7 +35,7 @@ def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
 
 
-class SegmentationModule(L.LightningModule):
+class SegmentationModule(SgdRecipe, L.LightningModule):
     """Pixel cross entropy (ignore 255); validation logs val/mIoU and val/IoU_<class>."""
 
     metric = "val/mIoU"
@@ -79,11 +79,6 @@ class SegmentationModule(L.LightningModule):
         metrics.update({f"val/IoU_{name.replace(' ', '_')}": v.float()
                         for name, v in zip(self.class_names, iou) if not torch.isnan(v)})
         self.log_dict(metrics)
-
-    def configure_optimizers(self):
-        lr = scaled_lr(self.cfg.optim.base_lr, self.cfg.optim.base_batch, self.cfg.data.batch_size,
-                       self.trainer.world_size)
-        return sgd_with_warmup(self, self.cfg.optim, lr, steps_per_epoch(self.trainer))
 
     def efficiency_input(self, datamodule):
         image, _ = datamodule.val_set[0]

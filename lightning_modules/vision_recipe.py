@@ -32,3 +32,12 @@ def sgd_with_warmup(module: nn.Module, optim, lr: float, steps_per_epoch: int):
 
 def steps_per_epoch(trainer) -> int:
     return max(1, int(trainer.estimated_stepping_batches // max(1, trainer.max_epochs)))
+
+
+class SgdRecipe:
+    """LightningModule mixin: the study's SGD schedule from `self.cfg` (a TrainConfig)."""
+
+    def configure_optimizers(self):
+        optim = self.cfg.optim
+        lr = scaled_lr(optim.base_lr, optim.base_batch, self.cfg.data.batch_size, self.trainer.world_size)
+        return sgd_with_warmup(self, optim, lr, steps_per_epoch(self.trainer))

@@ -16,11 +16,22 @@ COMMANDS = [attention, data, train, sweep, best, report]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """The main job on embedded defaults (grows into the smoke sweep)."""
-    from .attention_table import AttentionTableConfig, attention_table, format_rows
+    """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
+    from tune.sweep import run_sweep
+    from tune.sweep_config import load_sweep
 
-    print("attnlab: cost of every mechanism of the study at res4 (2 x 256 x 50 x 84)")
-    print(format_rows(attention_table(AttentionTableConfig())))
+    from .queries import fetch_runs, rank, render
+    from .report import write_report
+    from .tracking import resolve_tracking_uri
+
+    sweep = load_sweep("smoke", None, None)
+    summary = run_sweep(sweep)
+    runs = fetch_runs(resolve_tracking_uri(None), sweep.name)
+    print(render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table"))
+    index = write_report(runs, sweep.name, "attnlab_runs/report")
+    stopped = sum(t["status"] == "stopped" for t in summary["trials"])
+    print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
+    print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)")
     return 0
 
 
@@ -29,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
-    p = sub.add_parser("run", help="the main job on embedded defaults")
+    p = sub.add_parser("run", help="the main job: the smoke sweep on generated data, its ranking and report")
     p.set_defaults(func=_cmd_run)
     return parser
 

@@ -90,7 +90,7 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
         for t, rows in ranking.items():
             for r in rows:
                 writer.writerow([t, r.rank, r.attention, r.metric, r.metric_std, r.cost, r.seeds, r.pareto])
-        return buf.getvalue()
+        return buf.getvalue().rstrip("\n")
     from .attention_table import format_rows
 
     parts = []

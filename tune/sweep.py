@@ -26,8 +26,10 @@ def _scheduler(sweep: SweepConfig):
     es = sweep.early_stopping
     if es.policy == "none":
         return FIFOScheduler()
-    max_t = sweep.max_epochs or 1000
-    return ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=min(es.grace_period, max_t),
+    # max_t one past the budget: ASHA never cuts a trial at its last epoch, so a trial that
+    # survives every rung ends on its own (final checkpoint and MLflow artifacts included).
+    max_t = (sweep.max_epochs or 1000) + 1
+    return ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=min(es.grace_period, max_t - 1),
                          reduction_factor=es.reduction_factor)
 
 
@@ -71,6 +73,10 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
             from pipeline.errors import ConfigError
             raise ConfigError(f"sweep {sweep.name!r} already exists at {path} with another config; "
                               "resume it unchanged (`attnlab resume`) or pick a new --name")
+    from mlflow.tracking import MlflowClient
+
+    # Created against the store itself, so its artifact location is a path every process here can read.
+    tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
     init_ray(ray_address)
     with tracking_server(uri) as served:
         parent_id = parent_run(served, sweep.name, sweep.model_dump(mode="json"))

@@ -1,0 +1,51 @@
+"""Bad sweep configs fail before Ray starts, with one clear message each."""
+import pytest
+import yaml
+
+from pipeline.cli import main
+from tune.sweep_config import load_sweep
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+BASE = {"name": "t", "grid": [{"task": "detection", "specs": ["w/o", "1111"], "preset": "tiny"}]}
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"grid": [{"task": "classification", "specs": ["1111"]}]}, "grid.0.task"),
+    ({"grid": [{"task": "detection", "specs": ["1112"]}]}, "unknown part '1112'"),
+    ({"resources": {"workers_per_trial": 64, "cpus_per_worker": 4}}, "needs 256 CPUs"),
+    ({"resources": {"gpus_per_worker": 1}}, "GPUs but this machine has 0"),
+    ({"name": "bad name!"}, "sweep name"),
+    ({"grid": [{"task": "detection", "specs": ["w/o", "W/O"], "preset": "tiny"}]}, "repeats trial"),
+    ({"grid": [{"task": "detection", "specs": ["1111"], "overrides": {"backbone": {"depth": 7}}}]},
+     "trial detection-1111-s0"),
+    ({"max_failures": -1}, "max_failures"),
+])
+def test_bad_sweep_configs_fail_before_ray_starts(tmp_path, monkeypatch, capsys, change, needle):
+    monkeypatch.chdir(tmp_path)
+    import ray
+    path = _write(tmp_path, {**BASE, **change})
+    assert main(["sweep", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnlab: error:") and needle in err, err
+    assert not ray.is_initialized()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"], "nothing may be written"
+
+
+def test_preset_and_config_are_exclusive_and_presets_validate():
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_sweep(None, None, None)
+    with pytest.raises(ValueError, match="unknown sweep preset"):
+        load_sweep("nope", None, None)
+    smoke = load_sweep("smoke", None, "mine")
+    assert smoke.name == "mine" and len(smoke.trials()) >= 4
+    keys = [t.trial_key for t in smoke.trials()]
+    assert len(set(keys)) == len(keys) and "segmentation-wo-s0" in keys
+    paper = load_sweep("paper-detection", None, None)
+    assert {t.spec for t in paper.trials()} >= {"1111", "0010", "w/o", "deform", "0010+deform", "dynamic"}
+    assert len(paper.trials()) == 21  # w/o + 15 codes + deform, dynamic + 3 combinations
