@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
-from lightning_modules.attention import build_attention_parts, options_for
+from lightning_modules.attention import build_attention_parts, options_for, placed_modules
 
 STAGES = ("res2", "res3", "res4", "res5")
 LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4")))
@@ -81,9 +81,7 @@ def stage_channels(model: resnet.ResNet) -> list[int]:
 
 def factory_sites(model: nn.Module) -> list[str]:
     """Names of the modules the attention factory placed (attention slots, replaced 3x3 convs)."""
-    return [name for name, m in model.named_modules()
-            if name.rsplit(".", 1)[-1] in ("attention", "block_attention", "conv2")
-            and not isinstance(m, (nn.Identity, nn.Conv2d))]
+    return placed_modules(model)
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> None:

@@ -36,11 +36,11 @@ SpecStr = Annotated[str, AfterValidator(_check_spec)]
 def _format_errors(kind: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in item["loc"])
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling"
-        lines.append(f"  {where}: {msg}")
+        lines.append(f"  {where}: {msg}" if where else f"  {msg}")
     return f"invalid {kind} config:\n" + "\n".join(lines)
 
 

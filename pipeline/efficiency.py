@@ -27,8 +27,8 @@ def _sync(device: torch.device) -> None:
 
 def measure_efficiency(model: nn.Module, inputs: tuple, sites: Sequence[str], items: int = 1,
                        repeats: int = 5) -> dict[str, float]:
-    """{'flops', 'attention_flops', 'params', 'attention_params', 'latency_ms', 'peak_memory_mb'}
-    per item (image or, for translation, whatever `items` counts) of one forward on `inputs`."""
+    """{'flops', 'attention_flops', 'params', 'attention_params', 'latency_ms', 'items_per_second',
+    'peak_memory_mb'}; FLOPs and latency per item (an image, or a target token in translation)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -61,5 +61,6 @@ def measure_efficiency(model: nn.Module, inputs: tuple, sites: Sequence[str], it
         "params": float(count_parameters(model)),
         "attention_params": float(attention_params),
         "latency_ms": 1000 * statistics.median(times) / items,
+        "items_per_second": items / statistics.median(times),
         "peak_memory_mb": peak / 2**20,
     }

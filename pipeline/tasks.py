@@ -56,9 +56,28 @@ def _segmentation_module(cfg: TrainConfig, dm):
     return SegmentationModule(cfg.model_dump(mode="json"), dm.num_classes)
 
 
+def _translation_tiny(out: Path) -> Path:
+    from .data.tiny_translation import make_tiny_translation
+    return make_tiny_translation(out)
+
+
+def _translation_data(cfg: TrainConfig, root: Path):
+    from .data.translation import TranslationDataModule
+    t = cfg.translation
+    vocab_dir = Path(cfg.out_dir) / "vocab" / f"{Path(root).resolve().name}-{t.vocab_size}"
+    return TranslationDataModule(root, vocab_dir, t.src_lang, t.tgt_lang, t.vocab_size, t.max_tokens, t.max_len,
+                                 cfg.seed)
+
+
+def _translation_module(cfg: TrainConfig, dm):
+    from lightning_modules.translation import TranslationModule
+    return TranslationModule(cfg.model_dump(mode="json"), dm.vocab)
+
+
 TASKS: dict[str, Task] = {
     "detection": Task(_detection_tiny, _detection_data, _detection_module, "val/bbox_AP"),
     "segmentation": Task(_segmentation_tiny, _segmentation_data, _segmentation_module, "val/mIoU"),
+    "translation": Task(_translation_tiny, _translation_data, _translation_module, "val/bleu"),
 }
 
 

@@ -12,7 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
-from lightning_modules.backbone import factory_sites
+from lightning_modules.attention import placed_modules
 
 from . import tracking
 from .efficiency import measure_efficiency
@@ -43,7 +43,8 @@ class EfficiencyStats(Callback):
         net = pl_module.model
         inputs = pl_module.efficiency_input(self.datamodule)
         inputs = tuple(_to_device(x, pl_module.device) for x in inputs)
-        self.stats = measure_efficiency(net, inputs, factory_sites(net))
+        items = pl_module.efficiency_items(inputs) if hasattr(pl_module, "efficiency_items") else 1
+        self.stats = measure_efficiency(net, inputs, placed_modules(net), items=items)
         for logger in trainer.loggers:
             logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
 

@@ -66,6 +66,32 @@ class SegmentationConfig(StrictModel):
     aux_loss: bool = False
 
 
+class TranslationConfig(StrictModel):
+    """Transformer base by default (6+6 layers, d_model 512, 8 heads, FFN 2048, shared embeddings)."""
+
+    encoder_layers: int = Field(6, ge=1)
+    decoder_layers: int = Field(6, ge=1)
+    d_model: int = Field(512, ge=8)
+    heads: int = Field(8, ge=1)
+    ffn: int = Field(2048, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    lr: float = Field(7e-4, gt=0, description="peak lr of the inverse-square-root schedule")
+    warmup_steps: int = Field(4000, ge=1)
+    betas: tuple[float, float] = (0.9, 0.98)
+    accumulate_grad_batches: int = Field(1, ge=1)
+    max_tokens: int = Field(4096, ge=16, description="padded tokens per batch (token buckets)")
+    max_len: int = Field(256, ge=4, description="longer training pairs are filtered (and counted)")
+    vocab_size: int = Field(32000, ge=16, description="shared sentencepiece BPE vocabulary")
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    beam: int = Field(4, ge=1)
+    length_penalty: float = Field(0.6, ge=0)
+    decode: Literal["beam", "greedy"] = "beam"
+    max_decode_extra: int = Field(50, ge=1, description="decode up to source length + this")
+    attention_options: dict[str, int | float | bool | str] = Field(default_factory=dict)
+
+
 class DataConfig(StrictModel):
     path: str = Field("tiny", description="'tiny' (generated on the fly) or the data set's folder")
     batch_size: int = Field(2, ge=1)
@@ -79,9 +105,18 @@ class TrackingConfig(StrictModel):
     run_name: str | None = None
 
 
+def normalise_attention(task: str | None, text: str) -> str:
+    """Vision takes one spec; translation per-site specs (a single spec sets both self sites)."""
+    from lightning_modules.attention import parse_spec
+
+    from .site_specs import format_sites, parse_sites
+
+    return format_sites(parse_sites(text)) if task == "translation" else str(parse_spec(text))
+
+
 class TrainConfig(StrictModel):
     task: Task
-    attention: SpecStr = "w/o"
+    attention: str = Field("w/o", description="a spec; for translation also enc_self=..,dec_self=..,enc_dec=..")
     seed: int = 0
     max_epochs: int = Field(12, ge=1)
     precision: str = Field("32-true", description="Lightning precision, e.g. 16-mixed on GPU")
@@ -94,7 +129,20 @@ class TrainConfig(StrictModel):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    translation: TranslationConfig = Field(default_factory=TranslationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_attention(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("attention", "w/o"), str):
+            task = data.get("task")
+            text = data.get("attention", "1000" if task == "translation" else "w/o")
+            try:
+                data = {**data, "attention": normalise_attention(task, text)}
+            except ValueError as exc:
+                raise ValueError(f"attention: {exc}") from None
+        return data
 
     @model_validator(mode="after")
     def _schedule_fits(self):
@@ -117,12 +165,18 @@ TINY = {
                                "weight_decay": 1e-4},
                      "data": {"batch_size": 4}},
 }
+TINY["translation"] = {
+    "max_epochs": 12, "optim": {"lr_steps": []},
+    "translation": {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "heads": 4, "ffn": 128,
+                    "dropout": 0.1, "lr": 3e-3, "warmup_steps": 60, "max_tokens": 1024, "max_len": 64,
+                    "vocab_size": 200, "beam": 4}}
 PRESETS = ("tiny", "paper")
 PAPER = {
     "detection": {"max_epochs": 12, "data": {"batch_size": 2, "num_workers": 4}},
     "segmentation": {"max_epochs": 60, "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 200,
                                                  "lr_steps": [40, 55]},
                      "segmentation": {"crop_size": 769}, "data": {"batch_size": 2, "num_workers": 4}},
+    "translation": {"max_epochs": 30, "optim": {"lr_steps": []}, "precision": "16-mixed"},
 }
 
 

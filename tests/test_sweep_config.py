@@ -25,6 +25,8 @@ BASE = {"name": "t", "grid": [{"task": "detection", "specs": ["w/o", "1111"], "p
     ({"grid": [{"task": "detection", "specs": ["1111"], "overrides": {"backbone": {"depth": 7}}}]},
      "trial detection-1111-s0"),
     ({"max_failures": -1}, "max_failures"),
+    ({"grid": [{"task": "translation", "specs": ["enc_self=1111,enc_dec=w/o"], "preset": "tiny"}]},
+     "encoder-decoder attention cannot be 'w/o'"),
 ])
 def test_bad_sweep_configs_fail_before_ray_starts(tmp_path, monkeypatch, capsys, change, needle):
     monkeypatch.chdir(tmp_path)
@@ -49,3 +51,6 @@ def test_preset_and_config_are_exclusive_and_presets_validate():
     paper = load_sweep("paper-detection", None, None)
     assert {t.spec for t in paper.trials()} >= {"1111", "0010", "w/o", "deform", "0010+deform", "dynamic"}
     assert len(paper.trials()) == 21  # w/o + 15 codes + deform, dynamic + 3 combinations
+    translation = load_sweep("paper-translation", None, None)
+    assert len(translation.trials()) == 21 + 14  # self sites over the study's specs, then enc-dec codes
+    assert "translation-enc_self-1000_dec_self-1000_enc_dec-0010-s0" in {t.trial_key for t in translation.trials()}

@@ -32,9 +32,22 @@ def paper_segmentation() -> dict:
     return {"name": "paper-segmentation", "grid": [_paper("segmentation")], "resources": {"gpus_per_worker": 1, "workers_per_trial": 4, "cpus_per_worker": 4}}
 
 
-def paper() -> dict:
-    return {"name": "paper", "grid": [_paper("detection"), _paper("segmentation")],
+def _paper_translation_grid() -> dict:
+    """Self-attention sites over the study's specs (enc-dec 1000), then enc-dec over the 15 codes."""
+    specs = [f"enc_self={s},dec_self={s},enc_dec=1000" for s in STUDY_SPECS]
+    specs += [f"enc_self=1000,dec_self=1000,enc_dec={c}" for c in all_codes() if c != "1000"]
+    return {**_paper("translation"), "specs": specs}
+
+
+def paper_translation() -> dict:
+    return {"name": "paper-translation", "grid": [_paper_translation_grid()],
             "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
 
 
-PRESETS = {"smoke": smoke, "paper-detection": paper_detection, "paper-segmentation": paper_segmentation, "paper": paper}
+def paper() -> dict:
+    return {"name": "paper", "grid": [_paper("detection"), _paper("segmentation"), _paper_translation_grid()],
+            "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+
+
+PRESETS = {"smoke": smoke, "paper-detection": paper_detection, "paper-segmentation": paper_segmentation,
+           "paper-translation": paper_translation, "paper": paper}

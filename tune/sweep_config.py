@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.config import SpecStr, StrictModel, read_yaml, validate
+from pipeline.config import StrictModel, read_yaml, validate
 from pipeline.errors import ConfigError
-from pipeline.train_config import TrainConfig, build_train_config
+from pipeline.train_config import TrainConfig, build_train_config, normalise_attention
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -23,11 +23,23 @@ class TaskGrid(StrictModel):
     """One task's part of the grid: every spec x every seed, with shared overrides."""
 
     task: Literal["detection", "segmentation", "translation"]
-    specs: list[SpecStr] = Field(min_length=1)
+    specs: list[str] = Field(min_length=1, description="specs; for translation also per-site specs")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     preset: Literal["tiny", "paper"] = "paper"
     data: str = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict, description="any TrainConfig keys")
+
+    @model_validator(mode="after")
+    def _normalise_specs(self):
+        """The same normalisation as a single run (so 'W/O' and 'w/o' are one trial)."""
+        normal = []
+        for spec in self.specs:
+            try:
+                normal.append(normalise_attention(self.task, spec))
+            except ValueError as exc:
+                raise ValueError(f"spec {spec!r}: {exc}") from None
+        object.__setattr__(self, "specs", normal)
+        return self
 
 
 class Resources(StrictModel):

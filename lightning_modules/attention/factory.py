@@ -141,3 +141,16 @@ def build_attention(spec: str | AttentionSpec, channels: int, dim: int = 2, **op
     if conv is not None or attn is not None:
         return conv if conv is not None else attn
     return Identity2d() if dim == 2 else NoAttention1d()
+
+
+FACTORY_TYPES = (GeneralizedAttention1d, GeneralizedAttention2d, DeformConv1d, DeformConv2d, DynamicConv1d,
+                 DynamicConv2d, AttentionStack)
+
+
+def placed_modules(model: nn.Module) -> list[str]:
+    """Names of the outermost modules the factory built inside `model` (what costs 'attention')."""
+    names: list[str] = []
+    for name, module in model.named_modules():
+        if isinstance(module, FACTORY_TYPES) and not any(name.startswith(f"{n}.") for n in names):
+            names.append(name)
+    return names

@@ -1,0 +1,158 @@
+"""Parallel text for translation: plain text files or a `datasets` folder, a shared sentencepiece
+vocabulary saved beside the run, filtering that is counted, and token-bucketed batches.
+
+Text layout: ROOT/{train,valid}.{src,tgt} (one sentence a line, aligned). `datasets` layout: a
+folder written by `DatasetDict.save_to_disk` with train/validation splits whose rows hold
+{"translation": {src: ..., tgt: ...}} (WMT14's schema).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import lightning as L
+import sentencepiece as spm
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ..errors import ConfigError
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def _read_text(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
+    paths = [root / f"{split}.{src}", root / f"{split}.{tgt}"]
+    for p in paths:
+        if not p.is_file():
+            raise ConfigError(f"translation file {p} is missing; expected {split}.{src} and {split}.{tgt} in {root}")
+    a, b = (p.read_text(encoding="utf-8").splitlines() for p in paths)
+    if len(a) != len(b):
+        raise ConfigError(f"{paths[0].name} has {len(a)} lines but {paths[1].name} has {len(b)}; "
+                          "parallel files must align line by line")
+    return a, b
+
+
+def _read_datasets(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(root))
+    name = {"valid": "validation"}.get(split, split)
+    if name not in data:
+        raise ConfigError(f"datasets folder {root} has no {name!r} split (it has {', '.join(data)})")
+    rows = data[name]["translation"]
+    return [r[src] for r in rows], [r[tgt] for r in rows]
+
+
+def read_parallel(root: str | Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"translation data folder {root} does not exist; pass a folder with {split}.{src}/"
+                          f"{split}.{tgt} or a datasets save_to_disk folder, or --data tiny")
+    if (root / "dataset_dict.json").is_file():
+        return _read_datasets(root, split, src, tgt)
+    return _read_text(root, split, src, tgt)
+
+
+def train_vocabulary(sentences: list[str], out: Path, vocab_size: int) -> spm.SentencePieceProcessor:
+    """A shared BPE vocabulary (source + target), saved to out/spm.model; reused when present."""
+    model = out / "spm.model"
+    if not model.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_prefix=str(out / "spm"), vocab_size=vocab_size,
+            model_type="bpe", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            hard_vocab_limit=False, minloglevel=2)
+    return spm.SentencePieceProcessor(model_file=str(model))
+
+
+class TokenBuckets(Sampler):
+    """Batches of similar length holding at most `max_tokens` padded tokens; shuffled per epoch."""
+
+    def __init__(self, lengths: list[int], max_tokens: int, shuffle: bool, seed: int = 0):
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        self.batches, batch, longest = [], [], 0
+        for i in order:
+            longest_if = max(longest, lengths[i])
+            if batch and longest_if * (len(batch) + 1) > max_tokens:
+                self.batches.append(batch)
+                batch, longest_if = [], lengths[i]
+            batch.append(i)
+            longest = longest_if
+        if batch:
+            self.batches.append(batch)
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def __iter__(self):
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(batches)
+            self.epoch += 1
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def collate(items):
+    """[(src ids, tgt ids, index)] -> padded (src, tgt_in, tgt_out, index) with BOS/EOS."""
+    src = torch.nn.utils.rnn.pad_sequence([torch.tensor(s + [EOS]) for s, _, _ in items], batch_first=True,
+                                          padding_value=PAD)
+    tgt = [torch.tensor([BOS] + t + [EOS]) for _, t, _ in items]
+    tgt = torch.nn.utils.rnn.pad_sequence(tgt, batch_first=True, padding_value=PAD)
+    return src, tgt[:, :-1], tgt[:, 1:], torch.tensor([i for _, _, i in items])
+
+
+class TranslationDataModule(L.LightningDataModule):
+    def __init__(self, root: str | Path, vocab_dir: str | Path, src_lang: str = "en", tgt_lang: str = "de",
+                 vocab_size: int = 8000, max_tokens: int = 4096, max_len: int = 256, seed: int = 0):
+        super().__init__()
+        self.root, self.vocab_dir = Path(root), Path(vocab_dir)
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self.vocab_size, self.max_tokens, self.max_len, self.seed = vocab_size, max_tokens, max_len, seed
+        self.raw = {split: read_parallel(self.root, split, src_lang, tgt_lang) for split in ("train", "valid")}
+        self.sp = None
+        self.filtered: dict[str, int] = {}
+
+    def _encode(self, split: str):
+        src, tgt = self.raw[split]
+        pairs, empty, long = [], 0, 0
+        for s, t in zip(src, tgt):
+            if not s.strip() or not t.strip():
+                empty += 1
+                continue
+            a, b = self.sp.encode(s), self.sp.encode(t)
+            if split == "train" and (len(a) + 1 > self.max_len or len(b) + 2 > self.max_len):
+                long += 1
+                continue
+            pairs.append((a, b, len(pairs)))
+        self.filtered.update({f"{split}_empty": empty, f"{split}_too_long": long, f"{split}_kept": len(pairs)})
+        if not pairs:
+            raise ConfigError(f"no usable {split} sentence pairs in {self.root} ({empty} empty, {long} too long)")
+        return pairs
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sp is not None:
+            return
+        src, tgt = self.raw["train"]
+        self.sp = train_vocabulary([x for x in src + tgt if x.strip()], self.vocab_dir, self.vocab_size)
+        self.train_pairs, self.valid_pairs = self._encode("train"), self._encode("valid")
+        self.valid_refs = [t for s, t in zip(*self.raw["valid"]) if s.strip() and t.strip()]
+
+    @property
+    def vocab(self) -> int:
+        self.setup()
+        return self.sp.get_piece_size()
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i not in (PAD, BOS, EOS)])
+
+    def _loader(self, pairs, shuffle):
+        lengths = [max(len(a) + 1, len(b) + 2) for a, b, _ in pairs]
+        sampler = TokenBuckets(lengths, self.max_tokens, shuffle, self.seed)
+        return DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
+
+    def train_dataloader(self):
+        return self._loader(self.train_pairs, True)
+
+    def val_dataloader(self):
+        return self._loader(self.valid_pairs, False)
