@@ -100,15 +100,43 @@ class Transformer(nn.Module):
         memory, mem_pad = self.encode(src)
         return self.decode(tgt_in, memory, mem_pad)
 
+    @property
+    def incremental(self) -> bool:
+        """Whether every decoder self-attention site can attend from one new position to a cache."""
+        return all(getattr(layer.self_attn, "incremental", False) for layer in self.decoder)
+
+    def decode_last(self, tokens, memory, mem_pad, cache: list | None):
+        """Logits of the next token after `tokens` (N, t). With a cache (a list, one entry per
+        layer, of the normalised self-attention inputs so far) only the last position is computed."""
+        if cache is None:
+            return self.decode(tokens, memory, mem_pad)[:, -1]
+        t = tokens.shape[1] - 1
+        y = self.embed(tokens[:, -1:]) * math.sqrt(self.d_model) + sinusoid(t + 1, self.d_model, tokens.device)[t]
+        for i, layer in enumerate(self.decoder):
+            h = layer.norms[0](y)
+            cache[i] = h if cache[i] is None else torch.cat([cache[i], h], 1)
+            y = y + layer.self_attn(h, memory=cache[i], query_offset=t)
+            y = y + layer.cross_attn(layer.norms[1](y), memory=memory, key_padding_mask=mem_pad, query_offset=t)
+            y = y + layer.ffn(layer.norms[2](y))
+        return (self.dec_norm(y) @ self.embed.weight.t())[:, -1]
+
+
+def _new_cache(model: Transformer, incremental: bool | None):
+    use = model.incremental if incremental is None else incremental
+    return [None] * len(model.decoder) if use else None
+
 
 @torch.no_grad()
-def greedy_decode(model: Transformer, src: torch.Tensor, max_extra: int = 50) -> list[list[int]]:
+def greedy_decode(model: Transformer, src: torch.Tensor, max_extra: int = 50,
+                  incremental: bool | None = None) -> list[list[int]]:
+    """Greedy decoding; incremental (cached) where every decoder self-attention site allows it."""
     memory, mem_pad = model.encode(src)
     n = src.shape[0]
+    cache = _new_cache(model, incremental)
     tokens = torch.full((n, 1), BOS, dtype=torch.long, device=src.device)
     done = torch.zeros(n, dtype=torch.bool, device=src.device)
     for _ in range(src.shape[1] + max_extra):
-        nxt = model.decode(tokens, memory, mem_pad)[:, -1].argmax(-1)
+        nxt = model.decode_last(tokens, memory, mem_pad, cache).argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
         tokens = torch.cat([tokens, nxt[:, None]], 1)
         done |= nxt.eq(EOS)
@@ -128,8 +156,9 @@ def _strip(ids: list[int]) -> list[int]:
 
 @torch.no_grad()
 def beam_search(model: Transformer, src: torch.Tensor, beam: int = 4, alpha: float = 0.6,
-                max_extra: int = 50) -> list[list[int]]:
+                max_extra: int = 50, incremental: bool | None = None) -> list[list[int]]:
     """Batched beam search; finished hypotheses ranked by log-prob / ((5 + len) / 6) ** alpha (GNMT)."""
+    cache = _new_cache(model, incremental)
     memory, mem_pad = model.encode(src)
     n, device = src.shape[0], src.device
     memory, mem_pad = memory.repeat_interleave(beam, 0), mem_pad.repeat_interleave(beam, 0)
@@ -138,13 +167,14 @@ def beam_search(model: Transformer, src: torch.Tensor, beam: int = 4, alpha: flo
     scores[:, 0] = 0.0
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]
     for step in range(src.shape[1] + max_extra):
-        logp = model.decode(tokens, memory, mem_pad)[:, -1].float().log_softmax(-1)
+        logp = model.decode_last(tokens, memory, mem_pad, cache).float().log_softmax(-1)
         vocab = logp.shape[-1]
         cand = (scores[:, :, None] + logp.view(n, beam, vocab)).view(n, -1)
         top, idx = cand.topk(2 * beam, dim=-1)
         origin, word = idx // vocab, idx % vocab
         new_scores = torch.full((n, beam), float("-inf"), device=device)
         new_tokens = tokens.new_full((n, beam, tokens.shape[1] + 1), PAD)
+        reorder = [b * beam for b in range(n) for _ in range(beam)]  # which old row each new row extends
         for b in range(n):
             kept = 0
             for score, o, w in zip(top[b].tolist(), origin[b].tolist(), word[b].tolist()):
@@ -157,10 +187,14 @@ def beam_search(model: Transformer, src: torch.Tensor, beam: int = 4, alpha: flo
                     continue
                 new_scores[b, kept] = score
                 new_tokens[b, kept] = torch.tensor([BOS] + seq, device=device)
+                reorder[b * beam + kept] = b * beam + o
                 kept += 1
                 if kept == beam:
                     break
         tokens, scores = new_tokens.view(n * beam, -1), new_scores
+        if cache is not None:
+            index = torch.tensor(reorder, device=device)
+            cache = [c.index_select(0, index) for c in cache]
         best_alive = scores.max(-1).values
         if all(len(finished[b]) >= beam and max(s for s, _ in finished[b]) >= best_alive[b].item()
                / ((5 + step + 2) / 6) ** alpha for b in range(n)):

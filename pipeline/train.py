@@ -86,6 +86,7 @@ def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: 
         max_epochs=cfg.max_epochs, precision=cfg.precision, accelerator=cfg.accelerator, devices=cfg.devices,
         logger=logger, callbacks=[checkpoint, RunMetadata(run_id, config), efficiency, LearningRateMonitor(), *callbacks],
         limit_train_batches=cfg.limit_train_batches, gradient_clip_val=cfg.optim.grad_clip,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
         num_sanity_val_steps=0, log_every_n_steps=5, enable_progress_bar=progress_bar, enable_model_summary=False,
     )
     trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})

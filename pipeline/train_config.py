@@ -79,7 +79,6 @@ class TranslationConfig(StrictModel):
     lr: float = Field(7e-4, gt=0, description="peak lr of the inverse-square-root schedule")
     warmup_steps: int = Field(4000, ge=1)
     betas: tuple[float, float] = (0.9, 0.98)
-    accumulate_grad_batches: int = Field(1, ge=1)
     max_tokens: int = Field(4096, ge=16, description="padded tokens per batch (token buckets)")
     max_len: int = Field(256, ge=4, description="longer training pairs are filtered (and counted)")
     vocab_size: int = Field(32000, ge=16, description="shared sentencepiece BPE vocabulary")
@@ -124,6 +123,7 @@ class TrainConfig(StrictModel):
     devices: int | str = "auto"
     out_dir: str = Field("attnlab_runs", description="checkpoints and run files go under it")
     limit_train_batches: int | float | None = None
+    accumulate_grad_batches: int = Field(1, ge=1, description="gradient accumulation (e.g. for big token batches)")
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)

@@ -116,3 +116,25 @@ def test_train_cli_tracks_bleu_signature_and_filter_counts(workdir):
     assert "val/bleu" in run.data.metrics and "val/chrf" in run.data.metrics
     assert run.data.metrics["cost/items_per_second"] > 0  # target tokens per second
     assert (workdir / "attnlab_runs" / "vocab").is_dir()  # the vocabulary is saved beside the runs
+
+
+@pytest.mark.parametrize("dec_self", ["1111", "0010", "w/o", "0101"])
+def test_incremental_decoding_matches_full_recompute(dec_self):
+    model = _model({"enc_self": "1000", "dec_self": dec_self, "enc_dec": "1100"}, seed=3).eval()
+    assert model.incremental
+    src = torch.randint(4, VOCAB, (3, 6))
+    src[1, 4:] = PAD
+    tgt = torch.randint(4, VOCAB, (3, 7))
+    with torch.no_grad():
+        memory, mem_pad = model.encode(src)
+        full = model.decode(tgt, memory, mem_pad)
+        cache = [None] * len(model.decoder)
+        for t in range(tgt.shape[1]):
+            step = model.decode_last(tgt[:, : t + 1], memory, mem_pad, cache)
+            torch.testing.assert_close(step, full[:, t], rtol=1e-4, atol=1e-4)
+
+
+def test_convolution_sites_decode_by_full_recompute():
+    model = _model({"enc_self": "1000", "dec_self": "dynamic", "enc_dec": "1000"}).eval()
+    assert not model.incremental
+    assert len(greedy_decode(model, torch.randint(4, VOCAB, (2, 5)), 4)) == 2

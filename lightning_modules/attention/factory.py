@@ -45,6 +45,8 @@ REGISTRY: dict[tuple[str, int], Mechanism] = {
 class NoAttention1d(nn.Module):
     """'w/o' at a sequence site: contributes nothing, so the layer's residual passes x through."""
 
+    incremental = True
+
     def forward(self, x: torch.Tensor, memory=None, key_padding_mask=None, query_offset: int = 0) -> torch.Tensor:
         return torch.zeros_like(x)
 

@@ -24,6 +24,8 @@ DEFAULTS_1D = dict(num_heads=8, position_embedding_dim=-1, position_magnitude=1.
 class GeneralizedAttention1d(nn.Module):
     """Multi-head attention with logits sum_j beta_j E_j / sqrt(d), optionally causal or windowed."""
 
+    incremental = True  # one query at a time against the cached prefix (query_offset)
+
     def __init__(self, channels: int, code: str, num_heads: int = 8, position_embedding_dim: int = -1,
                  position_magnitude: float = 1.0, wave_length: float = 10000.0, causal: bool = False,
                  spatial_range: int = -1, dropout: float = 0.0, impl: str = "auto"):
