@@ -9,10 +9,10 @@ import argparse
 import os
 import sys
 
-from .commands import attention, best, data, report, sweep, train
+from .commands import attention, best, data, report, submit, sweep, train
 from .errors import ConfigError
 
-COMMANDS = [attention, data, train, sweep, best, report]
+COMMANDS = [attention, data, train, sweep, best, report, submit]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

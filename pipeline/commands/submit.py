@@ -1,0 +1,37 @@
+"""`attnlab submit`: run a sweep on Kubernetes (KubeRay RayJob) or on a running Ray cluster."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("submit", help="submit a sweep as a KubeRay RayJob (or to a running Ray cluster)")
+    p.add_argument("--preset", help="sweep preset")
+    p.add_argument("--config", help="sweep YAML (a path inside the image or the working dir)")
+    p.add_argument("--name", help="sweep name (default: the preset's / config's)")
+    p.add_argument("--image", help="training image (required for Kubernetes)")
+    p.add_argument("--namespace", default="attnlab")
+    p.add_argument("--gpus-per-trial", type=int, default=1, help="GPUs per worker pod")
+    p.add_argument("--workers", type=int, default=2, help="worker pods (autoscaling from 0 to this)")
+    p.add_argument("--dry-run", action="store_true", help="print the RayJob YAML instead of creating it")
+    p.add_argument("--ray-address", help="http://HOST:8265 of a running Ray cluster: submit a Ray job there")
+    p.add_argument("--storage", default=None, help="with --ray-address: the sweep storage path on that cluster")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..submit import create_rayjob, render_rayjob, submit_to_ray, to_yaml
+    from tune.sweep_config import load_sweep, storage_root
+
+    sweep = load_sweep(args.preset, args.config, args.name)  # validated before anything is sent
+    if args.ray_address:
+        job = submit_to_ray(args.ray_address, args.preset, args.config, sweep.name, storage_root(args.storage))
+        print(f"submitted Ray job {job} to {args.ray_address}")
+        return 0
+    if not args.image:
+        raise ConfigError("--image is required to submit to Kubernetes (or use --ray-address)")
+    manifest = render_rayjob(sweep.name, args.image, preset=args.preset, config_path=args.config,
+                             namespace=args.namespace, workers=args.workers, gpus_per_worker=args.gpus_per_trial)
+    print(to_yaml(manifest) if args.dry_run else create_rayjob(manifest))
+    return 0

@@ -1,0 +1,125 @@
+"""`attnlab submit`: a sweep as a KubeRay RayJob, or as a Ray job on a running cluster.
+
+The RayJob's entrypoint is `attnlab sweep ... --name <fixed>` with storage on shared storage,
+so a retried job (backoffLimit: each retry gets a new cluster) resumes the same sweep. Secrets
+are referenced by name (envFrom / secretKeyRef), never embedded.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+RAY_VERSION = "2.60.0"
+DNS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def job_name(sweep_name: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", f"attnlab-{sweep_name}".lower()).strip("-")[:63].rstrip("-")
+    if not DNS_RE.match(name):
+        raise ConfigError(f"sweep name {sweep_name!r} cannot form a Kubernetes name")
+    return name
+
+
+def entrypoint(preset: str | None, config_path: str | None, sweep_name: str, storage: str) -> str:
+    source = ["--preset", preset] if preset else ["--config", config_path]
+    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, "--storage", storage])
+
+
+def _security() -> dict:
+    return {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _container(name: str, image: str, cpu: str, memory: str, gpus: int, env_secret: str) -> dict:
+    limits = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+    return {
+        "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
+        "securityContext": _security(),
+        "envFrom": [{"secretRef": {"name": env_secret}}],
+        "env": [{"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+                {"name": "RAY_TRAIN_V2_ENABLED", "value": "1"}],
+        "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+    }
+
+
+def _pod(container: dict, shared_claim: str, node_selector: dict | None = None) -> dict:
+    spec: dict[str, Any] = {"containers": [container],
+                            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+                            "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"spec": spec}
+
+
+def render_rayjob(sweep_name: str, image: str, *, preset: str | None = None, config_path: str | None = None,
+                  namespace: str = "attnlab", workers: int = 2, gpus_per_worker: int = 1, max_workers: int | None = None,
+                  shared_claim: str = "attnlab-shared", env_secret: str = "attnlab-env",
+                  backoff_limit: int = 3) -> dict:
+    """The RayJob manifest (a dict) for one sweep."""
+    if workers < 0 or gpus_per_worker < 0:
+        raise ConfigError("--workers and --gpus-per-trial must be >= 0")
+    head = _container("ray-head", image, "2", "8Gi", 0, env_secret)
+    head["ports"] = [{"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"}]
+    worker = _container("ray-worker", image, "8", "48Gi", gpus_per_worker, env_secret)
+    group = {"groupName": "gpu" if gpus_per_worker else "cpu", "replicas": workers, "minReplicas": 0,
+             "maxReplicas": max(workers, max_workers or workers), "rayStartParams": {},
+             "template": _pod(worker, shared_claim)}
+    return {
+        "apiVersion": "ray.io/v1", "kind": "RayJob",
+        "metadata": {"name": job_name(sweep_name), "namespace": namespace,
+                     "labels": {"app.kubernetes.io/part-of": "attnlab", "attnlab/sweep": sweep_name}},
+        "spec": {
+            "entrypoint": entrypoint(preset, config_path, sweep_name, "/shared/sweeps"),
+            "shutdownAfterJobFinishes": True, "ttlSecondsAfterFinished": 3600, "backoffLimit": backoff_limit,
+            "submissionMode": "K8sJobMode",
+            "rayClusterSpec": {
+                "rayVersion": RAY_VERSION, "enableInTreeAutoscaling": True,
+                "headGroupSpec": {"rayStartParams": {"dashboard-host": "0.0.0.0"},
+                                  "template": _pod(head, shared_claim)},
+                "workerGroupSpecs": [group],
+            },
+        },
+    }
+
+
+def to_yaml(manifest: dict) -> str:
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def create_rayjob(manifest: dict) -> str:
+    """Create it through the Kubernetes API (kubeconfig, else in-cluster config)."""
+    from kubernetes import client, config
+
+    try:
+        config.load_kube_config()
+    except Exception:  # noqa: BLE001 - fall back to the pod's service account
+        config.load_incluster_config()
+    api = client.CustomObjectsApi()
+    meta = manifest["metadata"]
+    api.create_namespaced_custom_object(group="ray.io", version="v1", namespace=meta["namespace"],
+                                        plural="rayjobs", body=manifest)
+    return f"rayjob/{meta['name']} created in namespace {meta['namespace']}"
+
+
+def submit_to_ray(address: str, preset: str | None, config_path: str | None, sweep_name: str,
+                  storage: str, working_dir: str | None = None) -> str:
+    """Submit the same sweep to a running Ray cluster through the Job Submission API."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    runtime_env: dict[str, Any] = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}
+    if working_dir:
+        runtime_env["working_dir"] = working_dir
+    return client.submit_job(entrypoint=entrypoint(preset, config_path, sweep_name, storage),
+                             runtime_env=runtime_env, submission_id=f"{job_name(sweep_name)}-{_suffix()}")
+
+
+def _suffix() -> str:
+    import secrets
+    return secrets.token_hex(3)

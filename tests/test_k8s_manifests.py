@@ -1,0 +1,96 @@
+"""Every manifest validates: built-in kinds with kubernetes-validate, RayJob/RayCluster against
+KubeRay v1.7.0's CRD schemas with jsonschema; no secret is ever written into a manifest."""
+import gzip
+import re
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.submit import render_rayjob
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+SCHEMAS = K8S / "schemas" / "kuberay-v1.7.0"
+K8S_VERSION = "1.33.0"
+
+
+def _crd_schema(kind: str) -> dict:
+    crd = yaml.safe_load(gzip.open(SCHEMAS / f"ray.io_{kind.lower()}s.yaml.gz", "rt"))
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    return version["schema"]["openAPIV3Schema"]
+
+
+SCHEMA = {"RayJob": _crd_schema("RayJob"), "RayCluster": _crd_schema("RayCluster")}
+
+
+def validate(doc: dict) -> None:
+    """Raise on an invalid manifest."""
+    if doc["apiVersion"].startswith("ray.io/"):
+        jsonschema.Draft7Validator(SCHEMA[doc["kind"]]).validate(doc)
+    else:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def _manifests():
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name == "kustomization.yaml" or "schemas" in path.parts:
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                yield pytest.param(doc, id=f"{path.relative_to(K8S)}:{doc['kind']}/{doc['metadata']['name']}")
+
+
+@pytest.mark.parametrize("doc", list(_manifests()))
+def test_static_manifests_validate(doc):
+    validate(doc)
+
+
+def test_kustomizations_reference_existing_files():
+    for kfile in K8S.rglob("kustomization.yaml"):
+        for resource in yaml.safe_load(kfile.read_text()).get("resources", []):
+            assert (kfile.parent / resource).exists(), f"{kfile}: {resource} missing"
+
+
+@pytest.mark.parametrize("preset", ["smoke", "paper-detection", "paper"])
+def test_submit_dry_run_renders_a_valid_rayjob(preset, capsys):
+    assert main(["submit", "--preset", preset, "--image", "registry.example/attnlab:0.1.0", "--dry-run",
+                 "--gpus-per-trial", "2", "--workers", "4", "--namespace", "research"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    validate(doc)
+    assert doc["spec"]["entrypoint"].startswith(f"attnlab sweep --preset {preset} --name ")
+    worker = doc["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert worker["replicas"] == 4 and worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert doc["metadata"]["namespace"] == "research" and doc["spec"]["backoffLimit"] >= 1
+
+
+def test_an_invalid_manifest_fails():
+    bad = render_rayjob("x", "img")
+    bad["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "four"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+    with pytest.raises(Exception):
+        validate({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                  "spec": {"replicas": 1, "selector": {}, "template": {"spec": {"containers": [{"image": "i"}]}},
+                           "bogus": True}})
+
+
+def test_submit_refuses_bad_input_before_sending(capsys):
+    assert main(["submit", "--preset", "smoke", "--dry-run"]) == 2
+    assert "--image is required" in capsys.readouterr().err
+    assert main(["submit", "--preset", "nope", "--image", "i", "--dry-run"]) == 2
+
+
+def test_no_secret_is_written_into_a_manifest():
+    secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY)", re.I)
+    files = {p: p.read_text() for p in [*K8S.rglob("*.yaml"), *(ROOT / "docker").glob("*")] if "schemas" not in p.parts}
+    files[Path("rendered-rayjob.yaml")] = yaml.safe_dump(render_rayjob("s", "img"))
+    for path, text in files.items():
+        if path.suffix == ".yaml":
+            assert all(not isinstance(d, dict) or d.get("kind") != "Secret" for d in yaml.safe_load_all(text)), path
+        for line in text.splitlines():
+            if secretish.search(line) and re.search(r"value:\s*\S", line):
+                pytest.fail(f"{path}: a secret-looking value is embedded: {line.strip()}")
