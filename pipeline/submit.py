@@ -108,16 +108,24 @@ def create_rayjob(manifest: dict) -> str:
 
 
 def submit_to_ray(address: str, preset: str | None, config_path: str | None, sweep_name: str,
-                  storage: str, working_dir: str | None = None) -> str:
-    """Submit the same sweep to a running Ray cluster through the Job Submission API."""
+                  storage: str | None, tracking_uri: str | None = None) -> str:
+    """Submit the same sweep to a running Ray cluster through the Job Submission API.
+
+    A --config file travels with the job (its folder is the job's working_dir)."""
+    from pathlib import Path
+
     from ray.job_submission import JobSubmissionClient
 
+    env = {"RAY_TRAIN_V2_ENABLED": "1", **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if config_path:
+        runtime_env["working_dir"] = str(Path(config_path).resolve().parent)
+        config_path = Path(config_path).name
+    command = entrypoint(preset, config_path, sweep_name, storage) if storage else \
+        entrypoint(preset, config_path, sweep_name, "").rsplit(" --storage", 1)[0]
     client = JobSubmissionClient(address)
-    runtime_env: dict[str, Any] = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}
-    if working_dir:
-        runtime_env["working_dir"] = working_dir
-    return client.submit_job(entrypoint=entrypoint(preset, config_path, sweep_name, storage),
-                             runtime_env=runtime_env, submission_id=f"{job_name(sweep_name)}-{_suffix()}")
+    return client.submit_job(entrypoint=command, runtime_env=runtime_env,
+                             submission_id=f"{job_name(sweep_name)}-{_suffix()}")
 
 
 def _suffix() -> str:

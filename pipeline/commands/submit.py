@@ -16,17 +16,18 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the RayJob YAML instead of creating it")
     p.add_argument("--ray-address", help="http://HOST:8265 of a running Ray cluster: submit a Ray job there")
     p.add_argument("--storage", default=None, help="with --ray-address: the sweep storage path on that cluster")
+    p.add_argument("--tracking-uri", help="with --ray-address: the MLflow URI the cluster's trials log to")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..submit import create_rayjob, render_rayjob, submit_to_ray, to_yaml
-    from tune.sweep_config import load_sweep, storage_root
+    from tune.sweep_config import load_sweep
 
     sweep = load_sweep(args.preset, args.config, args.name)  # validated before anything is sent
     if args.ray_address:
-        job = submit_to_ray(args.ray_address, args.preset, args.config, sweep.name, storage_root(args.storage))
+        job = submit_to_ray(args.ray_address, args.preset, args.config, sweep.name, args.storage, args.tracking_uri)
         print(f"submitted Ray job {job} to {args.ray_address}")
         return 0
     if not args.image:

@@ -1,0 +1,113 @@
+"""Real services for integration tests, started on loopback by the tests themselves:
+PostgreSQL (initdb in a temporary folder) with an `mlflow server --app-name basic-auth` in front."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """initdb refuses root: run PostgreSQL's tools as the postgres user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _pg_bin(name: str) -> str:
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (Debian: apt-get install postgresql)")
+    return found
+
+
+class Postgres:
+    """A throwaway cluster in its own folder (outside pytest's root-only tmp, so postgres can reach it)."""
+
+    def __init__(self):
+        import tempfile
+
+        self.root, self.port = Path(tempfile.mkdtemp(prefix="attnlab-pg-")), free_port()
+        self.data, self.socket_dir = self.root / "pgdata", self.root / "pgsock"
+
+    def start(self) -> "Postgres":
+        self.socket_dir.mkdir()
+        if os.geteuid() == 0:
+            self.root.chmod(0o755)
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+        subprocess.run(_as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "attnlab", "--auth=trust"]),
+                       check=True, capture_output=True)
+        opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
+                                     str(self.root / "pg.log"), "start"]), check=True, capture_output=True)
+        subprocess.run(_as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "attnlab",
+                                     "mlflow"]), check=True, capture_output=True)
+        return self
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql+psycopg2://attnlab@127.0.0.1:{self.port}/mlflow"
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class AuthMlflowServer:
+    """mlflow server with basic-auth on a PostgreSQL backend; admin credentials generated here."""
+
+    def __init__(self, root: Path, backend_uri: str):
+        self.root, self.backend_uri, self.port = root, backend_uri, free_port()
+        self.username, self.password = "admin", secrets.token_urlsafe(16)
+        self.proc = None
+
+    def start(self) -> "AuthMlflowServer":
+        ini = self.root / "basic_auth.ini"
+        ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {self.backend_uri}\n"
+                       f"admin_username = {self.username}\nadmin_password = {self.password}\n"
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
+               "--artifacts-destination", (self.root / "artifacts").as_uri(), "--host", "127.0.0.1",
+               "--port", str(self.port), "--app-name", "basic-auth", "--workers", "1"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.root / "mlflow.log", "wb"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+            if self.proc.poll() is not None:
+                break
+        raise RuntimeError("mlflow server did not start: " + (self.root / "mlflow.log").read_text()[-2000:])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
