@@ -111,16 +111,12 @@ def submit_to_ray(address: str, preset: str | None, config_path: str | None, swe
                   storage: str | None, tracking_uri: str | None = None) -> str:
     """Submit the same sweep to a running Ray cluster through the Job Submission API.
 
-    A --config file travels with the job (its folder is the job's working_dir)."""
-    from pathlib import Path
-
+    A --config path must be readable on the cluster's head (in the image or on shared storage)."""
     from ray.job_submission import JobSubmissionClient
 
-    env = {"RAY_TRAIN_V2_ENABLED": "1", **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
+    env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900",
+           **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
     runtime_env: dict[str, Any] = {"env_vars": env}
-    if config_path:
-        runtime_env["working_dir"] = str(Path(config_path).resolve().parent)
-        config_path = Path(config_path).name
     command = entrypoint(preset, config_path, sweep_name, storage) if storage else \
         entrypoint(preset, config_path, sweep_name, "").rsplit(" --storage", 1)[0]
     client = JobSubmissionClient(address)

@@ -94,3 +94,31 @@ def test_no_secret_is_written_into_a_manifest():
         for line in text.splitlines():
             if secretish.search(line) and re.search(r"value:\s*\S", line):
                 pytest.fail(f"{path}: a secret-looking value is embedded: {line.strip()}")
+
+
+def _kustomize(overlay: Path) -> list[dict]:
+    """Documents of `kubectl kustomize overlay`. Without kubectl on the machine, the overlay's
+    resources are gathered recursively instead (patches unapplied: a weaker, still real check)."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True)
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+    docs = []
+    for resource in yaml.safe_load((overlay / "kustomization.yaml").read_text()).get("resources", []):
+        path = overlay / resource
+        docs += _kustomize(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gpu", "overlays/dev"])
+def test_kustomize_output_validates(overlay):
+    docs = _kustomize(K8S / overlay)
+    kinds = {d["kind"] for d in docs}
+    assert {"Namespace", "StatefulSet", "Deployment", "Service", "PersistentVolumeClaim", "RayCluster"} <= kinds
+    for doc in docs:
+        validate(doc)
+    if overlay == "overlays/gpu":
+        assert "RayJob" in kinds

@@ -33,7 +33,7 @@ def tracking_server(uri: str):
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
     log = open(db.parent / "mlflow-server.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -68,7 +68,9 @@ def init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "900")
     env = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
                         "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"]}}
-    if address:
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):  # running as a submitted Ray job: its runtime env rules
+        ray.init(address=address or "auto", log_to_driver=True)
+    elif address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
         # The dashboard serves Ray's State API, which Train needs to clean up the placement groups
