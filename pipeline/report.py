@@ -30,7 +30,7 @@ def _scatter(rows: list[Row], task: str, metric: str, cost: str, path: Path, fro
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.cost)
     if front:
         ax.plot([r.cost for r in front], [r.metric for r in front], "--", color="tab:red", label="Pareto front")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     ax.set_xlabel(cost.replace("_", " "))
     ax.set_ylabel(metric)
     ax.set_title(f"{task}: {'Pareto front' if front_only else 'accuracy vs cost per mechanism'}")
