@@ -79,11 +79,6 @@ def stage_channels(model: resnet.ResNet) -> list[int]:
     return [last(getattr(model, LAYERS[s])).num_features for s in STAGES]
 
 
-def factory_sites(model: nn.Module) -> list[str]:
-    """Names of the modules the attention factory placed (attention slots, replaced 3x3 convs)."""
-    return placed_modules(model)
-
-
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Load a torchvision ResNet state dict from a local file (weights_only: never pickled code).
 
@@ -97,7 +92,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     if not isinstance(state, dict):
         raise ValueError(f"pretrained weights {p} are not a state dict")
     state = state.get("state_dict", state)
-    sites = tuple(f"{name}." for name in factory_sites(model))
+    sites = tuple(f"{name}." for name in placed_modules(model))
     own = model.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("fc.") and (k in own or not k.startswith(sites))}
     unexpected = sorted(set(state) - set(own))

@@ -97,14 +97,6 @@ def start_run(uri: str, experiment: str, run_name: str | None, params: Mapping[s
     return run.info.run_id
 
 
-def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-    import time
-
-    now = int(time.time() * 1000)
-    MlflowClient(uri).log_batch(run_id, metrics=[mlflow.entities.Metric(k, float(v), now, step)
-                                                 for k, v in metrics.items()])
-
-
 def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path), artifact_path)
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import move_data_to_device
 
 from lightning_modules.attention import placed_modules
 
@@ -42,17 +43,11 @@ class EfficiencyStats(Callback):
             return
         net = pl_module.model
         inputs = pl_module.efficiency_input(self.datamodule)
-        inputs = tuple(_to_device(x, pl_module.device) for x in inputs)
+        inputs = move_data_to_device(inputs, pl_module.device)
         items = pl_module.efficiency_items(inputs) if hasattr(pl_module, "efficiency_items") else 1
         self.stats = measure_efficiency(net, inputs, placed_modules(net), items=items)
         for logger in trainer.loggers:
             logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
-
-
-def _to_device(x, device):
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to_device(v, device) for v in x)
-    return x.to(device) if hasattr(x, "to") else x
 
 
 def run_tags(cfg: TrainConfig) -> dict[str, str]:

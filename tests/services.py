@@ -13,6 +13,12 @@ import urllib.request
 from pathlib import Path
 
 
+def clean_env(**extra) -> dict:
+    """This process's environment without inherited MLflow/Ray targets, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
+    return {**env, **extra}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

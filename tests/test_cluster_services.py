@@ -11,7 +11,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from services import AuthMlflowServer, Postgres, free_port
+from services import AuthMlflowServer, Postgres, clean_env, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -39,11 +39,6 @@ def auth_server(tmp_path_factory):
         pg.stop()
 
 
-def _clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
-    return {**env, **extra}
-
-
 def test_anonymous_writes_are_refused(auth_server, monkeypatch):
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
@@ -58,7 +53,7 @@ def test_anonymous_writes_are_refused(auth_server, monkeypatch):
 
 def test_a_sweep_records_its_runs_on_the_postgres_backed_server(auth_server, tmp_path):
     (tmp_path / "s.yaml").write_text(SMALL_SWEEP.format(name="pg-sweep"))
-    env = _clean_env(MLFLOW_TRACKING_USERNAME=auth_server.username, MLFLOW_TRACKING_PASSWORD=auth_server.password)
+    env = clean_env(MLFLOW_TRACKING_USERNAME=auth_server.username, MLFLOW_TRACKING_PASSWORD=auth_server.password)
     proc = subprocess.run([str(BIN / "attnlab"), "sweep", "--config", "s.yaml", "--tracking-uri", auth_server.url],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,7 +77,7 @@ def test_submit_to_a_two_node_ray_cluster(tmp_path, monkeypatch):
     ray = str(BIN / "ray")
     port, dash = free_port(), free_port()
     # Ray >= 2.59 uses token auth; every node and client of this cluster shares one token.
-    env = _clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"  # the nodes have attnlab installed, as the image does
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", env["RAY_AUTH_TOKEN"])

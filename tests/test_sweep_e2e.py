@@ -12,18 +12,15 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from services import clean_env
+
 pytestmark = pytest.mark.slow
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
-    return {**env, **extra}
-
-
 def _run(args, cwd, timeout=900, **env):
-    return subprocess.run([ATTNLAB, *args], cwd=cwd, env=_env(**env), capture_output=True, text=True,
+    return subprocess.run([ATTNLAB, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -143,7 +140,7 @@ def _wait_for_finished_child(workdir: Path, deadline: float) -> None:
 def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(tmp_path):
     workdir = tmp_path
     (workdir / "drill.yaml").write_text(FAULT_SWEEP)
-    env = _env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
+    env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
     driver = subprocess.Popen([ATTNLAB, "sweep", "--config", "drill.yaml"], cwd=workdir, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -6,7 +6,8 @@ from torch import nn
 
 from lightning_modules.attention import GeneralizedAttention2d, all_codes
 from lightning_modules.attention.deformable import DeformConv2d
-from lightning_modules.backbone import build_resnet, factory_sites
+from lightning_modules.attention import placed_modules
+from lightning_modules.backbone import build_resnet
 from lightning_modules.detection import build_detector
 from lightning_modules.segmentation import build_segmenter
 from pipeline.efficiency import measure_efficiency
@@ -29,7 +30,7 @@ def test_default_placement_follows_the_study():
         assert all(isinstance(b.attention, GeneralizedAttention2d) == attn for b in blocks), layer
         assert all(isinstance(b.conv2, DeformConv2d) == deform for b in blocks), layer
         assert all(isinstance(b.block_attention, nn.Identity) for b in blocks)
-    assert len([s for s in factory_sites(net) if s.endswith("attention")]) == 9  # 6 in res4 + 3 in res5
+    assert len([s for s in placed_modules(net) if s.endswith("attention")]) == 9  # 6 in res4 + 3 in res5
 
 
 def test_placement_is_configurable():
@@ -86,7 +87,7 @@ def test_every_spec_trains_a_step_in_both_networks(spec):
 def test_attention_flops_equal_the_analytic_sum_of_the_placed_modules():
     cfg = build_train_config({"task": "segmentation", "attention": "1111+deform"})
     net = build_segmenter(cfg)
-    sites = factory_sites(net)
+    sites = placed_modules(net)
     shapes = {}
 
     def record(name):

@@ -67,9 +67,10 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     path = Path(root) / sweep.name
     state = path / STATE_FILE
+    config = sweep.model_dump(mode="json")
     if state.is_file():
         previous = json.loads(state.read_text())["sweep"]
-        if previous != sweep.model_dump(mode="json"):
+        if previous != config:
             from pipeline.errors import ConfigError
             raise ConfigError(f"sweep {sweep.name!r} already exists at {path} with another config; "
                               "resume it unchanged (`attnlab resume`) or pick a new --name")
@@ -79,9 +80,9 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
     init_ray(ray_address)
     with tracking_server(uri) as served:
-        parent_id = parent_run(served, sweep.name, sweep.model_dump(mode="json"))
+        parent_id = parent_run(served, sweep.name, config)
         path.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"sweep": sweep.model_dump(mode="json"), "tracking_uri": uri,
+        state.write_text(json.dumps({"sweep": config, "tracking_uri": uri,
                                      "parent_run_id": parent_id}, indent=2))
         trainable = _trainable(sweep, served, root, parent_id)
         if tune.Tuner.can_restore(str(path)):

@@ -7,6 +7,8 @@ resumed sweeps continue the same run.
 """
 from __future__ import annotations
 
+import contextlib
+
 import ray.train
 import ray.tune
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -31,12 +33,8 @@ def worker_loop(config: dict) -> None:
     callbacks = [ReportEpoch(TASKS[cfg.task].metric), FailOnce(config["trial_key"], config["marker_dir"])]
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     checkpoint = ray.train.get_checkpoint()  # Ray's checkpoint wins over any other on restore
-    if checkpoint is None:
-        run_training(cfg, run_id=config["run_id"], trainer_kwargs=trainer_kwargs, callbacks=callbacks,
-                     prepare=prepare_trainer, progress_bar=False)
-        return
-    with checkpoint.as_directory() as folder:
-        run_training(cfg, run_id=config["run_id"], ckpt_path=f"{folder}/{CHECKPOINT_NAME}",
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
+        run_training(cfg, run_id=config["run_id"], ckpt_path=f"{folder}/{CHECKPOINT_NAME}" if folder else None,
                      trainer_kwargs=trainer_kwargs, callbacks=callbacks, prepare=prepare_trainer, progress_bar=False)
 
 
