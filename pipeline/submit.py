@@ -14,7 +14,8 @@ import yaml
 
 from .errors import ConfigError
 
-RAY_VERSION = "2.60.0"
+RAY_VERSION = "2.60.0"  # the image's Ray (pyproject's pin); a test keeps the two equal
+RAY_TOKEN_SECRET = "attnlab-ray-token"
 DNS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -60,8 +61,9 @@ def _pod(container: dict, shared_claim: str, node_selector: dict | None = None) 
 def render_rayjob(sweep_name: str, image: str, *, preset: str | None = None, config_path: str | None = None,
                   namespace: str = "attnlab", workers: int = 2, gpus_per_worker: int = 1, max_workers: int | None = None,
                   shared_claim: str = "attnlab-shared", env_secret: str = "attnlab-env",
-                  backoff_limit: int = 3) -> dict:
-    """The RayJob manifest (a dict) for one sweep."""
+                  ray_token_secret: str = RAY_TOKEN_SECRET, backoff_limit: int = 3) -> dict:
+    """The RayJob manifest (a dict) for one sweep. Ray's token auth is on, with the token read from
+    a Secret the user created (key `auth_token`), so every retry's new cluster shares it."""
     if workers < 0 or gpus_per_worker < 0:
         raise ConfigError("--workers and --gpus-per-trial must be >= 0")
     head = _container("ray-head", image, "2", "8Gi", 0, env_secret)
@@ -80,6 +82,7 @@ def render_rayjob(sweep_name: str, image: str, *, preset: str | None = None, con
             "submissionMode": "K8sJobMode",
             "rayClusterSpec": {
                 "rayVersion": RAY_VERSION, "enableInTreeAutoscaling": True,
+                "authOptions": {"mode": "token", "secretName": ray_token_secret},
                 "headGroupSpec": {"rayStartParams": {"dashboard-host": "0.0.0.0"},
                                   "template": _pod(head, shared_claim)},
                 "workerGroupSpecs": [group],
@@ -95,15 +98,32 @@ def to_yaml(manifest: dict) -> str:
 def create_rayjob(manifest: dict) -> str:
     """Create it through the Kubernetes API (kubeconfig, else in-cluster config)."""
     from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
 
     try:
         config.load_kube_config()
-    except Exception:  # noqa: BLE001 - fall back to the pod's service account
-        config.load_incluster_config()
-    api = client.CustomObjectsApi()
+    except (ConfigException, OSError):
+        try:
+            config.load_incluster_config()
+        except ConfigException:
+            raise ConfigError("no Kubernetes configuration: no kubeconfig (KUBECONFIG or ~/.kube/config) and not "
+                              "inside a cluster; point KUBECONFIG at your cluster, or use --dry-run to print the "
+                              "RayJob") from None
     meta = manifest["metadata"]
-    api.create_namespaced_custom_object(group="ray.io", version="v1", namespace=meta["namespace"],
-                                        plural="rayjobs", body=manifest)
+    try:
+        client.CustomObjectsApi().create_namespaced_custom_object(
+            group="ray.io", version="v1", namespace=meta["namespace"], plural="rayjobs", body=manifest)
+    except ApiException as exc:
+        if exc.status == 409:
+            raise ConfigError(f"rayjob/{meta['name']} already exists in namespace {meta['namespace']}: it is "
+                              "running or keeping this sweep; watch it with `kubectl -n "
+                              f"{meta['namespace']} get rayjob {meta['name']}`, or delete it first to start "
+                              "again (the sweep resumes from shared storage)") from None
+        if exc.status == 404:
+            raise ConfigError(f"the cluster has no RayJob resource or no namespace {meta['namespace']!r}: install "
+                              "the KubeRay operator (v1.7) and create the namespace (README, Run on a cluster)") from None
+        raise
     return f"rayjob/{meta['name']} created in namespace {meta['namespace']}"
 
 

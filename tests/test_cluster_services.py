@@ -1,7 +1,11 @@
-"""Cluster engines for real, on loopback: an MLflow server with basic-auth on PostgreSQL records a
-sweep (and refuses anonymous writes); a two-node Ray cluster runs `attnlab submit --ray-address`."""
+"""Cluster engines for real, on loopback, as the cluster deployment wires them: the smoke sweep is
+sent with `attnlab submit --ray-address` to a two-node Ray cluster (token auth), and its trials log
+to an `mlflow server` with basic-auth on PostgreSQL, which refuses anonymous writes.
+
+The MLflow credentials reach the trials the way the Kubernetes Secret does: in the environment of
+the Ray nodes, never in the submitted job or a file of the sweep."""
 import json
-import os
+import secrets
 import subprocess
 import sys
 import time
@@ -15,15 +19,29 @@ from services import AuthMlflowServer, Postgres, clean_env, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-SMALL_SWEEP = """
-name: {name}
-max_epochs: 2
-grid:
-  - task: segmentation
-    specs: ["w/o", "0010"]
-    preset: tiny
-    overrides: {{segmentation: {{crop_size: 64}}, data: {{batch_size: 4}}, limit_train_batches: 4}}
-early_stopping: {{policy: none}}
+RAY = str(BIN / "ray")
+CLUSTER_PROBE = """
+import json, ray
+from ray.util.state import list_actors
+ray.init(address="{address}")
+workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000, detail=True,
+                      raise_on_missing_output=False)
+print(json.dumps({{"alive": len([n for n in ray.nodes() if n["Alive"]]),
+                  "train_worker_nodes": len({{a.node_id for a in workers}}), "train_workers": len(workers)}}))
+"""
+
+# A client of the cluster in its own process: Ray reads RAY_AUTH_* once per process.
+WAIT_FOR_JOB = """
+import json, time
+from ray.job_submission import JobStatus, JobSubmissionClient
+jobs = JobSubmissionClient("{address}")
+deadline = time.time() + 900
+while jobs.get_job_status("{job}") not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+    if time.time() > deadline:
+        raise SystemExit("the sweep did not finish on the cluster in 15 minutes")
+    time.sleep(5)
+info = jobs.get_job_info("{job}")
+print(json.dumps({{"status": str(info.status.value), "message": info.message, "logs": jobs.get_job_logs("{job}")}}))
 """
 
 
@@ -39,6 +57,62 @@ def auth_server(tmp_path_factory):
         pg.stop()
 
 
+class RayCluster:
+    """`ray start --head` plus one `ray start --address` worker node, both on 127.0.0.1."""
+
+    def __init__(self, env: dict):
+        self.env, self.port, self.dashboard = env, free_port(), free_port()
+
+    def start(self) -> "RayCluster":
+        subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard), "--num-cpus", "1",
+                        "--disable-usage-stats"], check=True, env=self.env, capture_output=True, timeout=180)
+        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1",
+                        "--num-cpus", "1"], check=True, env=self.env, capture_output=True, timeout=180)
+        return self
+
+    def probe(self) -> dict:
+        out = subprocess.run([str(BIN / "python"), "-c", CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}")],
+                             env=self.env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def stop(self) -> None:
+        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster_sweep(auth_server, tmp_path_factory):
+    """Submit the smoke sweep to the cluster, wait for it, and keep what the tests look at."""
+    workdir = tmp_path_factory.mktemp("cluster")
+    # Ray >= 2.59 uses token auth: every node and client of this cluster shares one token. The nodes
+    # have attnlab installed (as the image does) and the MLflow credentials in their environment.
+    token = secrets.token_hex(32)
+    nodes_env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, PATH=f"{BIN}:{clean_env().get('PATH', '')}",
+                          MLFLOW_TRACKING_USERNAME=auth_server.username,
+                          MLFLOW_TRACKING_PASSWORD=auth_server.password)
+    client_env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)  # the submitter holds no MLflow secret
+    cluster = RayCluster(nodes_env).start()
+    try:
+        address = f"http://127.0.0.1:{cluster.dashboard}"
+        proc = subprocess.run([str(BIN / "attnlab"), "submit", "--preset", "smoke", "--ray-address", address,
+                               "--storage", str(workdir / "sweeps"), "--tracking-uri", auth_server.url],
+                              cwd=workdir, env=client_env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
+        waited = subprocess.run([str(BIN / "python"), "-c", WAIT_FOR_JOB.format(address=address, job=job_id)],
+                                env=client_env, capture_output=True, text=True, timeout=960)
+        assert waited.returncode == 0, waited.stderr[-3000:]
+        job = json.loads(waited.stdout.strip().splitlines()[-1])
+        status, logs = job["status"], job["logs"]
+        errors = "\n".join([line for line in logs.splitlines() if "rror" in line][-20:])
+        assert status == "SUCCEEDED", f"{job['message']}\n{errors}"
+        summary = json.JSONDecoder().raw_decode(logs[logs.index('{\n  "trials"'):])[0]
+        yield {"summary": summary, "cluster": cluster.probe(), "workdir": workdir}
+    finally:
+        cluster.stop()
+
+
 def test_anonymous_writes_are_refused(auth_server, monkeypatch):
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
@@ -51,66 +125,32 @@ def test_anonymous_writes_are_refused(auth_server, monkeypatch):
         MlflowClient(auth_server.url).create_experiment("wrong")
 
 
-def test_a_sweep_records_its_runs_on_the_postgres_backed_server(auth_server, tmp_path):
-    (tmp_path / "s.yaml").write_text(SMALL_SWEEP.format(name="pg-sweep"))
-    env = clean_env(MLFLOW_TRACKING_USERNAME=auth_server.username, MLFLOW_TRACKING_PASSWORD=auth_server.password)
-    proc = subprocess.run([str(BIN / "attnlab"), "sweep", "--config", "s.yaml", "--tracking-uri", auth_server.url],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    os.environ.update(MLFLOW_TRACKING_USERNAME=auth_server.username, MLFLOW_TRACKING_PASSWORD=auth_server.password)
-    try:
-        client = MlflowClient(auth_server.url)
-        runs = client.search_runs([client.get_experiment_by_name("pg-sweep").experiment_id])
-        kinds = sorted(r.data.tags.get("attnlab.kind") for r in runs)
-        assert kinds == ["sweep", "trial", "trial"]
-        assert all(r.info.status == "FINISHED" for r in runs)
-        assert all("val/mIoU" in r.data.metrics for r in runs if r.data.tags.get("attnlab.kind") == "trial")
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_USERNAME")
-        os.environ.pop("MLFLOW_TRACKING_PASSWORD")
-    assert not (tmp_path / "mlflow.db").exists()  # nothing went to the local default store
+def test_the_smoke_sweep_completes_on_a_two_node_cluster(cluster_sweep):
+    trials = cluster_sweep["summary"]["trials"]
+    assert len(trials) == 6 and all(t["status"] in ("finished", "stopped") for t in trials), trials
+    assert any(t["status"] == "finished" and t["epochs"] == 4 for t in trials)
+    assert any(t["status"] == "stopped" and t["epochs"] < 4 for t in trials), trials  # ASHA ran on the cluster
+    cluster = cluster_sweep["cluster"]
+    assert cluster["alive"] == 2
+    assert cluster["train_worker_nodes"] == 2, cluster  # trials were spread over both nodes
+    assert (cluster_sweep["workdir"] / "sweeps" / "smoke").is_dir()  # the --storage the cluster was given
 
 
-def test_submit_to_a_two_node_ray_cluster(tmp_path, monkeypatch):
-    import secrets
-
-    ray = str(BIN / "ray")
-    port, dash = free_port(), free_port()
-    # Ray >= 2.59 uses token auth; every node and client of this cluster shares one token.
-    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"  # the nodes have attnlab installed, as the image does
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", env["RAY_AUTH_TOKEN"])
-    subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--num-cpus", "1",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
-    try:
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
-                        "--num-cpus", "1"], check=True, env=env, capture_output=True, timeout=180)
-        (tmp_path / "s.yaml").write_text(SMALL_SWEEP.format(name="on-cluster"))
-        tracking = f"sqlite:///{tmp_path / 'cluster.db'}"
-        proc = subprocess.run([str(BIN / "attnlab"), "submit", "--config", str(tmp_path / "s.yaml"),
-                               "--ray-address", f"http://127.0.0.1:{dash}", "--storage", str(tmp_path / "sweeps"),
-                               "--tracking-uri", tracking],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
-        from ray.job_submission import JobStatus, JobSubmissionClient
-        client = JobSubmissionClient(f"http://127.0.0.1:{dash}")
-        deadline = time.time() + 900
-        while client.get_job_status(job_id) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-            assert time.time() < deadline, "the sweep did not finish on the cluster"
-            time.sleep(5)
-        logs = client.get_job_logs(job_id)
-        info = client.get_job_info(job_id)
-        errors = [line for line in logs.splitlines() if "rror" in line and "sync_dist" not in line]
-        assert client.get_job_status(job_id) == JobStatus.SUCCEEDED, f"{info.message}\n" + "\n".join(errors[-20:])
-        summary = json.JSONDecoder().raw_decode(logs[logs.index('{\n  "trials"'):])[0]
-        assert [t["status"] for t in summary["trials"]] == ["finished", "finished"]
-        nodes = json.loads(subprocess.run([str(BIN / "python"), "-c",
-                                           f"import ray, json; ray.init(address='127.0.0.1:{port}'); "
-                                           "print(json.dumps(len([n for n in ray.nodes() if n['Alive']])))"],
-                                          env=env, capture_output=True, text=True, timeout=120).stdout.strip() or "0")
-        assert nodes == 2
-    finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+def test_the_postgres_backed_server_records_the_smoke_sweep(cluster_sweep, auth_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", auth_server.username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", auth_server.password)
+    client = MlflowClient(auth_server.url)
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("attnlab.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
+    assert len(parents) == 1 and len(children) == 6 and len(runs) == 7
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    expected = {t["trial"]: t["status"] for t in cluster_sweep["summary"]["trials"]}
+    for child in children:
+        status = expected[child.data.tags["attnlab.trial_key"]]
+        assert child.info.status == {"finished": "FINISHED", "stopped": "KILLED"}[status]
+        assert "val/mIoU" in child.data.metrics and "cost/attention_flops" in child.data.metrics
+        if status == "finished":  # artifacts went through the server's proxy to --artifacts-destination
+            names = {a.path for a in client.list_artifacts(child.info.run_id, "checkpoints")}
+            assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= names
+    assert not list(cluster_sweep["workdir"].rglob("mlflow.db"))  # nothing went to a local default store

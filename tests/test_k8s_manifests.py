@@ -96,20 +96,22 @@ def test_no_secret_is_written_into_a_manifest():
                 pytest.fail(f"{path}: a secret-looking value is embedded: {line.strip()}")
 
 
-def _kustomize(overlay: Path) -> list[dict]:
+def _kustomize(overlay: Path, require_kubectl: bool = False) -> list[dict]:
     """Documents of `kubectl kustomize overlay`. Without kubectl on the machine, the overlay's
-    resources are gathered recursively instead (patches unapplied: a weaker, still real check)."""
+    resources are gathered recursively instead (patches unapplied: a weaker, still real check),
+    unless the test needs kustomize's transformers (then a missing kubectl fails it)."""
     import shutil
     import subprocess
 
     kubectl = shutil.which("kubectl")
+    assert kubectl or not require_kubectl, "this test needs kubectl (with its built-in kustomize) on PATH"
     if kubectl:
         out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True)
         return [d for d in yaml.safe_load_all(out.stdout) if d]
     docs = []
     for resource in yaml.safe_load((overlay / "kustomization.yaml").read_text()).get("resources", []):
         path = overlay / resource
-        docs += _kustomize(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += _kustomize(path, require_kubectl) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
 
@@ -122,3 +124,83 @@ def test_kustomize_output_validates(overlay):
         validate(doc)
     if overlay == "overlays/gpu":
         assert "RayJob" in kinds
+
+
+def test_the_static_rayjob_is_what_submit_renders(capsys):
+    static = K8S / "overlays" / "gpu" / "rayjob-sweep.yaml"
+    header = static.read_text().splitlines()[0]
+    argv = header.removeprefix("# Rendered by: attnlab ").split()
+    assert argv[0] == "submit" and "--dry-run" in argv, header
+    assert main(argv) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(static.read_text())
+
+
+def _static_docs():
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name != "kustomization.yaml" and "schemas" not in path.parts:
+            yield from (d for d in yaml.safe_load_all(path.read_text()) if d)
+
+
+def _pin(name: str) -> str:
+    return re.search(rf'"{re.escape(name)}(\[[^\]]*\])?==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(2)
+
+
+def test_one_ray_version_everywhere():
+    import ray
+
+    from pipeline.submit import RAY_VERSION
+
+    pinned = _pin("ray")
+    assert ray.__version__ == pinned == RAY_VERSION
+    clusters = [d for d in _static_docs() if d["kind"] in ("RayCluster", "RayJob")]
+    assert len(clusters) >= 2
+    for doc in clusters:
+        spec = doc["spec"].get("rayClusterSpec", doc["spec"])
+        assert str(spec["rayVersion"]) == pinned, doc["metadata"]["name"]
+
+
+def test_the_image_installs_the_pinned_project_as_a_non_root_user():
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^FROM nvidia/cuda:[\w.-]*runtime", text, re.M)
+    assert f"torch=={_pin('torch')} torchvision=={_pin('torchvision')}" in text
+    assert '".[cluster]"' in text and "python3.11 -m venv" in text
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["cluster"]
+    assert {e.split("==")[0] for e in extras} == {"mlflow[auth]", "psycopg2-binary", "boto3"}
+    assert all("==" in e for e in extras)
+
+
+def test_ray_token_auth_is_on_with_the_token_from_a_secret():
+    rendered = render_rayjob("s", "img")
+    specs = [rendered["spec"]["rayClusterSpec"]]
+    specs += [d["spec"].get("rayClusterSpec", d["spec"]) for d in _static_docs() if d["kind"] in ("RayCluster", "RayJob")]
+    for spec in specs:
+        assert spec["authOptions"] == {"mode": "token", "secretName": "attnlab-ray-token"}
+
+
+def test_kustomize_sets_the_image_of_every_ray_pod():
+    """The gpu overlay's `images:` reaches the RayCluster's and the RayJob's nested pod templates."""
+    docs = _kustomize(K8S / "overlays" / "gpu", require_kubectl=True)
+    ray_images = [c["image"] for d in docs if d["kind"] in ("RayCluster", "RayJob")
+                  for c in _containers(d)]
+    new = yaml.safe_load((K8S / "overlays" / "gpu" / "kustomization.yaml").read_text())["images"][0]
+    assert len(ray_images) == 4
+    assert set(ray_images) == {f"{new['newName']}:{new['newTag']}"}
+
+
+def _containers(doc: dict) -> list[dict]:
+    spec = doc["spec"].get("rayClusterSpec", doc["spec"])
+    groups = [spec["headGroupSpec"], *spec.get("workerGroupSpecs", [])]
+    return [c for g in groups for c in g["template"]["spec"]["containers"]]
+
+
+def test_submit_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["submit", "--preset", "smoke", "--image", "registry.example/attnlab:0.1.0"]) == 2
+    err = capsys.readouterr().err
+    assert "no Kubernetes configuration" in err and "--dry-run" in err

@@ -73,6 +73,21 @@ def init_ray(address: str | None) -> None:
     elif address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
+        _loopback_only()
         # The dashboard serves Ray's State API, which Train needs to clean up the placement groups
         # of trials that Tune stops early; it listens on loopback only.
         ray.init(runtime_env=env, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+
+
+def _loopback_only() -> None:
+    """Make the embedded Ray a single-machine Ray on 127.0.0.1: every port binds to loopback.
+
+    On Linux Ray binds its GCS, raylet and workers to all interfaces and advertises the machine's
+    address (ray.init resolves an explicit 127.0.0.1 back to it). Ray's own single-machine mode
+    (the one it uses on macOS and Windows) keeps everything on loopback; it is chosen by an
+    environment variable that Ray reads at import, so this process's copy is set too.
+    """
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # GCS, raylet and workers read it
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray already
