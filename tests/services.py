@@ -86,11 +86,11 @@ class AuthMlflowServer:
 
     def start(self) -> "AuthMlflowServer":
         ini = self.root / "basic_auth.ini"
+        # The admin credentials travel in the environment only; the file holds no secret.
         ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {self.backend_uri}\n"
-                       f"admin_username = {self.username}\nadmin_password = {self.password}\n"
                        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-               "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": self.username,
+               "MLFLOW_AUTH_ADMIN_PASSWORD": self.password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
         env.pop("MLFLOW_TRACKING_URI", None)
         cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
                "--artifacts-destination", (self.root / "artifacts").as_uri(), "--host", "127.0.0.1",
