@@ -204,3 +204,24 @@ def test_submit_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch, capsys
     assert main(["submit", "--preset", "smoke", "--image", "registry.example/attnlab:0.1.0"]) == 2
     err = capsys.readouterr().err
     assert "no Kubernetes configuration" in err and "--dry-run" in err
+
+
+def _pod_specs(doc: dict) -> list[dict]:
+    if doc["kind"] in ("Deployment", "StatefulSet"):
+        return [doc["spec"]["template"]["spec"]]
+    if doc["kind"] in ("RayCluster", "RayJob"):
+        spec = doc["spec"].get("rayClusterSpec", doc["spec"])
+        return [g["template"]["spec"] for g in [spec["headGroupSpec"], *spec.get("workerGroupSpecs", [])]]
+    return []
+
+
+def test_every_pod_runs_as_non_root_with_requests_and_limits():
+    docs = [*_static_docs(), render_rayjob("s", "img")]
+    pods = [pod for doc in docs for pod in _pod_specs(doc)]
+    assert len(pods) >= 6
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+        for container in pod["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]) <= set(container["resources"]["limits"])
