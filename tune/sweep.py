@@ -6,6 +6,7 @@ interrupted ones continue from their checkpoints.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import ray
@@ -16,6 +17,7 @@ from pipeline import tracking
 
 from .local_services import init_ray, tracking_server
 from .mlflow_runs import parent_run, trial_runs
+from .schedulers import PerTaskScheduler
 from .sweep_config import SweepConfig, check_resources, storage_root
 from .trainable import trial_function
 
@@ -29,8 +31,10 @@ def _scheduler(sweep: SweepConfig):
     # max_t one past the budget: ASHA never cuts a trial at its last epoch, so a trial that
     # survives every rung ends on its own (final checkpoint and MLflow artifacts included).
     max_t = (sweep.max_epochs or 1000) + 1
-    return ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=min(es.grace_period, max_t - 1),
-                         reduction_factor=es.reduction_factor)
+    # One ASHA per task: each task's `score` is its own metric, comparable only within the task.
+    return PerTaskScheduler(partial(ASHAScheduler, time_attr="epoch", max_t=max_t,
+                                    grace_period=min(es.grace_period, max_t - 1),
+                                    reduction_factor=es.reduction_factor))
 
 
 def _concurrency(sweep: SweepConfig) -> int:

@@ -1,0 +1,72 @@
+"""Early stopping in a sweep that mixes tasks: each task's trials compete only with each other.
+
+Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 for translation,
+mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
+from pathlib import Path
+
+import pytest
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from pipeline.config import validate
+from tune.sweep import _scheduler
+from tune.sweep_config import SweepConfig
+
+EPOCHS = 4
+QUALITY = [0.9, 0.5, 0.3]
+
+
+def _scored(config):
+    trial = config["trial"]
+    scale = 100.0 if trial["task"] == "translation" else 1.0
+    for epoch in range(1, EPOCHS + 1):
+        tune.report({"epoch": epoch, "score": scale * trial["quality"] * epoch / EPOCHS})
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A single-machine Ray on loopback (as attnlab's embedded one), undone afterwards."""
+    from ray._private import ray_constants
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
+        mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})  # workers import _scored
+        yield
+        ray.shutdown()
+
+
+def _epochs_by_trial(scheduler, tmp_path) -> dict:
+    trials = [{"task": task, "quality": q, "key": f"{task}-{q}"} for task in ("translation", "segmentation")
+              for q in QUALITY]
+    tuner = tune.Tuner(tune.with_resources(_scored, {"cpu": 1}),
+                       param_space={"trial": tune.grid_search(trials)},
+                       tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
+                                                   max_concurrent_trials=1),
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0))
+    return {r.config["trial"]["key"]: int(r.metrics["epoch"]) for r in tuner.fit()}
+
+
+def _mixed_sweep() -> SweepConfig:
+    return validate(SweepConfig, {
+        "name": "mixed", "max_epochs": EPOCHS,
+        "grid": [{"task": "translation", "specs": ["1000"], "preset": "tiny"},
+                 {"task": "segmentation", "specs": ["w/o"], "preset": "tiny"}],
+        "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3}}, "sweep")
+
+
+def test_one_shared_asha_would_stop_every_trial_of_the_smaller_scale(local_ray, tmp_path):
+    """The failure the per-task scheduler exists for (so the next test can fail)."""
+    epochs = _epochs_by_trial(ASHAScheduler(time_attr="epoch", max_t=EPOCHS + 1, grace_period=1,
+                                            reduction_factor=3), tmp_path)
+    assert epochs["translation-0.9"] == EPOCHS
+    assert all(epochs[f"segmentation-{q}"] == 1 for q in QUALITY), epochs
+
+
+def test_sweeps_stop_trials_early_within_each_task(local_ray, tmp_path):
+    epochs = _epochs_by_trial(_scheduler(_mixed_sweep()), tmp_path)
+    for task in ("translation", "segmentation"):
+        assert epochs[f"{task}-0.9"] == EPOCHS, epochs  # the best of each task trains to the end
+        assert any(epochs[f"{task}-{q}"] < EPOCHS for q in QUALITY[1:]), epochs  # ASHA still cuts within it
