@@ -6,6 +6,7 @@ are referenced by name (envFrom / secretKeyRef), never embedded.
 """
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from typing import Any
@@ -26,9 +27,19 @@ def job_name(sweep_name: str) -> str:
     return name
 
 
-def entrypoint(preset: str | None, config_path: str | None, sweep_name: str, storage: str) -> str:
-    source = ["--preset", preset] if preset else ["--config", config_path]
-    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, "--storage", storage])
+def sweep_source(preset: str | None, sweep_config: dict | None) -> list[str]:
+    """How the cluster gets the sweep: a preset by name (the image has the same attnlab), or the
+    validated config itself, inline, so a local YAML file needs no copy in the image."""
+    if preset:
+        return ["--preset", preset]
+    if sweep_config is None:
+        raise ConfigError("give --preset NAME or --config FILE")
+    return ["--config-json", json.dumps(sweep_config, separators=(",", ":"), sort_keys=True)]
+
+
+def entrypoint(source: list[str], sweep_name: str, storage: str | None) -> str:
+    """`attnlab sweep` on a fixed name: a retried job resumes the same sweep."""
+    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, *(["--storage", storage] if storage else [])])
 
 
 def _security() -> dict:
@@ -58,7 +69,7 @@ def _pod(container: dict, shared_claim: str, node_selector: dict | None = None) 
     return {"spec": spec}
 
 
-def render_rayjob(sweep_name: str, image: str, *, preset: str | None = None, config_path: str | None = None,
+def render_rayjob(sweep_name: str, image: str, source: list[str], *,
                   namespace: str = "attnlab", workers: int = 2, gpus_per_worker: int = 1, max_workers: int | None = None,
                   shared_claim: str = "attnlab-shared", env_secret: str = "attnlab-env",
                   ray_token_secret: str = RAY_TOKEN_SECRET, backoff_limit: int = 3) -> dict:
@@ -77,7 +88,7 @@ def render_rayjob(sweep_name: str, image: str, *, preset: str | None = None, con
         "metadata": {"name": job_name(sweep_name), "namespace": namespace,
                      "labels": {"app.kubernetes.io/part-of": "attnlab", "attnlab/sweep": sweep_name}},
         "spec": {
-            "entrypoint": entrypoint(preset, config_path, sweep_name, "/shared/sweeps"),
+            "entrypoint": entrypoint(source, sweep_name, "/shared/sweeps"),
             "shutdownAfterJobFinishes": True, "ttlSecondsAfterFinished": 3600, "backoffLimit": backoff_limit,
             "submissionMode": "K8sJobMode",
             "rayClusterSpec": {
@@ -127,20 +138,15 @@ def create_rayjob(manifest: dict) -> str:
     return f"rayjob/{meta['name']} created in namespace {meta['namespace']}"
 
 
-def submit_to_ray(address: str, preset: str | None, config_path: str | None, sweep_name: str,
-                  storage: str | None, tracking_uri: str | None = None) -> str:
-    """Submit the same sweep to a running Ray cluster through the Job Submission API.
-
-    A --config path must be readable on the cluster's head (in the image or on shared storage)."""
+def submit_to_ray(address: str, source: list[str], sweep_name: str, storage: str | None,
+                  tracking_uri: str | None = None) -> str:
+    """Submit the same sweep to a running Ray cluster through the Job Submission API."""
     from ray.job_submission import JobSubmissionClient
 
     env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900",
            **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
-    runtime_env: dict[str, Any] = {"env_vars": env}
-    command = entrypoint(preset, config_path, sweep_name, storage) if storage else \
-        entrypoint(preset, config_path, sweep_name, "").rsplit(" --storage", 1)[0]
     client = JobSubmissionClient(address)
-    return client.submit_job(entrypoint=command, runtime_env=runtime_env,
+    return client.submit_job(entrypoint=entrypoint(source, sweep_name, storage), runtime_env={"env_vars": env},
                              submission_id=f"{job_name(sweep_name)}-{_suffix()}")
 
 

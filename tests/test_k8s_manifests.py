@@ -2,6 +2,7 @@
 KubeRay v1.7.0's CRD schemas with jsonschema; no secret is ever written into a manifest."""
 import gzip
 import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -68,7 +69,7 @@ def test_submit_dry_run_renders_a_valid_rayjob(preset, capsys):
 
 
 def test_an_invalid_manifest_fails():
-    bad = render_rayjob("x", "img")
+    bad = render_rayjob("x", "img", ["--preset", "smoke"])
     bad["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "four"
     with pytest.raises(jsonschema.ValidationError):
         validate(bad)
@@ -87,7 +88,7 @@ def test_submit_refuses_bad_input_before_sending(capsys):
 def test_no_secret_is_written_into_a_manifest():
     secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY)", re.I)
     files = {p: p.read_text() for p in [*K8S.rglob("*.yaml"), *(ROOT / "docker").glob("*")] if "schemas" not in p.parts}
-    files[Path("rendered-rayjob.yaml")] = yaml.safe_dump(render_rayjob("s", "img"))
+    files[Path("rendered-rayjob.yaml")] = yaml.safe_dump(render_rayjob("s", "img", ["--preset", "smoke"]))
     for path, text in files.items():
         if path.suffix == ".yaml":
             assert all(not isinstance(d, dict) or d.get("kind") != "Secret" for d in yaml.safe_load_all(text)), path
@@ -174,7 +175,7 @@ def test_the_image_installs_the_pinned_project_as_a_non_root_user():
 
 
 def test_ray_token_auth_is_on_with_the_token_from_a_secret():
-    rendered = render_rayjob("s", "img")
+    rendered = render_rayjob("s", "img", ["--preset", "smoke"])
     specs = [rendered["spec"]["rayClusterSpec"]]
     specs += [d["spec"].get("rayClusterSpec", d["spec"]) for d in _static_docs() if d["kind"] in ("RayCluster", "RayJob")]
     for spec in specs:
@@ -216,7 +217,7 @@ def _pod_specs(doc: dict) -> list[dict]:
 
 
 def test_every_pod_runs_as_non_root_with_requests_and_limits():
-    docs = [*_static_docs(), render_rayjob("s", "img")]
+    docs = [*_static_docs(), render_rayjob("s", "img", ["--preset", "smoke"])]
     pods = [pod for doc in docs for pod in _pod_specs(doc)]
     assert len(pods) >= 6
     for pod in pods:
@@ -225,3 +226,25 @@ def test_every_pod_runs_as_non_root_with_requests_and_limits():
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]) <= set(container["resources"]["limits"])
+
+
+def test_a_local_sweep_file_travels_inline_with_the_job(tmp_path, capsys):
+    """`submit --config FILE` needs no copy of FILE in the image: the validated sweep is the entrypoint's."""
+    from tune.sweep_config import load_sweep
+
+    (tmp_path / "mine.yaml").write_text("name: mine\nmax_epochs: 2\ngrid:\n  - task: segmentation\n"
+                                        "    specs: ['0010', deform]\n    preset: tiny\n")
+    assert main(["submit", "--config", str(tmp_path / "mine.yaml"), "--image", "img", "--dry-run"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    validate(doc)
+    argv = shlex.split(doc["spec"]["entrypoint"])
+    assert argv[:3] == ["attnlab", "sweep", "--config-json"] and str(tmp_path) not in doc["spec"]["entrypoint"]
+    assert argv[argv.index("--name") + 1] == "mine" and argv[argv.index("--storage") + 1] == "/shared/sweeps"
+    inline = load_sweep(None, None, "mine", argv[3])  # what the cluster's `attnlab sweep` parses
+    assert inline == load_sweep(None, str(tmp_path / "mine.yaml"), None)
+    assert [t.trial_key for t in inline.trials()] == ["segmentation-0010-s0", "segmentation-deform-s0"]
+
+
+def test_a_bad_inline_config_is_a_clear_error(capsys):
+    assert main(["sweep", "--config-json", "{not json", "--name", "x"]) == 2
+    assert "--config-json is not valid JSON" in capsys.readouterr().err

@@ -5,6 +5,7 @@ unknown task or impossible resources fail with one clear message and nothing is 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -124,16 +125,23 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
                           "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)")
 
 
-def load_sweep(preset: str | None, config_file: str | None, name: str | None) -> SweepConfig:
-    """Preset or YAML file (+ --name), fully validated, every trial's TrainConfig included."""
+def load_sweep(preset: str | None, config_file: str | None, name: str | None,
+               config_json: str | None = None) -> SweepConfig:
+    """Preset, YAML file or inline JSON (+ --name), fully validated, every trial's TrainConfig included."""
     from .presets import PRESETS
 
-    if bool(preset) == bool(config_file):
+    if sum(map(bool, (preset, config_file, config_json))) != 1:
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"unknown sweep preset {preset!r}; choose one of {', '.join(PRESETS)}")
         data = PRESETS[preset]()
+    elif config_json:
+        try:
+            data = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json is not valid JSON ({exc}); it is what `attnlab submit` sends, "
+                              "use --config FILE by hand") from None
     else:
         data = read_yaml(config_file)
     if name:

@@ -7,7 +7,7 @@ import argparse
 def register(sub) -> None:
     p = sub.add_parser("submit", help="submit a sweep as a KubeRay RayJob (or to a running Ray cluster)")
     p.add_argument("--preset", help="sweep preset")
-    p.add_argument("--config", help="sweep YAML (a path inside the image or the working dir)")
+    p.add_argument("--config", help="sweep YAML file (validated here and sent inline with the job)")
     p.add_argument("--name", help="sweep name (default: the preset's / config's)")
     p.add_argument("--image", help="training image (required for Kubernetes)")
     p.add_argument("--namespace", default="attnlab")
@@ -22,17 +22,18 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..submit import create_rayjob, render_rayjob, submit_to_ray, to_yaml
+    from ..submit import create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
     from tune.sweep_config import load_sweep
 
     sweep = load_sweep(args.preset, args.config, args.name)  # validated before anything is sent
+    source = sweep_source(args.preset, None if args.preset else sweep.model_dump(mode="json"))
     if args.ray_address:
-        job = submit_to_ray(args.ray_address, args.preset, args.config, sweep.name, args.storage, args.tracking_uri)
+        job = submit_to_ray(args.ray_address, source, sweep.name, args.storage, args.tracking_uri)
         print(f"submitted Ray job {job} to {args.ray_address}")
         return 0
     if not args.image:
         raise ConfigError("--image is required to submit to Kubernetes (or use --ray-address)")
-    manifest = render_rayjob(sweep.name, args.image, preset=args.preset, config_path=args.config,
-                             namespace=args.namespace, workers=args.workers, gpus_per_worker=args.gpus_per_trial)
+    manifest = render_rayjob(sweep.name, args.image, source, namespace=args.namespace, workers=args.workers,
+                             gpus_per_worker=args.gpus_per_trial)
     print(to_yaml(manifest) if args.dry_run else create_rayjob(manifest))
     return 0

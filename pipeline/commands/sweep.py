@@ -15,6 +15,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
     p.add_argument("--preset", help="smoke | paper-detection | paper-segmentation | paper")
     p.add_argument("--config", help="sweep YAML file")
+    p.add_argument("--config-json", help=argparse.SUPPRESS)  # the validated config, inline: what `submit` sends
     p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
     _common(p)
     p.set_defaults(func=run_sweep_cmd)
@@ -34,7 +35,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     from tune.sweep import run_sweep
     from tune.sweep_config import load_sweep
 
-    sweep = load_sweep(args.preset, args.config, args.name)
+    sweep = load_sweep(args.preset, args.config, args.name, args.config_json)
     _print(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
     return 0
 
