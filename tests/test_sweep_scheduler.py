@@ -14,7 +14,7 @@ from tune.sweep import _scheduler
 from tune.sweep_config import SweepConfig
 
 EPOCHS = 4
-QUALITY = [0.9, 0.5, 0.3]
+QUALITY = [0.9, 0.3]
 
 
 def _scored(config):
@@ -38,13 +38,15 @@ def local_ray():
         ray.shutdown()
 
 
-def _epochs_by_trial(scheduler, tmp_path) -> dict:
-    trials = [{"task": task, "quality": q, "key": f"{task}-{q}"} for task in ("translation", "segmentation")
-              for q in QUALITY]
+def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:
+    """Epochs each trial ran; `quality` maps a trial's name to its quality (default: QUALITY)."""
+    quality = quality or {str(q): q for q in QUALITY}
+    trials = [{"task": task, "quality": q, "key": f"{task}-{name}"} for task in ("translation", "segmentation")
+              for name, q in quality.items()]
     tuner = tune.Tuner(tune.with_resources(_scored, {"cpu": 1}),
                        param_space={"trial": tune.grid_search(trials)},
                        tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
-                                                   max_concurrent_trials=1),
+                                                   max_concurrent_trials=1, reuse_actors=True),
                        run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0))
     return {r.config["trial"]["key"]: int(r.metrics["epoch"]) for r in tuner.fit()}
 
@@ -70,3 +72,29 @@ def test_sweeps_stop_trials_early_within_each_task(local_ray, tmp_path):
     for task in ("translation", "segmentation"):
         assert epochs[f"{task}-0.9"] == EPOCHS, epochs  # the best of each task trains to the end
         assert any(epochs[f"{task}-{q}"] < EPOCHS for q in QUALITY[1:]), epochs  # ASHA still cuts within it
+
+
+def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
+    """A restored sweep gets a fresh scheduler object (Tune does not save its state): with the rungs
+    saved beside the sweep, a weak trial after the restart is still compared with the earlier ones."""
+    sweep = _mixed_sweep()
+    before = {"a": 0.9}
+    _epochs_by_trial(_scheduler(sweep, str(tmp_path / "state")), tmp_path / "run1", before)
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["early_stopping-segmentation.pkl",
+                                                                        "early_stopping-translation.pkl"]
+    weak = {"c": 0.3}
+    fresh = _epochs_by_trial(_scheduler(sweep, str(tmp_path / "elsewhere")), tmp_path / "run2", weak)
+    restored = _epochs_by_trial(_scheduler(sweep, str(tmp_path / "state")), tmp_path / "run3", weak)
+    assert fresh == {"translation-c": EPOCHS, "segmentation-c": EPOCHS}  # alone on empty rungs: never cut
+    assert restored == {"translation-c": 1, "segmentation-c": 1}  # compared with the saved rungs: cut
+
+
+def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler as Asha
+
+    (tmp_path / "early_stopping-segmentation.pkl").write_bytes(b"not a pickle")
+    scheduler = _scheduler(_mixed_sweep(), str(tmp_path))
+    with pytest.warns(UserWarning, match="start with empty rungs"):
+        assert isinstance(scheduler.of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha)

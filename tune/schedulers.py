@@ -4,20 +4,27 @@ A sweep that mixes tasks reports each task's own metric as `score` (AP, mIoU, BL
 ASHA would compare BLEU (0-100) with mIoU (0-1) and stop every trial of the smaller scale at its
 first rung. `PerTaskScheduler` routes each trial to the scheduler of its task (made on first use)
 and leaves which trial runs next to Tune's FIFO order.
+
+Tune does not save a scheduler's state with the experiment (ray#30838): after a driver crash ASHA
+would start with empty rungs and let every resumed trial through. With `state_dir`, each task's
+scheduler is saved there after every decision and restored when the task is first seen again.
 """
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
 from typing import Callable
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 
 class PerTaskScheduler(FIFOScheduler):
-    def __init__(self, make: Callable[[], TrialScheduler]):
-        """`make` builds one task's scheduler; it must pickle (a functools.partial, not a lambda),
-        since Tune stores the scheduler with the experiment for `attnlab resume`."""
+    def __init__(self, make: Callable[[], TrialScheduler], state_dir: str | None = None):
+        """`make` builds one task's scheduler (one with save/restore, such as ASHA); it must pickle
+        (a functools.partial, not a lambda), since Tune stores the scheduler with the experiment."""
         super().__init__()
-        self._make = make
+        self._make, self._state_dir = make, state_dir
         self._schedulers: dict[str, TrialScheduler] = {}
         self._search: tuple | None = None
 
@@ -34,23 +41,43 @@ class PerTaskScheduler(FIFOScheduler):
             if self._search:
                 metric, mode, spec = self._search
                 scheduler.set_search_properties(metric, mode, **spec)
+            saved = self._state_file(task)
+            if saved and saved.is_file():
+                try:
+                    scheduler.restore(str(saved))
+                except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
+                    warnings.warn(f"could not restore early-stopping state from {saved} ({exc}); "
+                                  f"{task} trials start with empty rungs")
             self._schedulers[task] = scheduler
         return self._schedulers[task]
 
+    def _state_file(self, task: str) -> Path | None:
+        return Path(self._state_dir) / f"early_stopping-{task}.pkl" if self._state_dir else None
+
+    def _saved(self, trial, answer=None):
+        """Save the trial's task scheduler (atomically), then pass `answer` through."""
+        path = self._state_file(trial.config["trial"]["task"])
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            self.of(trial).save(str(tmp))
+            os.replace(tmp, path)
+        return answer
+
     def on_trial_add(self, tune_controller, trial):
-        self.of(trial).on_trial_add(tune_controller, trial)
+        self._saved(trial, self.of(trial).on_trial_add(tune_controller, trial))
 
     def on_trial_error(self, tune_controller, trial):
-        self.of(trial).on_trial_error(tune_controller, trial)
+        self._saved(trial, self.of(trial).on_trial_error(tune_controller, trial))
 
     def on_trial_result(self, tune_controller, trial, result) -> str:
-        return self.of(trial).on_trial_result(tune_controller, trial, result)
+        return self._saved(trial, self.of(trial).on_trial_result(tune_controller, trial, result))
 
     def on_trial_complete(self, tune_controller, trial, result):
-        self.of(trial).on_trial_complete(tune_controller, trial, result)
+        self._saved(trial, self.of(trial).on_trial_complete(tune_controller, trial, result))
 
     def on_trial_remove(self, tune_controller, trial):
-        self.of(trial).on_trial_remove(tune_controller, trial)
+        self._saved(trial, self.of(trial).on_trial_remove(tune_controller, trial))
 
     def debug_string(self) -> str:
         return "\n".join(f"{task}: {s.debug_string()}" for task, s in sorted(self._schedulers.items())) or \

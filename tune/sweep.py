@@ -24,7 +24,8 @@ from .trainable import trial_function
 STATE_FILE = "attnlab_sweep.json"
 
 
-def _scheduler(sweep: SweepConfig):
+def _scheduler(sweep: SweepConfig, state_dir: str | None = None):
+    """ASHA per task (its rungs saved under `state_dir`, a local sweep folder, for resume), or FIFO."""
     es = sweep.early_stopping
     if es.policy == "none":
         return FIFOScheduler()
@@ -34,7 +35,7 @@ def _scheduler(sweep: SweepConfig):
     # One ASHA per task: each task's `score` is its own metric, comparable only within the task.
     return PerTaskScheduler(partial(ASHAScheduler, time_attr="epoch", max_t=max_t,
                                     grace_period=min(es.grace_period, max_t - 1),
-                                    reduction_factor=es.reduction_factor))
+                                    reduction_factor=es.reduction_factor), state_dir)
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -89,6 +90,7 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
         state.write_text(json.dumps({"sweep": config, "tracking_uri": uri,
                                      "parent_run_id": parent_id}, indent=2))
         trainable = _trainable(sweep, served, root, parent_id)
+        scheduler = _scheduler(sweep, None if "://" in root else str(path))  # rungs kept beside the sweep
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_errored=not restart_errored,
                                        restart_errored=restart_errored)
@@ -96,7 +98,7 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([t.param() for t in sweep.trials()])},
-                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=_scheduler(sweep),
+                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
                                             max_concurrent_trials=_concurrency(sweep),
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(name=sweep.name, storage_path=root,
