@@ -39,7 +39,8 @@ def sweep_source(preset: str | None, sweep_config: dict | None) -> list[str]:
 
 def entrypoint(source: list[str], sweep_name: str, storage: str | None) -> str:
     """`attnlab sweep` on a fixed name: a retried job resumes the same sweep."""
-    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, *(["--storage", storage] if storage else [])])
+    where = ["--storage", storage] if storage else []
+    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, *where])
 
 
 def _security() -> dict:
