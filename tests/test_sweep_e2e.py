@@ -175,3 +175,37 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
             assert r.info.end_time == done_before[key].info.end_time
             assert [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")] == history_before[key]
     assert (workdir / "attnlab_runs" / "sweeps" / "drill" / "faults" / "failed-once-segmentation-0010-s0").exists()
+
+
+URI_SWEEP = """
+name: on-uri
+max_epochs: 2
+grid:
+  - task: segmentation
+    specs: ["w/o", "0010"]
+    preset: tiny
+    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 4}
+early_stopping: {policy: asha, grace_period: 1, reduction_factor: 2}
+"""
+
+
+def test_a_sweep_on_uri_storage_runs_and_resumes_there(tmp_path):
+    """--storage as a URI (file://, the code path of s3://bucket/...?endpoint_override=...): Tune's
+    experiment, attnlab's sweep state and the ASHA rungs all live there, and resume finds them."""
+    (tmp_path / "s.yaml").write_text(URI_SWEEP)
+    store = tmp_path / "bucket" / "sweeps"
+    proc = _run(["sweep", "--config", "s.yaml", "--storage", store.as_uri()], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = _summary(proc.stdout)
+    assert sorted(t["status"] for t in first["trials"]) in (["finished", "stopped"], ["finished", "finished"])
+    folder = store / "on-uri"
+    names = {p.name for p in folder.iterdir()}
+    assert {"attnlab_sweep.json", "early_stopping-segmentation.pkl", "tuner.pkl"} <= names, names
+    assert any(n.startswith("experiment_state-") for n in names)
+    assert not (tmp_path / "attnlab_runs" / "sweeps").exists()  # nothing went to the default local storage
+
+    again = _run(["resume", (folder).as_uri()], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(map(str, _summary(again.stdout)["trials"])) == sorted(map(str, first["trials"]))
+    _, runs = _runs(tmp_path, "on-uri")
+    assert sorted(r.data.tags.get("attnlab.kind") for r in runs) == ["sweep", "trial", "trial"]  # no duplicates

@@ -10,6 +10,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from pipeline.config import validate
+from tune.storage import SweepStore
 from tune.sweep import _scheduler
 from tune.sweep_config import SweepConfig
 
@@ -78,13 +79,17 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
     """A restored sweep gets a fresh scheduler object (Tune does not save its state): with the rungs
     saved beside the sweep, a weak trial after the restart is still compared with the earlier ones."""
     sweep = _mixed_sweep()
+
+    def in_store(folder: str):  # a file:// URI: the code path of s3:// storage, on this disk
+        return _scheduler(sweep, SweepStore.from_folder((tmp_path / folder).as_uri()))
+
     before = {"a": 0.9}
-    _epochs_by_trial(_scheduler(sweep, str(tmp_path / "state")), tmp_path / "run1", before)
+    _epochs_by_trial(in_store("state"), tmp_path / "run1", before)
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["early_stopping-segmentation.pkl",
                                                                         "early_stopping-translation.pkl"]
     weak = {"c": 0.3}
-    fresh = _epochs_by_trial(_scheduler(sweep, str(tmp_path / "elsewhere")), tmp_path / "run2", weak)
-    restored = _epochs_by_trial(_scheduler(sweep, str(tmp_path / "state")), tmp_path / "run3", weak)
+    fresh = _epochs_by_trial(in_store("elsewhere"), tmp_path / "run2", weak)
+    restored = _epochs_by_trial(in_store("state"), tmp_path / "run3", weak)
     assert fresh == {"translation-c": EPOCHS, "segmentation-c": EPOCHS}  # alone on empty rungs: never cut
     assert restored == {"translation-c": 1, "segmentation-c": 1}  # compared with the saved rungs: cut
 
@@ -95,6 +100,6 @@ def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
     from ray.tune.schedulers import ASHAScheduler as Asha
 
     (tmp_path / "early_stopping-segmentation.pkl").write_bytes(b"not a pickle")
-    scheduler = _scheduler(_mixed_sweep(), str(tmp_path))
+    scheduler = _scheduler(_mixed_sweep(), SweepStore.from_folder(str(tmp_path)))
     with pytest.warns(UserWarning, match="start with empty rungs"):
         assert isinstance(scheduler.of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha)

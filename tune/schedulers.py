@@ -6,25 +6,28 @@ first rung. `PerTaskScheduler` routes each trial to the scheduler of its task (m
 and leaves which trial runs next to Tune's FIFO order.
 
 Tune does not save a scheduler's state with the experiment (ray#30838): after a driver crash ASHA
-would start with empty rungs and let every resumed trial through. With `state_dir`, each task's
-scheduler is saved there after every decision and restored when the task is first seen again.
+would start with empty rungs and let every resumed trial through. With a `store` (the sweep's
+folder, local or s3://...), each task's scheduler is saved there after every decision and
+restored when the task is first seen again.
 """
 from __future__ import annotations
 
-import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from .storage import SweepStore
+
 
 class PerTaskScheduler(FIFOScheduler):
-    def __init__(self, make: Callable[[], TrialScheduler], state_dir: str | None = None):
+    def __init__(self, make: Callable[[], TrialScheduler], store: SweepStore | None = None):
         """`make` builds one task's scheduler (one with save/restore, such as ASHA); it must pickle
         (a functools.partial, not a lambda), since Tune stores the scheduler with the experiment."""
         super().__init__()
-        self._make, self._state_dir = make, state_dir
+        self._make, self._store = make, store
         self._schedulers: dict[str, TrialScheduler] = {}
         self._search: tuple | None = None
 
@@ -41,27 +44,35 @@ class PerTaskScheduler(FIFOScheduler):
             if self._search:
                 metric, mode, spec = self._search
                 scheduler.set_search_properties(metric, mode, **spec)
-            saved = self._state_file(task)
-            if saved and saved.is_file():
-                try:
-                    scheduler.restore(str(saved))
-                except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
-                    warnings.warn(f"could not restore early-stopping state from {saved} ({exc}); "
-                                  f"{task} trials start with empty rungs")
+            self._restore(task, scheduler)
             self._schedulers[task] = scheduler
         return self._schedulers[task]
 
-    def _state_file(self, task: str) -> Path | None:
-        return Path(self._state_dir) / f"early_stopping-{task}.pkl" if self._state_dir else None
+    @staticmethod
+    def _state_name(task: str) -> str:
+        return f"early_stopping-{task}.pkl"
+
+    def _restore(self, task: str, scheduler: TrialScheduler) -> None:
+        data = self._store.read_bytes(self._state_name(task)) if self._store else None
+        if data is None:
+            return
+        with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
+            local = Path(tmp, "state.pkl")
+            local.write_bytes(data)
+            try:
+                scheduler.restore(str(local))
+            except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
+                warnings.warn(f"could not restore early-stopping state {self._state_name(task)} from "
+                              f"{self._store.location} ({exc}); {task} trials start with empty rungs")
 
     def _saved(self, trial, answer=None):
-        """Save the trial's task scheduler (atomically), then pass `answer` through."""
-        path = self._state_file(trial.config["trial"]["task"])
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            self.of(trial).save(str(tmp))
-            os.replace(tmp, path)
+        """Save the trial's task scheduler into the store (atomically), then pass `answer` through."""
+        if self._store:
+            task = trial.config["trial"]["task"]
+            with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
+                local = Path(tmp, "state.pkl")
+                self.of(trial).save(str(local))
+                self._store.write_bytes(self._state_name(task), local.read_bytes())
         return answer
 
     def on_trial_add(self, tune_controller, trial):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from pathlib import Path
 
 import ray
 from ray import tune
@@ -18,14 +17,15 @@ from pipeline import tracking
 from .local_services import init_ray, tracking_server
 from .mlflow_runs import parent_run, trial_runs
 from .schedulers import PerTaskScheduler
+from .storage import SweepStore
 from .sweep_config import SweepConfig, check_resources, storage_root
 from .trainable import trial_function
 
 STATE_FILE = "attnlab_sweep.json"
 
 
-def _scheduler(sweep: SweepConfig, state_dir: str | None = None):
-    """ASHA per task (its rungs saved under `state_dir`, a local sweep folder, for resume), or FIFO."""
+def _scheduler(sweep: SweepConfig, store: SweepStore | None = None):
+    """ASHA per task (its rungs saved in the sweep's `store`, for resume), or FIFO."""
     es = sweep.early_stopping
     if es.policy == "none":
         return FIFOScheduler()
@@ -35,7 +35,7 @@ def _scheduler(sweep: SweepConfig, state_dir: str | None = None):
     # One ASHA per task: each task's `score` is its own metric, comparable only within the task.
     return PerTaskScheduler(partial(ASHAScheduler, time_attr="epoch", max_t=max_t,
                                     grace_period=min(es.grace_period, max_t - 1),
-                                    reduction_factor=es.reduction_factor), state_dir)
+                                    reduction_factor=es.reduction_factor), store)
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -60,8 +60,8 @@ def _trial_name(trial) -> str:
     return trial.config["trial"]["trial_key"]
 
 
-def sweep_path(sweep_name: str, storage: str | None) -> Path:
-    return Path(storage_root(storage)) / sweep_name
+def sweep_store(sweep_name: str, storage: str | None) -> SweepStore:
+    return SweepStore(storage_root(storage), sweep_name)
 
 
 def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str | None = None,
@@ -70,15 +70,13 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     check_resources(sweep, ray_address)
     root = storage_root(storage)
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    path = Path(root) / sweep.name
-    state = path / STATE_FILE
+    store = SweepStore(root, sweep.name)
     config = sweep.model_dump(mode="json")
-    if state.is_file():
-        previous = json.loads(state.read_text())["sweep"]
-        if previous != config:
-            from pipeline.errors import ConfigError
-            raise ConfigError(f"sweep {sweep.name!r} already exists at {path} with another config; "
-                              "resume it unchanged (`attnlab resume`) or pick a new --name")
+    saved = store.read_text(STATE_FILE)
+    if saved is not None and json.loads(saved)["sweep"] != config:
+        from pipeline.errors import ConfigError
+        raise ConfigError(f"sweep {sweep.name!r} already exists at {store.location} with another config; "
+                          "resume it unchanged (`attnlab resume`) or pick a new --name")
     from mlflow.tracking import MlflowClient
 
     # Created against the store itself, so its artifact location is a path every process here can read.
@@ -86,19 +84,18 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     init_ray(ray_address)
     with tracking_server(uri) as served:
         parent_id = parent_run(served, sweep.name, config)
-        path.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"sweep": config, "tracking_uri": uri,
-                                     "parent_run_id": parent_id}, indent=2))
+        store.write_text(STATE_FILE, json.dumps({"sweep": config, "tracking_uri": uri,
+                                                 "parent_run_id": parent_id}, indent=2))
         trainable = _trainable(sweep, served, root, parent_id)
-        scheduler = _scheduler(sweep, None if "://" in root else str(path))  # rungs kept beside the sweep
-        if tune.Tuner.can_restore(str(path)):
-            tuner = tune.Tuner.restore(str(path), trainable, resume_errored=not restart_errored,
-                                       restart_errored=restart_errored)
+        if tune.Tuner.can_restore(*store.tune_path()):
+            path, fs = store.tune_path()
+            tuner = tune.Tuner.restore(path, trainable, resume_errored=not restart_errored,
+                                       restart_errored=restart_errored, storage_filesystem=fs)
         else:
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([t.param() for t in sweep.trials()])},
-                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
+                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=_scheduler(sweep, store),
                                             max_concurrent_trials=_concurrency(sweep),
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(name=sweep.name, storage_path=root,

@@ -22,6 +22,7 @@ from pipeline.train_config import TrainConfig
 
 from .mlflow_runs import KIND_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
+from .storage import join, scratch_dir
 from .sweep_config import SweepConfig, trial_train_config
 
 
@@ -53,7 +54,7 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
     param = config["trial"]
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
-    cfg = trial_train_config(param, sweep_cfg, uri, f"{storage}/{sweep_cfg.name}/runs")
+    cfg = trial_train_config(param, sweep_cfg, uri, scratch_dir(storage, sweep_cfg.name, "runs"))
     run_id, finished = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
     if finished:  # a resumed sweep never retrains a finished trial
         from mlflow.tracking import MlflowClient
@@ -64,10 +65,10 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
     trainer = TorchTrainer(
         worker_loop,
         train_loop_config={"train": cfg.model_dump(mode="json"), "run_id": run_id, "trial_key": key,
-                           "marker_dir": f"{storage}/{sweep_cfg.name}/faults"},
+                           "marker_dir": scratch_dir(storage, sweep_cfg.name, "faults")},
         scaling_config=ScalingConfig(num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0,
                                      resources_per_worker={"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}),
-        run_config=RunConfig(name=key, storage_path=f"{storage}/{sweep_cfg.name}/train",
+        run_config=RunConfig(name=key, storage_path=join(storage, sweep_cfg.name, "train"),
                              failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
                              callbacks=[TuneReportCallback()]),

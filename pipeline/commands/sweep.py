@@ -41,23 +41,22 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from pipeline.config import validate
     from pipeline.errors import ConfigError
-    from tune.sweep import STATE_FILE, run_sweep, sweep_path
+    from tune.storage import SweepStore
+    from tune.sweep import STATE_FILE, run_sweep, sweep_store
     from tune.sweep_config import SweepConfig
 
-    folder = Path(args.sweep)
-    if not (folder / STATE_FILE).is_file():
-        folder = sweep_path(args.sweep, args.storage)
-    state = folder / STATE_FILE
-    if not state.is_file():
-        raise ConfigError(f"no sweep {args.sweep!r} found (looked for {state}); give the sweep's name with the "
-                          "same --storage it ran with, or its folder")
-    saved = json.loads(state.read_text())
-    sweep = validate(SweepConfig, saved["sweep"], "sweep")
-    storage = str(folder.parent) if args.storage is None else args.storage
-    _print(run_sweep(sweep, storage, args.tracking_uri or saved["tracking_uri"], args.ray_address,
+    store = SweepStore.from_folder(args.sweep)  # the sweep's folder, a path or a URI ...
+    if not store.exists(STATE_FILE):
+        store = sweep_store(args.sweep, args.storage)  # ... or its name under --storage
+    saved = store.read_text(STATE_FILE)
+    if saved is None:
+        raise ConfigError(f"no sweep {args.sweep!r} found (looked for {STATE_FILE} in {store.location}); give the "
+                          "sweep's name with the same --storage it ran with, or its folder")
+    state = json.loads(saved)
+    sweep = validate(SweepConfig, state["sweep"], "sweep")
+    storage = store.root if args.storage is None else args.storage
+    _print(run_sweep(sweep, storage, args.tracking_uri or state["tracking_uri"], args.ray_address,
                      restart_errored=args.restart_errored))
     return 0

@@ -1,0 +1,79 @@
+"""A sweep's folder on any storage Ray accepts: a local path, a mounted volume, or a URI
+(s3://bucket/sweeps?endpoint_override=minio:9000&scheme=http, gs://..., file://...).
+
+Ray stores the Tune experiment there; attnlab keeps its own small files beside it (the sweep's
+config and parent run, the early-stopping rungs). Both go through pyarrow's file systems, the
+ones Ray itself uses, so a sweep on S3/MinIO resumes as one on a local disk does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def join(root: str, *parts: str) -> str:
+    """root/parts for a path or a URI, keeping a URI's query (?endpoint_override=...) at the end."""
+    base, sep, query = root.partition("?")
+    return "/".join([base.rstrip("/"), *parts]) + sep + query
+
+
+class SweepStore:
+    """The sweep's folder: its location for Tune, and whole-file reads and atomic writes beside it."""
+
+    def __init__(self, root: str, name: str):
+        self.root, self.name = root, name
+        self.location = join(root, name)
+        if is_uri(root):
+            self.fs, self.path = pafs.FileSystem.from_uri(self.location)
+        else:
+            self.fs, self.path = pafs.LocalFileSystem(), str(Path(self.location).resolve())
+
+    @classmethod
+    def from_folder(cls, folder: str) -> "SweepStore":
+        """The store of a sweep given by its folder (a path or a URI)."""
+        base, sep, query = folder.partition("?")
+        parent, _, name = base.rstrip("/").rpartition("/")
+        return cls((parent or ".") + sep + query, name)
+
+    def _file(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def exists(self, name: str) -> bool:
+        return self.fs.get_file_info(self._file(name)).type == pafs.FileType.File
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """The file's content, or None where there is none."""
+        if not self.exists(name):
+            return None
+        with self.fs.open_input_stream(self._file(name)) as f:
+            return f.read()
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write a temporary file, then move it into place: a reader never sees half a file."""
+        self.fs.create_dir(self.path, recursive=True)
+        tmp = self._file(f".{name}.tmp")
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        self.fs.move(tmp, self._file(name))
+
+    def read_text(self, name: str) -> str | None:
+        data = self.read_bytes(name)
+        return None if data is None else data.decode()
+
+    def write_text(self, name: str, text: str) -> None:
+        self.write_bytes(name, text.encode())
+
+    def tune_path(self) -> tuple[str, pafs.FileSystem]:
+        """What Tuner.can_restore / Tuner.restore take: (path inside the file system, file system)."""
+        return self.path, self.fs
+
+
+def scratch_dir(root: str, *parts: str) -> str:
+    """A folder for files a process needs on its own disk (checkpoint staging, generated data,
+    vocabularies): beside the sweep when it is on a file system, else under ./attnlab_runs."""
+    return join(root, *parts) if not is_uri(root) else str(Path("attnlab_runs", "scratch", *parts).resolve())
