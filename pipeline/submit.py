@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 RAY_VERSION = "2.60.0"  # the image's Ray (pyproject's pin); a test keeps the two equal
 RAY_TOKEN_SECRET = "attnlab-ray-token"
+SHARED_SWEEPS = "/shared/sweeps"  # the shared volume every Ray pod mounts at /shared
 DNS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -73,7 +74,8 @@ def _pod(container: dict, shared_claim: str, node_selector: dict | None = None) 
 def render_rayjob(sweep_name: str, image: str, source: list[str], *,
                   namespace: str = "attnlab", workers: int = 2, gpus_per_worker: int = 1, max_workers: int | None = None,
                   shared_claim: str = "attnlab-shared", env_secret: str = "attnlab-env",
-                  ray_token_secret: str = RAY_TOKEN_SECRET, backoff_limit: int = 3) -> dict:
+                  ray_token_secret: str = RAY_TOKEN_SECRET, storage: str = SHARED_SWEEPS,
+                  backoff_limit: int = 3) -> dict:
     """The RayJob manifest (a dict) for one sweep. Ray's token auth is on, with the token read from
     a Secret the user created (key `auth_token`), so every retry's new cluster shares it."""
     if workers < 0 or gpus_per_worker < 0:
@@ -89,7 +91,7 @@ def render_rayjob(sweep_name: str, image: str, source: list[str], *,
         "metadata": {"name": job_name(sweep_name), "namespace": namespace,
                      "labels": {"app.kubernetes.io/part-of": "attnlab", "attnlab/sweep": sweep_name}},
         "spec": {
-            "entrypoint": entrypoint(source, sweep_name, "/shared/sweeps"),
+            "entrypoint": entrypoint(source, sweep_name, storage),
             "shutdownAfterJobFinishes": True, "ttlSecondsAfterFinished": 3600, "backoffLimit": backoff_limit,
             "submissionMode": "K8sJobMode",
             "rayClusterSpec": {

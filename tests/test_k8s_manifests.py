@@ -66,6 +66,14 @@ def test_submit_dry_run_renders_a_valid_rayjob(preset, capsys):
     worker = doc["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert worker["replicas"] == 4 and worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert doc["metadata"]["namespace"] == "research" and doc["spec"]["backoffLimit"] >= 1
+    assert doc["spec"]["entrypoint"].endswith("--storage /shared/sweeps")  # the shared volume by default
+
+
+def test_submit_puts_the_sweeps_where_storage_says(capsys):
+    uri = "s3://sweeps/attnlab?endpoint_override=minio.storage:9000&scheme=http"
+    assert main(["submit", "--preset", "smoke", "--image", "img", "--dry-run", "--storage", uri]) == 0
+    entry = shlex.split(yaml.safe_load(capsys.readouterr().out)["spec"]["entrypoint"])
+    assert entry[entry.index("--storage") + 1] == uri
 
 
 def test_an_invalid_manifest_fails():

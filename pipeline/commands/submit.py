@@ -15,14 +15,15 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker pods (autoscaling from 0 to this)")
     p.add_argument("--dry-run", action="store_true", help="print the RayJob YAML instead of creating it")
     p.add_argument("--ray-address", help="http://HOST:8265 of a running Ray cluster: submit a Ray job there")
-    p.add_argument("--storage", default=None, help="with --ray-address: the sweep storage path on that cluster")
+    p.add_argument("--storage", default=None, help="the sweeps' storage on the cluster: a shared path or a URI "
+                                                   "(s3://...); default /shared/sweeps on Kubernetes")
     p.add_argument("--tracking-uri", help="with --ray-address: the MLflow URI the cluster's trials log to")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..submit import create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
+    from ..submit import SHARED_SWEEPS, create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
     from tune.sweep_config import load_sweep
 
     sweep = load_sweep(args.preset, args.config, args.name)  # validated before anything is sent
@@ -34,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.image:
         raise ConfigError("--image is required to submit to Kubernetes (or use --ray-address)")
     manifest = render_rayjob(sweep.name, args.image, source, namespace=args.namespace, workers=args.workers,
-                             gpus_per_worker=args.gpus_per_trial)
+                             gpus_per_worker=args.gpus_per_trial, storage=args.storage or SHARED_SWEEPS)
     print(to_yaml(manifest) if args.dry_run else create_rayjob(manifest))
     return 0
