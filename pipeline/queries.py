@@ -13,11 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
+from .costs import COSTS
 from .errors import ConfigError
 from .tasks import TASKS
-
-COSTS = {"flops": "cost/flops", "attention_flops": "cost/attention_flops", "latency": "cost/latency_ms",
-         "memory": "cost/peak_memory_mb", "params": "cost/params"}
 
 
 @dataclass

@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lightning_modules.attention import parse_spec  # noqa: E402
+
 from .queries import Row, rank  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
@@ -64,13 +66,20 @@ def _img(path: Path | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" data-file="{path.name}">'
 
 
+def _terms(attention: str) -> tuple[bool, bool, bool, bool]:
+    """E1..E4 of a spec; per-site translation specs (enc_self=...,...) have no single code."""
+    try:
+        return parse_spec(attention).terms
+    except ValueError:
+        return (False, False, False, False)
+
+
 def _ablation_table(rows: list[Row], cost: str) -> str:
     head = "<tr><th>spec</th><th>E1</th><th>E2</th><th>E3</th><th>E4</th><th>metric (mean ± std)</th>" \
            f"<th>{html.escape(cost)}</th><th>seeds</th><th>Pareto</th></tr>"
     body = []
     for r in sorted(rows, key=lambda r: r.attention):
-        code = r.attention.split("+")[0] if r.attention[:1] in "01" else "0000"
-        marks = "".join(f"<td>{'✓' if c == '1' else ''}</td>" for c in code)
+        marks = "".join(f"<td>{'✓' if on else ''}</td>" for on in _terms(r.attention))
         body.append(f"<tr><td>{html.escape(r.attention)}</td>{marks}<td>{r.metric:.4f} ± {r.metric_std:.4f}</td>"
                     f"<td>{r.cost:.4g}</td><td>{r.seeds}</td><td>{'★' if r.pareto else ''}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"

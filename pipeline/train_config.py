@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from lightning_modules.attention import known_options
 
-from .config import SpecStr, StrictModel, merge, read_yaml, validate
+from .config import StrictModel, merge, read_yaml, validate
 
 Task = Literal["detection", "segmentation", "translation"]
 Stage = Literal["res2", "res3", "res4", "res5"]

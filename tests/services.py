@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from tune.local_services import free_port, wait_healthy
 
 
 def clean_env(**extra) -> dict:
     """This process's environment without inherited MLflow/Ray targets, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
     return {**env, **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -97,16 +90,8 @@ class AuthMlflowServer:
                "--port", str(self.port), "--app-name", "basic-auth", "--workers", "1"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.root / "mlflow.log", "wb"),
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-            if self.proc.poll() is not None:
-                break
+        if wait_healthy(self.url, self.proc):
+            return self
         raise RuntimeError("mlflow server did not start: " + (self.root / "mlflow.log").read_text()[-2000:])
 
     @property

@@ -15,10 +15,25 @@ import urllib.request
 from pathlib import Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    """Poll `url`/health until it answers 200 (True), or `proc` exits or `timeout` passes (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 @contextlib.contextmanager
@@ -28,7 +43,7 @@ def tracking_server(uri: str):
         yield uri
         return
     db = Path(uri.removeprefix("sqlite:///"))
-    port = _free_port()
+    port = free_port()
     artifacts = (db.parent / "mlartifacts").resolve()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
@@ -36,17 +51,8 @@ def tracking_server(uri: str):
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}")
-            time.sleep(0.5)
+        if not wait_healthy(url, proc):
+            raise RuntimeError(f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}")
         yield url
     finally:
         proc.terminate()

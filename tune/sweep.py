@@ -68,9 +68,9 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
               ray_address: str | None = None, restart_errored: bool = False) -> dict:
     """Run the sweep, or resume it if its folder already holds a Tune experiment."""
     check_resources(sweep, ray_address)
-    root = storage_root(storage)
+    store = sweep_store(sweep.name, storage)
+    root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    store = SweepStore(root, sweep.name)
     config = sweep.model_dump(mode="json")
     saved = store.read_text(STATE_FILE)
     if saved is not None and json.loads(saved)["sweep"] != config:

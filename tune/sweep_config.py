@@ -17,6 +17,8 @@ from pipeline.config import StrictModel, read_yaml, validate
 from pipeline.errors import ConfigError
 from pipeline.train_config import TrainConfig, build_train_config, normalise_attention
 
+from .storage import is_uri
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -157,6 +159,6 @@ def load_sweep(preset: str | None, config_file: str | None, name: str | None,
 
 def storage_root(storage: str | None) -> str:
     """Ray's storage_path: --storage, else ./attnlab_runs/sweeps (absolute; a URI passes through)."""
-    if storage and "://" in storage:
+    if storage and is_uri(storage):
         return storage
     return str(Path(storage or "attnlab_runs/sweeps").resolve())

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..costs import COSTS
+from . import TRACKING_URI_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser("best", help="rank configurations of an experiment and mark the Pareto front")
@@ -10,9 +13,9 @@ def register(sub) -> None:
     p.add_argument("--task", help="only this task")
     p.add_argument("--metric", help="metric to rank by (default: the task's, e.g. val/bbox_AP)")
     p.add_argument("--cost", default="attention_flops",
-                   choices=("flops", "attention_flops", "latency", "memory", "params"))
+                   choices=tuple(COSTS))
     p.add_argument("--format", default="table", choices=("table", "json", "csv"))
-    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 
 

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from ..costs import COSTS
+from . import TRACKING_URI_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="write an HTML report (PNG plots) of an experiment's runs")
     p.add_argument("--experiment", required=True)
     p.add_argument("--out", required=True, help="folder for index.html and the PNGs")
     p.add_argument("--cost", default="attention_flops",
-                   choices=("flops", "attention_flops", "latency", "memory", "params"))
-    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+                   choices=tuple(COSTS))
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 
 

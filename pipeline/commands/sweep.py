@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+
+from . import TRACKING_URI_HELP
 import json
 
 
 def _common(p) -> None:
     p.add_argument("--storage", help="Ray storage path or URI (default ./attnlab_runs/sweeps)")
-    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.add_argument("--ray-address", help="running Ray cluster (default: RAY_ADDRESS or an embedded local Ray)")
 
 

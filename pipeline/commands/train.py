@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from . import TRACKING_URI_HELP
 import json
 
 
@@ -17,7 +19,7 @@ def register(sub) -> None:
                    help="defaults: 'tiny' (small model, short schedule; the default for --data tiny) or "
                         "'paper' (the study's recipe; the default for a data folder)")
     p.add_argument("--config", help="YAML file with any TrainConfig keys (flags override it)")
-    p.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.add_argument("--experiment", help="MLflow experiment name (default attnlab)")
     p.add_argument("--out-dir", help="where checkpoints and generated data go (default attnlab_runs)")
     p.add_argument("--pretrained", help="local torchvision ResNet state dict for the backbone")
