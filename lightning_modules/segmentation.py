@@ -9,7 +9,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCNHead
 
-from pipeline.data.cityscapes import IGNORE, NUM_CLASSES, TRAIN_CLASS_NAMES
+from pipeline.data.segmentation import IGNORE
 from pipeline.train_config import TrainConfig
 
 from .backbone import stage_channels
@@ -19,7 +19,7 @@ from .vision_recipe import SgdRecipe
 DILATED = {8: ("res4", "res5"), 16: ("res5",), 32: ()}
 
 
-def build_segmenter(cfg: TrainConfig, num_classes: int = NUM_CLASSES) -> DeepLabV3:
+def build_segmenter(cfg: TrainConfig, num_classes: int) -> DeepLabV3:
     net = build_resnet_from(cfg, dilate_stages=DILATED[cfg.segmentation.output_stride])
     channels = stage_channels(net)
     layers = {"layer4": "out", **({"layer3": "aux"} if cfg.segmentation.aux_loss else {})}
@@ -36,18 +36,21 @@ def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
 
 
 class SegmentationModule(SgdRecipe, L.LightningModule):
-    """Pixel cross entropy (ignore 255); validation logs val/mIoU and val/IoU_<class>."""
+    """Pixel cross entropy (ignore 255); validation logs val/mIoU and val/IoU_<class name>.
+
+    The classes are the data set's (19 for Cityscapes, 11 for CamVid), passed in by name.
+    """
 
     metric = "val/mIoU"
 
-    def __init__(self, config: dict, num_classes: int = NUM_CLASSES):
+    def __init__(self, config: dict, class_names: list[str]):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.model_validate(config)
-        self.model = build_segmenter(self.cfg, num_classes)
-        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.model = build_segmenter(self.cfg, self.num_classes)
         self._confusion: torch.Tensor | None = None
-        self.class_names = TRAIN_CLASS_NAMES if num_classes == NUM_CLASSES else [str(i) for i in range(num_classes)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)["out"]

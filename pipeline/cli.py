@@ -9,10 +9,10 @@ import argparse
 import os
 import sys
 
-from .commands import attention, best, data, report, submit, sweep, train
+from .commands import attention, best, data, findings, report, submit, sweep, train
 from .errors import ConfigError
 
-COMMANDS = [attention, data, train, sweep, best, report, submit]
+COMMANDS = [attention, data, train, sweep, best, report, findings, submit]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -25,6 +25,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .tracking import resolve_tracking_uri
 
     sweep = load_sweep("smoke", None, None)
+    from tune.sweep import errored
+
     summary = run_sweep(sweep)
     runs = fetch_runs(resolve_tracking_uri(None), sweep.name)
     print(render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table"))
@@ -32,7 +34,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
     print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)")
-    return 0
+    failed = errored(summary)
+    for trial in failed:
+        print(f"attnlab: trial {trial['trial']} failed; log: {trial['log']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,6 +85,20 @@ def _ablation_table(rows: list[Row], cost: str) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _findings_section(runs: list) -> str:
+    from .findings import findings, table_rows
+
+    rows = table_rows(findings(runs))
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+                   for row in rows)
+    return (f"<h2>The study's findings</h2><p>Each comparison is A - B on the task's metric, paired by seed, with "
+            f"a 95% Student-t interval; only runs that trained their full budget count.</p>"
+            f"<table>{head and '<tr>' + head + '</tr>'}{body}</table>")
+
+
 def write_report(runs: list, experiment: str, out: str | Path, cost: str = "attention_flops") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,6 +120,7 @@ def write_report(runs: list, experiment: str, out: str | Path, cost: str = "atte
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:center}}img{{max-width:100%}}</style></head>
 <body><h1>attnlab report: {html.escape(experiment)}</h1>
 <p>{len(runs)} runs. Metrics are means over seeds of each run's last evaluation; cost is {html.escape(cost)}.</p>
+{_findings_section(runs)}
 {''.join(sections) or '<p>No runs with metrics yet.</p>'}</body></html>"""
     index = out / "index.html"
     index.write_text(page)

@@ -16,11 +16,24 @@ from .train_config import TrainConfig
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A published on-disk layout a task reads: how to recognise it, what it expects, its data module."""
+
+    name: str
+    detect: Callable[[Path], bool]
+    expects: str
+    make_data: Callable[[TrainConfig, Path], L.LightningDataModule]
+
+
+@dataclass(frozen=True)
 class Task:
     make_tiny: Callable[[Path], Path]
-    make_data: Callable[[TrainConfig, Path], L.LightningDataModule]
+    layouts: tuple[Layout, ...]
     make_module: Callable[[TrainConfig, L.LightningDataModule], L.LightningModule]
     metric: str
+
+    def make_data(self, cfg: TrainConfig, root: Path) -> L.LightningDataModule:
+        return detect_layout(cfg.task, root).make_data(cfg, root)
 
 
 def _detection_tiny(out: Path) -> Path:
@@ -28,9 +41,9 @@ def _detection_tiny(out: Path) -> Path:
     return make_tiny_detection(out)
 
 
-def _detection_data(cfg: TrainConfig, root: Path):
+def _coco_data(cfg: TrainConfig, root: Path):
     from .data.coco import CocoDataModule
-    return CocoDataModule(root, cfg.data.batch_size, cfg.data.num_workers, cfg.data.eval_batch_size)
+    return CocoDataModule(root, cfg.data.batch_size, cfg.data.num_workers, cfg.data.eval_batch_size, cfg.seed)
 
 
 def _detection_module(cfg: TrainConfig, dm):
@@ -44,16 +57,19 @@ def _segmentation_tiny(out: Path) -> Path:
     return make_tiny_segmentation(out)
 
 
-def _segmentation_data(cfg: TrainConfig, root: Path):
-    from .data.cityscapes import CityscapesDataModule
-    s = cfg.segmentation
-    return CityscapesDataModule(root, cfg.data.batch_size, cfg.data.num_workers, s.crop_size, s.scale_range,
-                                cfg.data.eval_batch_size)
+def _segmentation_data(module: str, cls: str):
+    def make(cfg: TrainConfig, root: Path):
+        import importlib
+        data_module = getattr(importlib.import_module(f".data.{module}", __package__), cls)
+        s = cfg.segmentation
+        return data_module(root, cfg.data.batch_size, cfg.data.num_workers, s.crop_size, s.scale_range,
+                           cfg.data.eval_batch_size, cfg.seed, s.resize)
+    return make
 
 
 def _segmentation_module(cfg: TrainConfig, dm):
     from lightning_modules.segmentation import SegmentationModule
-    return SegmentationModule(cfg.model_dump(mode="json"), dm.num_classes)
+    return SegmentationModule(cfg.model_dump(mode="json"), dm.class_names)
 
 
 def _translation_tiny(out: Path) -> Path:
@@ -74,11 +90,50 @@ def _translation_module(cfg: TrainConfig, dm):
     return TranslationModule(cfg.model_dump(mode="json"), dm.vocab)
 
 
+def _has(*names: str) -> Callable[[Path], bool]:
+    return lambda root: all((root / n).exists() for n in names)
+
+
+def _parallel_text(root: Path) -> bool:
+    from .data.translation import looks_like_parallel_text
+    return looks_like_parallel_text(root)
+
+
 TASKS: dict[str, Task] = {
-    "detection": Task(_detection_tiny, _detection_data, _detection_module, "val/bbox_AP"),
-    "segmentation": Task(_segmentation_tiny, _segmentation_data, _segmentation_module, "val/mIoU"),
-    "translation": Task(_translation_tiny, _translation_data, _translation_module, "val/bleu"),
+    "detection": Task(_detection_tiny, (
+        Layout("COCO", _has("annotations"), "annotations/instances_{train,val}2017.json with {train,val}2017/ "
+               "image folders", _coco_data),
+    ), _detection_module, "val/bbox_AP"),
+    "segmentation": Task(_segmentation_tiny, (
+        Layout("Cityscapes", _has("leftImg8bit", "gtFine"), "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png "
+               "with gtFine/{train,val}/<city>/*_gtFine_labelIds.png", _segmentation_data("cityscapes",
+                                                                                       "CityscapesDataModule")),
+        Layout("CamVid", _has("train", "trainannot", "val", "valannot"), "train/, trainannot/, val/, valannot/ "
+               "(SegNet's CamVid; images .png or .jpg, label maps .png, paired by file stem)",
+               _segmentation_data("camvid", "CamVidDataModule")),
+    ), _segmentation_module, "val/mIoU"),
+    "translation": Task(_translation_tiny, (
+        Layout("datasets", _has("dataset_dict.json"), "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
+               "train/validation splits of {'translation': {src: ..., tgt: ...}}", _translation_data),
+        Layout("parallel text", _parallel_text, "train.en/train.de and valid.en/valid.de (or val.*), one "
+               "sentence a line, plain or .gz (Multi30k's raw release)", _translation_data),
+    ), _translation_module, "val/bleu"),
 }
+
+
+def detect_layout(task: str, root: str | Path) -> Layout:
+    """The first of the task's layouts `root` matches; one error naming every layout tried if none does."""
+    from .errors import ConfigError
+
+    root = Path(root)
+    layouts = TASKS[task].layouts
+    if not root.is_dir():
+        raise ConfigError(f"{task} data folder {root} does not exist; pass the data set's folder, or --data tiny")
+    for layout in layouts:
+        if layout.detect(root):
+            return layout
+    tried = "; ".join(f"{layout.name}: {layout.expects}" for layout in layouts)
+    raise ConfigError(f"{root} matches no {task} layout. Tried {tried}")
 
 
 def make_tiny(task: str, out: str | Path) -> Path:

@@ -5,6 +5,7 @@ strategy and plugins passed through `trainer_kwargs`), so a sweep reuses exactly
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,6 +20,16 @@ from . import tracking
 from .efficiency import measure_efficiency
 from .tasks import TASKS, data_root
 from .train_config import TrainConfig
+
+
+DDP_RUN_ENV = "ATTNLAB_DDP_RUN_ID"
+
+
+def _ddp_child_run_id() -> str | None:
+    """The MLflow run of rank 0 when this process is a DDP rank Lightning started (LOCAL_RANK >= 1)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return os.environ.get(DDP_RUN_ENV)
+    return None
 
 
 class RunMetadata(Callback):
@@ -70,8 +81,13 @@ def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: 
     module = task.make_module(cfg, dm)
     uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri)
     config = cfg.model_dump(mode="json")
-    run_id = tracking.start_run(uri, cfg.tracking.experiment, cfg.tracking.run_name, tracking.flatten(config),
-                                {**run_tags(cfg), **(extra_tags or {})}, run_id=run_id, parent_run_id=parent_run_id)
+    ddp_child_run = _ddp_child_run_id()
+    if ddp_child_run:  # a process Lightning launched for `--devices N`: rank 0 owns the run
+        run_id = ddp_child_run
+    else:
+        run_id = tracking.start_run(uri, cfg.tracking.experiment, cfg.tracking.run_name, tracking.flatten(config),
+                                    {**run_tags(cfg), **(extra_tags or {})}, run_id=run_id,
+                                    parent_run_id=parent_run_id)
     logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
     ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task.metric, mode="max", save_last=True,
@@ -83,15 +99,23 @@ def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: 
         limit_train_batches=cfg.limit_train_batches, gradient_clip_val=cfg.optim.grad_clip,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         num_sanity_val_steps=0, log_every_n_steps=5, enable_progress_bar=progress_bar, enable_model_summary=False,
+        # Each data module shards itself per rank (pipeline/data/sharding.py): Lightning cannot shard the
+        # token buckets, and its evaluation sampler would count padded-in items twice.
+        use_distributed_sampler=False,
     )
     trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})
     if prepare is not None:  # e.g. ray.train.lightning.prepare_trainer
         trainer = prepare(trainer)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    os.environ[DDP_RUN_ENV] = run_id  # inherited by the processes Lightning launches for --devices N
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    finally:
+        if not ddp_child_run:
+            os.environ.pop(DDP_RUN_ENV, None)
     if trainer.is_global_zero:
         for name in ("best.ckpt", "last.ckpt"):
             if (ckpt_dir / name).is_file():
                 tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": run_id, "metrics": metrics, "checkpoint_dir": str(ckpt_dir), "efficiency": efficiency.stats,
-            "tracking_uri": uri}
+            "tracking_uri": uri, "global_rank": trainer.global_rank}

@@ -64,6 +64,8 @@ class SegmentationConfig(StrictModel):
     crop_size: int = Field(512, ge=32, description="training crop (square); evaluation runs on full images")
     scale_range: tuple[float, float] = (0.5, 2.0)
     aux_loss: bool = False
+    resize: int | None = Field(None, ge=16, description="scale every image (train and val) so its shorter side "
+                                                        "has this many pixels first; None keeps the native size")
 
 
 class TranslationConfig(StrictModel):
@@ -190,12 +192,15 @@ def preset_for(task: str, preset: str) -> dict[str, Any]:
 
 
 def _scaled_steps(base: dict[str, Any], max_epochs: Any) -> dict[str, Any]:
-    """A preset's lr steps, stretched to a user-chosen max_epochs (like mmdet's 1x -> 2x)."""
+    """A preset's lr steps, stretched to a user-chosen max_epochs (like mmdet's 1x -> 2x).
+
+    Steps that land outside 1..max_epochs-1 vanish: a 1-epoch run has no room for a step.
+    """
     default_epochs = base.get("max_epochs", TrainConfig.model_fields["max_epochs"].default)
     steps = base.get("optim", {}).get("lr_steps", OptimConfig().lr_steps)
-    if not isinstance(max_epochs, int) or max_epochs < 2 or max_epochs == default_epochs:
+    if not isinstance(max_epochs, int) or max_epochs < 1 or max_epochs == default_epochs:
         return base
-    scaled = sorted({min(max_epochs - 1, max(1, round(s * max_epochs / default_epochs))) for s in steps})
+    scaled = sorted({round(s * max_epochs / default_epochs) for s in steps} & set(range(1, max_epochs)))
     return merge(base, {"optim": {"lr_steps": scaled}})
 
 

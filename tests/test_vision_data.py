@@ -42,8 +42,8 @@ def test_cityscapes_loader_maps_label_ids_to_train_ids(tiny_segmentation):
     dm = CityscapesDataModule(tiny_segmentation, batch_size=2, crop_size=64)
     dm.setup()
     image, mask = dm.val_set[0]
-    raw = np.asarray(Image.open(dm.val_set.base.targets[0][0]))
-    assert dm.val_set.base.targets[0][0].endswith("_gtFine_labelIds.png")
+    raw = np.asarray(Image.open(dm.val_set.pairs[0][1]))
+    assert dm.val_set.pairs[0][1].name.endswith("_gtFine_labelIds.png")
     assert image.shape == (3, 128, 256) and mask.shape == (128, 256)
     assert torch.equal(mask, table[torch.from_numpy(raw).long()].long())
     images, masks = next(iter(dm.train_dataloader()))

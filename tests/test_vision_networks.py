@@ -62,7 +62,7 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
 def test_segmentation_backbone_is_dilated_to_output_stride_8():
     cfg = build_train_config({"task": "segmentation", "attention": "1111"}, preset="paper")
     assert cfg.backbone.depth == 50
-    net = build_segmenter(cfg)
+    net = build_segmenter(cfg, 19)
     feats = net.backbone(torch.randn(1, 3, 64, 96))["out"]
     assert feats.shape[-2:] == (8, 12)
 
@@ -76,7 +76,7 @@ def test_every_spec_trains_a_step_in_both_networks(spec):
     loss = sum(det(images, targets).values())
     loss.backward()
     assert torch.isfinite(loss)
-    seg = build_segmenter(build_train_config({"task": "segmentation", "attention": spec}))
+    seg = build_segmenter(build_train_config({"task": "segmentation", "attention": spec}), 19)
     out = seg(torch.randn(2, 3, 48, 64))["out"]
     assert out.shape == (2, 19, 48, 64)
     seg_loss = nn.functional.cross_entropy(out, torch.randint(0, 19, (2, 48, 64)))
@@ -86,7 +86,7 @@ def test_every_spec_trains_a_step_in_both_networks(spec):
 
 def test_attention_flops_equal_the_analytic_sum_of_the_placed_modules():
     cfg = build_train_config({"task": "segmentation", "attention": "1111+deform"})
-    net = build_segmenter(cfg)
+    net = build_segmenter(cfg, 19)
     sites = placed_modules(net)
     shapes = {}
 

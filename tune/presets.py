@@ -1,5 +1,9 @@
-"""Sweep presets: `smoke` (minutes on a laptop CPU) and the study's grids per task and in full."""
+"""Sweep presets: `smoke` (minutes on a laptop CPU), the study's grids per task and in full, and the
+mini-study on real public data (Multi30k, CamVid) in a `cpu` and a `gpu` size."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from lightning_modules.attention import all_codes
 
@@ -49,5 +53,78 @@ def paper() -> dict:
             "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
 
 
+# The mini-study: the specs each finding compares (pipeline/findings.py), nothing more on a CPU.
+MINI_SEGMENTATION_SPECS = ["w/o", "1000", "0100", "0010", "0011", "1100", "0110", "1001", "1111", "deform",
+                           "0010+deform"]
+MINI_SELF_SPECS = ["w/o", "1000", "0100", "0010", "0011", "1100", "0110", "1001", "1111", "deform"]
+MINI_ENC_DEC_CODES = ["0100", "0010", "0011"]
+MINI_SEEDS = [0, 1, 2]
+SIZES = ("cpu", "gpu")
+
+
+def datasets_root() -> Path:
+    """Where the real data sets live: ATTNLAB_DATASETS, else ../shared/datasets from here (absolute)."""
+    return Path(os.environ.get("ATTNLAB_DATASETS", "../shared/datasets")).resolve()
+
+
+def _translation_specs(self_specs: list[str], enc_dec: list[str]) -> list[str]:
+    specs = [f"enc_self={s},dec_self={s},enc_dec=1000" for s in self_specs]
+    return specs + [f"enc_self=1000,dec_self=1000,enc_dec={c}" for c in enc_dec if c != "1000"]
+
+
+MINI = {
+    # cpu: the whole `mini` grid inside 90 minutes on 2 cores: small images and models, 2 epochs.
+    "cpu": {
+        "segmentation": {"max_epochs": 2, "limit_train_batches": 20,
+                         "backbone": {"depth": 18, "attention_options": {"num_heads": 4, "kv_stride": 2}},
+                         "segmentation": {"output_stride": 16, "crop_size": 96, "resize": 96,
+                                          "scale_range": [0.75, 1.25]},
+                         "optim": {"base_lr": 0.02, "base_batch": 8, "warmup_iters": 10, "lr_steps": []},
+                         "data": {"batch_size": 8, "eval_batch_size": 8}},
+        "translation": {"max_epochs": 2, "limit_train_batches": 60, "optim": {"lr_steps": []},
+                        "translation": {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "heads": 4,
+                                        "ffn": 128, "dropout": 0.1, "lr": 3e-3, "warmup_steps": 40,
+                                        "max_tokens": 2048, "max_len": 64, "vocab_size": 2000, "decode": "greedy"}},
+        "specs": {"segmentation": MINI_SEGMENTATION_SPECS, "self": MINI_SELF_SPECS, "enc_dec": MINI_ENC_DEC_CODES},
+        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+    },
+    # gpu: the study's specs on full-size CamVid and a 3+3-layer Transformer, long enough to separate them.
+    "gpu": {
+        "segmentation": {"max_epochs": 40, "precision": "bf16-mixed",
+                         "backbone": {"depth": 18, "attention_options": {"num_heads": 8, "kv_stride": 2}},
+                         "segmentation": {"output_stride": 8, "crop_size": 320, "scale_range": [0.5, 2.0]},
+                         "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 100, "lr_steps": [30, 37]},
+                         "data": {"batch_size": 8, "eval_batch_size": 4, "num_workers": 4}},
+        "translation": {"max_epochs": 20, "precision": "bf16-mixed", "optim": {"lr_steps": []},
+                        "translation": {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256, "heads": 4,
+                                        "ffn": 1024, "dropout": 0.1, "lr": 1e-3, "warmup_steps": 1000,
+                                        "max_tokens": 8192, "max_len": 128, "vocab_size": 8000, "beam": 4}},
+        "specs": {"segmentation": STUDY_SPECS, "self": STUDY_SPECS, "enc_dec": all_codes()},
+        "resources": {"workers_per_trial": 1, "cpus_per_worker": 2, "gpus_per_worker": 0.25},
+    },
+}
+
+
+def _mini_grid(task: str, size: str) -> dict:
+    s = MINI[size]
+    if task == "segmentation":
+        specs, data = s["specs"]["segmentation"], datasets_root() / "camvid"
+    else:
+        specs, data = _translation_specs(s["specs"]["self"], s["specs"]["enc_dec"]), datasets_root() / "multi30k"
+    return {"task": task, "specs": specs, "seeds": MINI_SEEDS, "preset": "paper", "data": str(data),
+            "overrides": s[task]}
+
+
+def _mini(name: str, tasks: list[str]):
+    def preset(size: str = "cpu") -> dict:
+        return {"name": f"{name}-{size}", "grid": [_mini_grid(t, size) for t in tasks],
+                "early_stopping": {"policy": "none"}, "resources": MINI[size]["resources"], "max_failures": 1}
+    preset.sized = True
+    return preset
+
+
 PRESETS = {"smoke": smoke, "paper-detection": paper_detection, "paper-segmentation": paper_segmentation,
-           "paper-translation": paper_translation, "paper": paper}
+           "paper-translation": paper_translation, "paper": paper,
+           "mini-translation": _mini("mini-translation", ["translation"]),
+           "mini-segmentation": _mini("mini-segmentation", ["segmentation"]),
+           "mini": _mini("mini", ["segmentation", "translation"])}

@@ -106,6 +106,18 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     return summary
 
 
+def _error_log(trial_path: str | None) -> str:
+    """Where Tune wrote the trial's traceback (error.txt in the trial's folder)."""
+    if not trial_path:
+        return "(no trial folder)"
+    return f"{trial_path.rstrip('/')}/error.txt"
+
+
+def errored(summary: dict) -> list[dict]:
+    """The trials that neither finished nor were stopped by early stopping."""
+    return [t for t in summary["trials"] if t["status"] == "error"]
+
+
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
     """Close what Tune stopped: early-stopped trials get a tag and KILLED; errors FAILED."""
     from mlflow.tracking import MlflowClient
@@ -124,8 +136,13 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
             else:
                 client.set_tag(run.info.run_id, "attnlab.stopped_early", "true")
                 client.set_terminated(run.info.run_id, "KILLED")
-        summary["trials"].append({"trial": key, "status": status, "epochs": epochs,
-                                  "score": result.metrics.get("score") if result.metrics else None})
+        entry = {"trial": key, "status": status, "epochs": epochs,
+                 "score": result.metrics.get("score") if result.metrics else None}
+        if result.error:
+            entry["error"] = str(result.error).strip().splitlines()[-1][:300] if str(result.error).strip() else \
+                type(result.error).__name__
+            entry["log"] = _error_log(result.path)
+        summary["trials"].append(entry)
     if all(t["status"] != "error" for t in summary["trials"]):
         client.set_terminated(parent_id, "FINISHED")
     return summary

@@ -127,17 +127,36 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
                           "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)")
 
 
+def default_size() -> str:
+    """The mini-study's size when none is given: `gpu` where this machine (or RAY_ADDRESS's cluster) has one."""
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        import ray
+
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        return "gpu" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
 def load_sweep(preset: str | None, config_file: str | None, name: str | None,
-               config_json: str | None = None) -> SweepConfig:
-    """Preset, YAML file or inline JSON (+ --name), fully validated, every trial's TrainConfig included."""
-    from .presets import PRESETS
+               config_json: str | None = None, size: str | None = None) -> SweepConfig:
+    """Preset (+ its size), YAML file or inline JSON (+ --name), fully validated, every trial's TrainConfig."""
+    from .presets import PRESETS, SIZES
 
     if sum(map(bool, (preset, config_file, config_json))) != 1:
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
+    if size is not None and size not in SIZES:
+        raise ConfigError(f"unknown --size {size!r}; choose one of {', '.join(SIZES)}")
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"unknown sweep preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        data = PRESETS[preset]()
+        sized = getattr(PRESETS[preset], "sized", False)
+        if size and not sized:
+            sized_names = ", ".join(n for n, f in PRESETS.items() if getattr(f, "sized", False))
+            raise ConfigError(f"preset {preset!r} has no sizes; --size applies to {sized_names}")
+        data = PRESETS[preset](size or default_size()) if sized else PRESETS[preset]()
     elif config_json:
         try:
             data = json.loads(config_json)
@@ -155,6 +174,18 @@ def load_sweep(preset: str | None, config_file: str | None, name: str | None,
         except ConfigError as exc:
             raise ConfigError(f"trial {trial.trial_key}: {exc}") from None
     return sweep
+
+
+def check_data(sweep: SweepConfig) -> None:
+    """Every data folder the grid names exists and has a layout its task reads, before Ray starts."""
+    from pipeline.tasks import detect_layout
+
+    for grid in sweep.grid:
+        if grid.data != "tiny":
+            try:
+                detect_layout(grid.task, grid.data)
+            except ConfigError as exc:
+                raise ConfigError(f"{grid.task} grid: {exc}") from None
 
 
 def storage_root(storage: str | None) -> str:

@@ -10,7 +10,9 @@ from . import TRACKING_URI_HELP
 def register(sub) -> None:
     p = sub.add_parser("report", help="write an HTML report (PNG plots) of an experiment's runs")
     p.add_argument("--experiment", required=True)
-    p.add_argument("--out", required=True, help="folder for index.html and the PNGs")
+    p.add_argument("--out", help="folder for index.html and the PNGs (required for --format html)")
+    p.add_argument("--format", choices=("html", "json"), default="html",
+                   help="html: the report page; json: the findings' verdicts on stdout, no files")
     p.add_argument("--cost", default="attention_flops",
                    choices=tuple(COSTS))
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
@@ -22,6 +24,16 @@ def run(args: argparse.Namespace) -> int:
     from ..report import write_report
     from ..tracking import resolve_tracking_uri
 
+    from ..errors import ConfigError
+
+    if args.format == "html" and not args.out:
+        raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
     runs = fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)
+    if args.format == "json":
+        from ..findings import findings
+        from .findings import render
+
+        print(render(findings(runs), "json"))
+        return 0
     print(f"wrote {write_report(runs, args.experiment, args.out, args.cost)}")
     return 0

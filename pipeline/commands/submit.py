@@ -8,6 +8,7 @@ def register(sub) -> None:
     p = sub.add_parser("submit", help="submit a sweep as a KubeRay RayJob (or to a running Ray cluster)")
     p.add_argument("--preset", help="sweep preset")
     p.add_argument("--config", help="sweep YAML file (validated here and sent inline with the job)")
+    p.add_argument("--size", choices=("cpu", "gpu"), help="the mini presets' size (default gpu on a cluster)")
     p.add_argument("--name", help="sweep name (default: the preset's / config's)")
     p.add_argument("--image", help="training image (required for Kubernetes)")
     p.add_argument("--namespace", default="attnlab")
@@ -26,8 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from ..submit import SHARED_SWEEPS, create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
     from tune.sweep_config import load_sweep
 
-    sweep = load_sweep(args.preset, args.config, args.name)  # validated before anything is sent
+    from tune.presets import PRESETS
+
+    sized = bool(args.preset) and getattr(PRESETS.get(args.preset), "sized", False)
+    size = args.size or ("gpu" if sized else None)  # a cluster is for GPUs unless told otherwise
+    sweep = load_sweep(args.preset, args.config, args.name, size=size)  # validated before anything is sent
     source = sweep_source(args.preset, None if args.preset else sweep.model_dump(mode="json"))
+    if sized:
+        source += ["--size", size]
     if args.ray_address:
         job = submit_to_ray(args.ray_address, source, sweep.name, args.storage, args.tracking_uri)
         print(f"submitted Ray job {job} to {args.ray_address}")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from . import TRACKING_URI_HELP
-import json
 
 
 def _common(p) -> None:
@@ -15,7 +16,10 @@ def _common(p) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
-    p.add_argument("--preset", help="smoke | paper-detection | paper-segmentation | paper")
+    p.add_argument("--preset", help="smoke | paper-detection | paper-segmentation | paper-translation | paper | "
+                                    "mini-translation | mini-segmentation | mini")
+    p.add_argument("--size", choices=("cpu", "gpu"), help="the mini presets' size (default: gpu where the "
+                                                          "machine or cluster has a GPU, else cpu)")
     p.add_argument("--config", help="sweep YAML file")
     p.add_argument("--config-json", help=argparse.SUPPRESS)  # the validated config, inline: what `submit` sends
     p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
@@ -29,17 +33,28 @@ def register(sub) -> None:
     r.set_defaults(func=run_resume_cmd)
 
 
-def _print(summary: dict) -> None:
+def _finish(summary: dict) -> int:
+    """Print the summary; exit 0 only if every trial finished or early stopping ended it."""
+    from tune.sweep import errored
+
     print(json.dumps(summary, indent=2))
+    failed = errored(summary)
+    for trial in failed:
+        print(f"attnlab: trial {trial['trial']} failed ({trial.get('error', 'error')}); log: {trial['log']}",
+              file=sys.stderr)
+    if failed:
+        print(f"attnlab: {len(failed)} of {len(summary['trials'])} trials failed; fix the cause, then "
+              "`attnlab resume` continues them from their checkpoints", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     from tune.sweep import run_sweep
-    from tune.sweep_config import load_sweep
+    from tune.sweep_config import check_data, load_sweep
 
-    sweep = load_sweep(args.preset, args.config, args.name, args.config_json)
-    _print(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
-    return 0
+    sweep = load_sweep(args.preset, args.config, args.name, args.config_json, args.size)
+    check_data(sweep)
+    return _finish(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
@@ -59,6 +74,5 @@ def run_resume_cmd(args: argparse.Namespace) -> int:
     state = json.loads(saved)
     sweep = validate(SweepConfig, state["sweep"], "sweep")
     storage = store.root if args.storage is None else args.storage
-    _print(run_sweep(sweep, storage, args.tracking_uri or state["tracking_uri"], args.ray_address,
-                     restart_errored=args.restart_errored))
-    return 0
+    return _finish(run_sweep(sweep, storage, args.tracking_uri or state["tracking_uri"], args.ray_address,
+                             restart_errored=args.restart_errored))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from . import TRACKING_URI_HELP
 import json
@@ -15,6 +16,7 @@ def register(sub) -> None:
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--devices", type=int, help="processes/GPUs for DDP on this machine (default: auto)")
     p.add_argument("--preset", choices=("tiny", "paper"),
                    help="defaults: 'tiny' (small model, short schedule; the default for --data tiny) or "
                         "'paper' (the study's recipe; the default for a data folder)")
@@ -31,6 +33,7 @@ def flags_to_config(args: argparse.Namespace) -> dict:
     """Only the flags given, shaped like TrainConfig (so a config file's values survive)."""
     flags: dict = {"task": args.task}
     pairs = {("attention",): args.attention, ("max_epochs",): args.max_epochs, ("seed",): args.seed,
+             ("devices",): getattr(args, "devices", None),
              ("out_dir",): args.out_dir, ("data", "path"): args.data, ("data", "batch_size"): args.batch_size,
              ("tracking", "tracking_uri"): args.tracking_uri, ("tracking", "experiment"): args.experiment,
              ("backbone", "pretrained"): getattr(args, "pretrained", None)}
@@ -48,8 +51,16 @@ def run(args: argparse.Namespace) -> int:
     from ..train import run_training
     from ..train_config import build_train_config
 
+    from ..tasks import data_root, detect_layout
+
     cfg = build_train_config(flags_to_config(args), args.config, args.preset)
+    root = data_root(cfg)
+    layout = detect_layout(cfg.task, root)
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"data: {root} ({layout.name} layout)", flush=True)
     result = run_training(cfg, progress_bar=not args.no_progress)
+    if result["global_rank"] != 0:
+        return 0
     summary = {"run_id": result["run_id"], "tracking_uri": result["tracking_uri"],
                "metrics": {k: round(v, 4) for k, v in result["metrics"].items() if k.startswith("val/")},
                "efficiency": result["efficiency"]}

@@ -19,6 +19,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from ..errors import ConfigError
+from .sharding import eval_sampler, train_sampler
 
 SPLITS = ("train", "val")
 
@@ -103,9 +104,10 @@ def collate(batch):
 class CocoDataModule(L.LightningDataModule):
     """Train/val loaders over a COCO-layout folder; `val_coco` is the ground truth for COCOeval."""
 
-    def __init__(self, root: str | Path, batch_size: int = 2, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(self, root: str | Path, batch_size: int = 2, num_workers: int = 0, eval_batch_size: int | None = None,
+                 seed: int = 0):
         super().__init__()
-        self.root, self.batch_size, self.num_workers = Path(root), batch_size, num_workers
+        self.root, self.batch_size, self.num_workers, self.seed = Path(root), batch_size, num_workers, seed
         self.eval_batch_size = eval_batch_size or batch_size
         self.paths = {split: check_coco_layout(self.root, split) for split in SPLITS}
         self.train_coco = self.val_coco = None
@@ -131,12 +133,13 @@ class CocoDataModule(L.LightningDataModule):
         self.setup()
         return len(self.cat_to_label)
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate, persistent_workers=self.num_workers > 0)
+    def _loader(self, dataset, batch_size: int, sampler, shuffle: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, True)
+        return self._loader(self.train_set, self.batch_size, train_sampler(self.train_set, self.trainer, self.seed),
+                            shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, False)
+        return self._loader(self.val_set, self.eval_batch_size, eval_sampler(self.val_set, self.trainer))

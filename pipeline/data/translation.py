@@ -1,13 +1,17 @@
 """Parallel text for translation: plain text files or a `datasets` folder, a shared sentencepiece
 vocabulary saved beside the run, filtering that is counted, and token-bucketed batches.
 
-Text layout: ROOT/{train,valid}.{src,tgt} (one sentence a line, aligned). `datasets` layout: a
+Text layout: ROOT/{train,valid}.{src,tgt} (one sentence a line, aligned), plain or gzipped, with
+`val` or `dev` accepted for `valid`: Multi30k's raw release (train/val/test_2016_flickr .gz) reads as is. `datasets` layout: a
 folder written by `DatasetDict.save_to_disk` with train/validation splits whose rows hold
 {"translation": {src: ..., tgt: ...}} (WMT14's schema).
 """
 from __future__ import annotations
 
+import gzip
+import os
 import random
+import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -16,16 +20,46 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..errors import ConfigError
+from .sharding import rank_and_world
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
+TEXT_EXPECTS = ("train.SRC/train.TGT and valid.SRC/valid.TGT (or val.*), one sentence a line, plain or .gz "
+                "(Multi30k's raw release)")
+
+
+def _text_file(root: Path, split: str, lang: str) -> Path | None:
+    """ROOT/<split>.<lang> or its .gz, under any of the split's usual names (valid, val, dev)."""
+    for name in SPLIT_NAMES.get(split, (split,)):
+        for path in (root / f"{name}.{lang}", root / f"{name}.{lang}.gz"):
+            if path.is_file():
+                return path
+    return None
+
+
+def _lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def looks_like_parallel_text(root: Path, src: str = "en", tgt: str = "de") -> bool:
+    return all(_text_file(root, split, lang) for split in ("train", "valid") for lang in (src, tgt))
+
+
+def looks_like_datasets(root: Path) -> bool:
+    return (root / "dataset_dict.json").is_file()
+
+
 def _read_text(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
-    paths = [root / f"{split}.{src}", root / f"{split}.{tgt}"]
-    for p in paths:
-        if not p.is_file():
-            raise ConfigError(f"translation file {p} is missing; expected {split}.{src} and {split}.{tgt} in {root}")
-    a, b = (p.read_text(encoding="utf-8").splitlines() for p in paths)
+    paths = [_text_file(root, split, src), _text_file(root, split, tgt)]
+    if None in paths:
+        names = "/".join(SPLIT_NAMES.get(split, (split,)))
+        raise ConfigError(f"translation files for split {split!r} are missing in {root}: expected "
+                          f"{{{names}}}.{src} and .{tgt} (plain or .gz)")
+    a, b = (_lines(p) for p in paths)
     if len(a) != len(b):
         raise ConfigError(f"{paths[0].name} has {len(a)} lines but {paths[1].name} has {len(b)}; "
                           "parallel files must align line by line")
@@ -48,27 +82,41 @@ def read_parallel(root: str | Path, split: str, src: str, tgt: str) -> tuple[lis
     if not root.is_dir():
         raise ConfigError(f"translation data folder {root} does not exist; pass a folder with {split}.{src}/"
                           f"{split}.{tgt} or a datasets save_to_disk folder, or --data tiny")
-    if (root / "dataset_dict.json").is_file():
+    if looks_like_datasets(root):
         return _read_datasets(root, split, src, tgt)
     return _read_text(root, split, src, tgt)
 
 
 def train_vocabulary(sentences: list[str], out: Path, vocab_size: int) -> spm.SentencePieceProcessor:
-    """A shared BPE vocabulary (source + target), saved to out/spm.model; reused when present."""
+    """A shared BPE vocabulary (source + target), saved to out/spm.model; reused when present.
+
+    Trained in a private folder and moved into place, so trials sharing `out` never read a half-written model.
+    """
     model = out / "spm.model"
     if not model.is_file():
         out.mkdir(parents=True, exist_ok=True)
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_prefix=str(out / "spm"), vocab_size=vocab_size,
-            model_type="bpe", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            hard_vocab_limit=False, minloglevel=2)
+        with tempfile.TemporaryDirectory(prefix=".spm-", dir=out) as tmp:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_prefix=str(Path(tmp) / "spm"), vocab_size=vocab_size,
+                model_type="bpe", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+                hard_vocab_limit=False, minloglevel=2)
+            os.replace(Path(tmp) / "spm.vocab", out / "spm.vocab")
+            os.replace(Path(tmp) / "spm.model", model)
     return spm.SentencePieceProcessor(model_file=str(model))
 
 
 class TokenBuckets(Sampler):
-    """Batches of similar length holding at most `max_tokens` padded tokens; shuffled per epoch."""
+    """Batches of similar length holding at most `max_tokens` padded tokens, sharded over DDP ranks.
 
-    def __init__(self, lengths: list[int], max_tokens: int, shuffle: bool, seed: int = 0):
+    Every epoch the batch list is shuffled from `seed + epoch` (the same order on every rank;
+    Lightning calls `set_epoch`, so a resumed run continues the same sequence). Rank r takes
+    batches r, r + world, ... With `pad` (training) the list is first wrapped round to a multiple
+    of the world size, so every rank takes the same number of steps and DDP never waits on a rank
+    that ran out; without it (evaluation) each batch is read by exactly one rank.
+    """
+
+    def __init__(self, lengths: list[int], max_tokens: int, shuffle: bool, seed: int = 0, rank: int = 0,
+                 world: int = 1, pad: bool = True):
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         self.batches, batch, longest = [], [], 0
         for i in order:
@@ -80,17 +128,35 @@ class TokenBuckets(Sampler):
             longest = longest_if
         if batch:
             self.batches.append(batch)
+        while not pad and len(self.batches) < world and max(map(len, self.batches)) > 1:
+            # Every rank must run the evaluation loop (its epoch end gathers across ranks): split the
+            # largest batch until each rank has one.
+            big = max(self.batches, key=len)
+            self.batches.remove(big)
+            self.batches += [big[:len(big) // 2], big[len(big) // 2:]]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank, self.world, self.pad = rank, world, pad
 
-    def __iter__(self):
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _epoch_batches(self) -> list[list[int]]:
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(batches)
-            self.epoch += 1
-        return iter(batches)
+        if self.pad and len(batches) % self.world:
+            need = self.world - len(batches) % self.world
+            batches += (batches * (need // len(batches) + 1))[:need]
+        return batches[self.rank::self.world]
+
+    def __iter__(self):
+        return iter(self._epoch_batches())
 
     def __len__(self) -> int:
-        return len(self.batches)
+        total = len(self.batches)
+        if self.pad:
+            return -(-total // self.world)
+        return len(range(self.rank, total, self.world))
 
 
 def collate(items):
@@ -146,9 +212,11 @@ class TranslationDataModule(L.LightningDataModule):
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i not in (PAD, BOS, EOS)])
 
-    def _loader(self, pairs, shuffle):
+    def _loader(self, pairs, train: bool):
         lengths = [max(len(a) + 1, len(b) + 2) for a, b, _ in pairs]
-        sampler = TokenBuckets(lengths, self.max_tokens, shuffle, self.seed)
+        rank, world = rank_and_world(self.trainer)
+        sampler = TokenBuckets(lengths, self.max_tokens, shuffle=train, seed=self.seed, rank=rank, world=world,
+                               pad=train)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
 
     def train_dataloader(self):

@@ -1,0 +1,36 @@
+"""`attnlab findings`: the study's five findings, each with a verdict and a 95% interval, from MLflow runs."""
+from __future__ import annotations
+
+import argparse
+
+from . import TRACKING_URI_HELP
+
+
+def register(sub) -> None:
+    p = sub.add_parser("findings", help="check the study's five findings against an experiment's runs")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
+    p.set_defaults(func=run)
+
+
+def render(verdicts, fmt: str) -> str:
+    import json
+
+    from ..attention_table import format_rows
+    from ..findings import as_json, table_rows
+
+    if fmt == "json":
+        return json.dumps(as_json(verdicts), indent=2)
+    if not verdicts:
+        return "(no runs of a task the findings speak to)"
+    return format_rows(table_rows(verdicts))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..findings import findings
+    from ..queries import fetch_runs
+    from ..tracking import resolve_tracking_uri
+
+    print(render(findings(fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)), args.format))
+    return 0

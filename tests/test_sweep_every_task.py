@@ -1,0 +1,96 @@
+"""Every task through `attnlab sweep` with each trial on 2 Ray Train workers (gloo, 1 CPU each),
+a real local Ray and a real MLflow store: translation's token buckets shard per rank, a
+translation trial that crashes once resumes from its checkpoint with no duplicate run, and a
+sweep whose trial errors exits 1 naming the trial and its log."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from services import clean_env
+
+pytestmark = pytest.mark.slow
+
+ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
+
+EVERY_TASK = """
+name: every-task
+max_epochs: 2
+grid:
+  - task: segmentation
+    specs: ["0010"]
+    preset: tiny
+    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 2}, limit_train_batches: 3}
+  - task: detection
+    specs: ["0010"]
+    preset: tiny
+    overrides: {data: {batch_size: 2}, limit_train_batches: 3}
+  - task: translation
+    specs: ["enc_self=0010,dec_self=1000,enc_dec=1000"]
+    preset: tiny
+    overrides: {limit_train_batches: 4, translation: {max_tokens: 512, beam: 2}}
+resources: {workers_per_trial: 2, cpus_per_worker: 1}
+early_stopping: {policy: none}
+max_failures: 2
+"""
+TRANSLATION_KEY = "translation-enc_self-0010_dec_self-1000_enc_dec-1000-s0"
+
+
+def _summary(stdout: str) -> dict:
+    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"'):])[0]
+
+
+def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path):
+    (tmp_path / "every.yaml").write_text(EVERY_TASK)
+    env = clean_env(ATTNLAB_FAIL_ONCE=f"{TRANSLATION_KEY}:1")
+    proc = subprocess.run([ATTNLAB, "sweep", "--config", "every.yaml"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    trials = {t["trial"]: t for t in _summary(proc.stdout)["trials"]}
+    assert sorted(trials) == ["detection-0010-s0", "segmentation-0010-s0", TRANSLATION_KEY]
+    assert all(t["status"] == "finished" and t["epochs"] == 2 for t in trials.values()), trials
+    assert (tmp_path / "attnlab_runs/sweeps/every-task/faults" / f"failed-once-{TRANSLATION_KEY}").exists()
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("every-task")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
+    assert len(children) == 3 and len({r.data.tags["attnlab.trial_key"] for r in children}) == 3  # no duplicate
+    metric = {"segmentation": "val/mIoU", "detection": "val/bbox_AP", "translation": "val/bleu"}
+    for run in children:
+        task = run.data.tags["task"]
+        assert run.info.status == "FINISHED", task
+        history = client.get_metric_history(run.info.run_id, metric[task])
+        # One evaluation per epoch: the crashed translation trial resumed at epoch 2 instead of retraining epoch 1.
+        assert len(history) == 2, (task, history)
+        assert "cost/attention_flops" in run.data.metrics and run.data.metrics["cost/attention_flops"] > 0
+    translation = next(r for r in children if r.data.tags["task"] == "translation")
+    assert "val/chrf" in translation.data.metrics
+
+
+ERRORED = """
+name: errored
+max_epochs: 1
+grid:
+  - task: segmentation
+    specs: ["w/o"]
+    preset: tiny
+    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 2}, limit_train_batches: 2}
+early_stopping: {policy: none}
+max_failures: 0
+"""
+
+
+def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_path):
+    (tmp_path / "errored.yaml").write_text(ERRORED)
+    env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-wo-s0:1")
+    proc = subprocess.run([ATTNLAB, "sweep", "--config", "errored.yaml"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("attnlab: trial segmentation-wo-s0 failed")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    log = Path(lines[0].rsplit("log: ", 1)[1])
+    assert log.is_file() and "ATTNLAB_FAIL_ONCE" in log.read_text()
