@@ -67,7 +67,7 @@ class TranslationModule(L.LightningModule):
         src, tgt_in, tgt_out, index = batch
         logits = self.model(src, tgt_in)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD)
-        self.log("val/nll", loss, batch_size=int(tgt_out.ne(PAD).sum()))
+        self.log("val/nll", loss, batch_size=int(tgt_out.ne(PAD).sum()), sync_dist=True)
         dm = self.trainer.datamodule
         self._hyps += [(int(i), dm.decode(ids)) for i, ids in zip(index.tolist(), self.translate(src))]
 

@@ -23,12 +23,38 @@ class Row:
     task: str
     attention: str
     metric: float
-    metric_std: float
+    ci_low: float | None  # 95% Student-t interval of the mean over seeds; None with one seed
+    ci_high: float | None
     cost: float
     seeds: int
+    epochs: int  # epochs trained (the most any seed of the row trained)
+    stopped_early: bool
     runs: list[str] = field(default_factory=list)
     pareto: bool = False
-    rank: int = 0
+    rank: int | None = None  # only rows that trained their full budget are ranked
+
+    @property
+    def half_width(self) -> float:
+        return 0.0 if self.ci_high is None else (self.ci_high - self.ci_low) / 2
+
+
+def epochs_trained(run) -> int:
+    """Lightning logs the 0-based `epoch`; a run with no metric yet trained 0 epochs."""
+    epoch = run.data.metrics.get("epoch")
+    return 0 if epoch is None else int(epoch) + 1
+
+
+def stopped_early(run) -> bool:
+    return run.data.tags.get("attnlab.stopped_early") == "true"
+
+
+def interval(values: list[float]) -> tuple[float, float | None, float | None]:
+    """(mean, low, high); no interval from a single value."""
+    if len(values) < 2:
+        return statistics.fmean(values), None, None
+    from .findings import mean_ci
+
+    return mean_ci(values)
 
 
 def fetch_runs(uri: str, experiment: str) -> list:
@@ -61,16 +87,19 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
         groups: dict[str, list] = {}
         for r in runs:
             if r.data.tags.get("task") == t and key in r.data.metrics and COSTS[cost] in r.data.metrics:
-                groups.setdefault(r.data.tags.get("attention", "?"), []).append(r)
+                groups.setdefault((r.data.tags.get("attention", "?"), stopped_early(r)), []).append(r)
         rows = []
-        for spec, members in groups.items():
-            values = [m.data.metrics[key] for m in members]
-            rows.append(Row(t, spec, statistics.fmean(values), statistics.pstdev(values),
-                            statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
-                            len({m.data.tags.get("seed") for m in members}), [m.info.run_id for m in members]))
-        rows.sort(key=lambda r: (-r.metric, r.cost))
-        for i, (row, front) in enumerate(zip(rows, pareto_front([(r.metric, r.cost) for r in rows]))):
+        for (spec, stopped), members in groups.items():
+            mean, low, high = interval([m.data.metrics[key] for m in members])
+            rows.append(Row(t, spec, mean, low, high, statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
+                            len({m.data.tags.get("seed") for m in members}), max(map(epochs_trained, members)),
+                            stopped, [m.info.run_id for m in members]))
+        # Equal budgets only: full-budget rows are ranked and form the front; early-stopped ones follow.
+        full = sorted((r for r in rows if not r.stopped_early), key=lambda r: (-r.metric, r.cost))
+        cut = sorted((r for r in rows if r.stopped_early), key=lambda r: (-r.epochs, -r.metric, r.cost))
+        for i, (row, front) in enumerate(zip(full, pareto_front([(r.metric, r.cost) for r in full]))):
             row.rank, row.pareto = i + 1, front
+        rows = full + cut
         out[t] = rows
     return out
 
@@ -84,17 +113,27 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["task", "rank", "attention", "metric", "metric_std", cost, "seeds", "pareto"])
+        writer.writerow(["task", "rank", "attention", "metric", "ci_low", "ci_high", cost, "seeds", "epochs",
+                         "stopped_early", "pareto"])
         for t, rows in ranking.items():
             for r in rows:
-                writer.writerow([t, r.rank, r.attention, r.metric, r.metric_std, r.cost, r.seeds, r.pareto])
+                writer.writerow([t, r.rank or "", r.attention, r.metric, _blank(r.ci_low), _blank(r.ci_high), r.cost,
+                                 r.seeds, r.epochs, r.stopped_early, r.pareto])
         return buf.getvalue().rstrip("\n")
     from .attention_table import format_rows
 
     parts = []
     for t, rows in ranking.items():
-        parts.append(f"{t}: ranked by {metric or TASKS[t].metric} (mean over seeds); * = Pareto front vs {cost}")
-        parts.append(format_rows([{"rank": r.rank, "attention": r.attention, "metric": r.metric,
-                                   "std": r.metric_std, cost: r.cost, "seeds": r.seeds,
-                                   "pareto": "*" if r.pareto else ""} for r in rows]) if rows else "(no runs)")
+        name = metric or TASKS[t].metric
+        parts.append(f"{t}: ranked by {name} (mean over seeds, 95% CI with 2+ seeds) among trials that trained "
+                     f"their full budget; * = Pareto front vs {cost}; early-stopped trials follow, unranked")
+        parts.append(format_rows([{"rank": r.rank or "-", "attention": r.attention, name: f"{r.metric:.4f}",
+                                   "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
+                                   cost: f"{r.cost:.4g}", "seeds": r.seeds, "epochs": r.epochs,
+                                   "stopped": "early" if r.stopped_early else "", "pareto": "*" if r.pareto else ""}
+                                  for r in rows]) if rows else "(no runs)")
     return "\n\n".join(parts)
+
+
+def _blank(value: float | None):
+    return "" if value is None else value

@@ -27,7 +27,7 @@ def _scatter(rows: list[Row], task: str, metric: str, cost: str, path: Path, fro
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for r in rows:
         colour = "tab:red" if r.pareto else "tab:blue"
-        ax.errorbar(r.cost, r.metric, yerr=r.metric_std or None, fmt="o", color=colour, capsize=3)
+        ax.errorbar(r.cost, r.metric, yerr=r.half_width or None, fmt="o", color=colour, capsize=3)
         ax.annotate(r.attention, (r.cost, r.metric), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.cost)
     if front:
@@ -48,7 +48,7 @@ def _bars(rows: list[Row], task: str, metric: str, path: Path) -> Path | None:
     if not chosen:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
-    ax.bar([r.attention for r in chosen], [r.metric for r in chosen], yerr=[r.metric_std for r in chosen],
+    ax.bar([r.attention for r in chosen], [r.metric for r in chosen], yerr=[r.half_width for r in chosen],
            color=["tab:orange" if ("deform" in r.attention or "dynamic" in r.attention) else "tab:blue" for r in chosen])
     ax.set_ylabel(metric)
     ax.set_title(f"{task}: deformable / dynamic convolution vs E2")
@@ -74,13 +74,17 @@ def _terms(attention: str) -> tuple[bool, bool, bool, bool]:
         return (False, False, False, False)
 
 
+def _mean_ci(r: Row) -> str:
+    return f"{r.metric:.4f}" if r.ci_low is None else f"{r.metric:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+
+
 def _ablation_table(rows: list[Row], cost: str) -> str:
-    head = "<tr><th>spec</th><th>E1</th><th>E2</th><th>E3</th><th>E4</th><th>metric (mean ± std)</th>" \
+    head = "<tr><th>spec</th><th>E1</th><th>E2</th><th>E3</th><th>E4</th><th>metric (mean [95% CI])</th>" \
            f"<th>{html.escape(cost)}</th><th>seeds</th><th>Pareto</th></tr>"
     body = []
-    for r in sorted(rows, key=lambda r: r.attention):
+    for r in rows:  # the ranking's order: by the task's metric, full budgets first
         marks = "".join(f"<td>{'✓' if on else ''}</td>" for on in _terms(r.attention))
-        body.append(f"<tr><td>{html.escape(r.attention)}</td>{marks}<td>{r.metric:.4f} ± {r.metric_std:.4f}</td>"
+        body.append(f"<tr><td>{html.escape(r.attention)}</td>{marks}<td>{_mean_ci(r)}</td>"
                     f"<td>{r.cost:.4g}</td><td>{r.seeds}</td><td>{'★' if r.pareto else ''}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 

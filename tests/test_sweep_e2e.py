@@ -69,20 +69,31 @@ def test_smoke_sweep_stops_trials_early_and_tracks_everything(smoke):
             assert child.info.status == "KILLED" and child.data.tags["attnlab.stopped_early"] == "true"
 
 
-def test_best_returns_ranking_and_pareto_front(smoke):
-    workdir, _ = smoke
+def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
+    workdir, summary = smoke
     proc = _run(["best", "--experiment", "smoke", "--format", "json", "--cost", "attention_flops"], workdir)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)["segmentation"]
     rows = result["ranking"]
-    assert len(rows) == 6 and [r["rank"] for r in rows] == list(range(1, 7))
-    assert all(a["metric"] >= b["metric"] for a, b in zip(rows, rows[1:]))
-    front = {r["attention"] for r in rows
+    assert len(rows) == 6
+    full = [r for r in rows if not r["stopped_early"]]
+    cut = [r for r in rows if r["stopped_early"]]
+    assert rows == full + cut and full and cut  # ASHA stopped some; they come after, unranked
+    assert [r["rank"] for r in full] == list(range(1, len(full) + 1)) and all(r["rank"] is None for r in cut)
+    assert all(r["epochs"] == 4 for r in full) and all(r["epochs"] < 4 for r in cut)
+    stopped_at = {t["trial"].split("-")[1]: t["epochs"] for t in summary["trials"] if t["status"] == "stopped"}
+    assert {r["attention"].replace("w/o", "wo").replace("+", "_"): r["epochs"] for r in cut} == stopped_at
+    assert all(a["metric"] >= b["metric"] for a, b in zip(full, full[1:]))
+    assert all(r["ci_low"] is None and r["ci_high"] is None and r["seeds"] == 1 for r in rows)  # one seed: no spread
+    front = {r["attention"] for r in full
              if not any(o["metric"] >= r["metric"] and o["cost"] <= r["cost"] and
-                        (o["metric"] > r["metric"] or o["cost"] < r["cost"]) for o in rows)}
-    assert set(result["pareto_front"]) == front and "w/o" in front  # w/o costs nothing
+                        (o["metric"] > r["metric"] or o["cost"] < r["cost"]) for o in full)}
+    assert set(result["pareto_front"]) == front and not front & {r["attention"] for r in cut}
+    assert full[0]["attention"] in front  # the best full-budget row is always on the front
     csv_out = _run(["best", "--experiment", "smoke", "--format", "csv"], workdir).stdout
-    assert csv_out.splitlines()[0].startswith("task,rank,attention") and len(csv_out.splitlines()) == 7
+    header = csv_out.splitlines()[0].split(",")
+    assert header[:3] == ["task", "rank", "attention"] and {"epochs", "stopped_early", "ci_low", "ci_high"} <= set(header)
+    assert len(csv_out.splitlines()) == 7
 
 
 def test_report_renders_in_headless_chromium(smoke, tmp_path):

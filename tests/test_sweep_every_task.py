@@ -94,3 +94,16 @@ def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_
     assert len(lines) == 1, proc.stderr[-3000:]
     log = Path(lines[0].rsplit("log: ", 1)[1])
     assert log.is_file() and "ATTNLAB_FAIL_ONCE" in log.read_text()
+
+
+def test_train_on_two_processes_keeps_one_run(tmp_path):
+    """`attnlab train --devices 2`: Lightning starts a second process; rank 0 owns the one MLflow run."""
+    proc = subprocess.run([ATTNLAB, "train", "--task", "translation", "--devices", "2", "--max-epochs", "2",
+                           "--no-progress"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"run_id"') == 1  # one summary, from rank 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("attnlab").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert len(client.get_metric_history(runs[0].info.run_id, "val/bleu")) == 2

@@ -1,0 +1,47 @@
+"""The mini-study presets: sizes, the specs each finding needs, real data paths checked before Ray."""
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.findings import comparisons
+from tune.presets import PRESETS
+from tune.sweep_config import check_data, load_sweep
+
+
+@pytest.mark.parametrize("size", ["cpu", "gpu"])
+def test_mini_has_both_tasks_three_seeds_and_every_spec_the_findings_compare(size, monkeypatch):
+    sweep = load_sweep("mini", None, None, size=size)
+    assert sweep.name == f"mini-{size}" and sweep.early_stopping.policy == "none"
+    tasks = {g.task: g for g in sweep.grid}
+    assert set(tasks) == {"segmentation", "translation"}
+    assert all(g.seeds == [0, 1, 2] for g in sweep.grid)
+    # The cpu size leaves out finding 1's side claim (E1 alone vs w/o) to fit its time budget.
+    skipped = {"1000 vs w/o"} if size == "cpu" else set()
+    for c in comparisons():
+        if c.task in tasks and c.label not in skipped:
+            specs = set(tasks[c.task].specs)
+            assert set(c.a) <= specs, (c.label, c.a)
+            assert specs & set(c.b), (c.label, c.b)
+    assert tasks["segmentation"].data.endswith("camvid") and tasks["translation"].data.endswith("multi30k")
+
+
+def test_cpu_size_trains_in_fp32_and_gpu_size_in_bf16():
+    cpu, gpu = load_sweep("mini", None, None, size="cpu"), load_sweep("mini", None, None, size="gpu")
+    assert all(g.overrides["precision"] == "32-true" for g in cpu.grid)
+    assert all(g.overrides["precision"] == "bf16-mixed" for g in gpu.grid)
+    assert len(cpu.trials()) < len(gpu.trials())
+    assert load_sweep("mini-translation", None, None, size="cpu").grid[0].task == "translation"
+
+
+def test_size_errors_are_clear():
+    with pytest.raises(ConfigError, match="preset 'smoke' has no sizes; --size applies to mini"):
+        load_sweep("smoke", None, None, size="cpu")
+    with pytest.raises(ConfigError, match="unknown --size 'tpu'"):
+        load_sweep("mini", None, None, size="tpu")
+    assert all(getattr(PRESETS[n], "sized", False) for n in ("mini", "mini-translation", "mini-segmentation"))
+
+
+def test_a_missing_data_folder_is_named_before_ray_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATTNLAB_DATASETS", str(tmp_path / "nowhere"))
+    sweep = load_sweep("mini-segmentation", None, None, size="cpu")
+    with pytest.raises(ConfigError, match="segmentation grid: .*nowhere/camvid does not exist"):
+        check_data(sweep)
