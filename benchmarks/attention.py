@@ -20,7 +20,7 @@ from pipeline.attention_table import format_rows
 from pipeline.memory import peak_memory_bytes
 
 MMCV_CODES = ["1111", "1000", "0010", "0001"]
-OURS_ONLY = ["0100"]  # mmcv is wrong for E2 without E4 (STUDY.md)
+OURS_ONLY = ["0100"]  # mmcv is wrong for E2 without E4 (docs/study.md)
 
 
 def _step(module, x):

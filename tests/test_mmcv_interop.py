@@ -5,7 +5,7 @@ import torch
 from lightning_modules.attention import GeneralizedAttention2d, all_codes, from_mmcv
 
 mmcv_cnn = pytest.importorskip("mmcv.cnn", reason="mmcv-lite is installed by the [test] extra")
-MMCV_WRONG = {"0100", "0110", "1100", "1110"}  # E2 without E4: mmcv transposes the query (STUDY.md)
+MMCV_WRONG = {"0100", "0110", "1100", "1110"}  # E2 without E4: mmcv transposes the query (docs/study.md)
 
 
 def _mmcv(code, channels=64, **kw):

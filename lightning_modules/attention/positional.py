@@ -1,4 +1,4 @@
-"""Sinusoidal relative-position encodings R_{k-q} (STUDY.md), shared by the 1-D and 2-D modules.
+"""Sinusoidal relative-position encodings R(q-k) (docs/study.md), shared by the 1-D and 2-D modules.
 
 Conventions follow the reference implementation so that converted weights give the same
 numbers: the offset is (query position - key position) * magnitude, positions are indices

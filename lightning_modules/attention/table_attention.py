@@ -1,7 +1,7 @@
 """Softmax attention whose logits are  q.k  +  Tx[q, kx]  +  Ty[q, ky]  over a (ky, kx) key grid.
 
 Every 2-D code with a position term (E2 or E4) or a local window has this shape: the
-relative-position logits are separable into an x table and a y table (STUDY.md), each only
+relative-position logits are separable into an x table and a y table (docs/study.md), each only
 (L, W_kv) or (L, H_kv). The kernel walks query chunks, so the (L, H_kv*W_kv) energy exists
 only one chunk at a time, and its backward recomputes the chunk from the saved log-sum-exp
 (the flash-attention recipe) instead of keeping softmax weights for the whole map.
