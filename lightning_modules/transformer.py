@@ -31,6 +31,15 @@ def _site(spec: str, d: int, heads: int, options: dict, causal: bool | None = No
     return build_attention(spec, d, dim=1, **options_for(spec, 1, shared))
 
 
+def pre_norm(d: int, attn: nn.Module, part: str = "reads_input") -> nn.Module:
+    """A LayerNorm in front of `attn`, or nothing where `attn` never reads what it would feed.
+
+    A norm whose output no loss depends on gets no gradient, which DDP refuses: `w/o` reads
+    nothing, and encoder-decoder attention without E1 and E2 never reads its query.
+    """
+    return nn.LayerNorm(d) if getattr(attn, part, True) else nn.Identity()
+
+
 class FeedForward(nn.Sequential):
     def __init__(self, d: int, ffn: int, dropout: float):
         super().__init__(nn.Linear(d, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d))
@@ -40,7 +49,8 @@ class EncoderLayer(nn.Module):
     def __init__(self, spec: str, d: int, heads: int, ffn: int, dropout: float, options: dict):
         super().__init__()
         self.self_attn = _site(spec, d, heads, options, causal=False)
-        self.ffn, self.norm1, self.norm2, self.drop = FeedForward(d, ffn, dropout), nn.LayerNorm(d), nn.LayerNorm(d), nn.Dropout(dropout)
+        self.ffn, self.norm1, self.norm2 = FeedForward(d, ffn, dropout), pre_norm(d, self.self_attn), nn.LayerNorm(d)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x, pad):
         x = x + self.drop(self.self_attn(self.norm1(x), key_padding_mask=pad))
@@ -53,7 +63,9 @@ class DecoderLayer(nn.Module):
         self.self_attn = _site(self_spec, d, heads, options, causal=True)
         self.cross_attn = _site(cross_spec, d, heads, options)
         self.ffn = FeedForward(d, ffn, dropout)
-        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(3))
+        # The pre-norm before encoder-decoder attention feeds only its query.
+        self.norms = nn.ModuleList([pre_norm(d, self.self_attn), pre_norm(d, self.cross_attn, "reads_query"),
+                                    nn.LayerNorm(d)])
         self.drop = nn.Dropout(dropout)
 
     def forward(self, y, tgt_pad, memory, mem_pad):

@@ -138,3 +138,13 @@ def test_convolution_sites_decode_by_full_recompute():
     model = _model({"enc_self": "1000", "dec_self": "dynamic", "enc_dec": "1000"}).eval()
     assert not model.incremental
     assert len(greedy_decode(model, torch.randint(4, VOCAB, (2, 5)), 4)) == 2
+
+
+@pytest.mark.parametrize("sites", [{"enc_self": "1000", "dec_self": "1000", "enc_dec": c} for c in all_codes()] +
+                         [{"enc_self": s, "dec_self": s, "enc_dec": "1000"} for s in SELF_SPECS])
+def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search(sites):
+    """DDP (every sweep trial, `--devices N`) refuses parameters without gradients: a norm in front of
+    `w/o`, or before encoder-decoder attention that never reads its query (no E1, no E2), must not exist."""
+    model = _model(sites)
+    model(torch.randint(4, VOCAB, (2, 7)), torch.randint(4, VOCAB, (2, 5))).sum().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []

@@ -46,6 +46,7 @@ class NoAttention1d(nn.Module):
     """'w/o' at a sequence site: contributes nothing, so the layer's residual passes x through."""
 
     incremental = True
+    reads_input = False  # a pre-norm in front of it would get no gradient (DDP refuses that)
 
     def forward(self, x: torch.Tensor, memory=None, key_padding_mask=None, query_offset: int = 0) -> torch.Tensor:
         return torch.zeros_like(x)

@@ -42,7 +42,9 @@ class GeneralizedAttention1d(nn.Module):
             require(pos_dim % 2 == 0, f"position_embedding_dim={pos_dim} must be even (sin and cos)")
         self.position_embedding_dim, self.position_magnitude, self.wave_length = pos_dim, position_magnitude, wave_length
         self.causal, self.spatial_range, self.dropout, self.impl = causal, spatial_range, dropout, impl
-        self.query = nn.Linear(channels, channels) if self.e1 or self.e2 else None
+        # E3 and E4 never look at the query: a module without E1 and E2 reads only the keys/memory.
+        self.reads_query = self.e1 or self.e2
+        self.query = nn.Linear(channels, channels) if self.reads_query else None
         self.key = nn.Linear(channels, channels) if self.e1 or self.e3 else None
         self.value = nn.Linear(channels, channels)
         # W_h of each head maps the pos_dim encoding to head_dim; stored as (heads, d, pos_dim).
