@@ -4,7 +4,9 @@ Each finding becomes one or more comparisons: group A against group B on a task'
 over A's or B's specs, paired by seed), as the difference with a 95% Student-t confidence
 interval over seeds. A comparison expects either "A > B" (`greater`) or "A and B on par"
 (`on_par`: the difference within +-TOLERANCE of B's mean, an equivalence check). Some also expect
-A to cost less (attention FLOPs). The verdict:
+A to cost less: judged on the whole model's FLOPs (`cost/flops`), because `cost/attention_flops`
+counts a deformable convolution whole while the plain 3x3 convolution it replaces counts as
+backbone, which would overstate deform's cost against an attention module. The verdict:
 
 - reproduced: the interval lies where the study says (above 0; inside the band), cost included;
 - contradicted: it lies on the other side (below 0; outside the band), or A costs more;
@@ -23,7 +25,7 @@ from .site_specs import format_sites
 from .tasks import TASKS
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
-COST = COSTS["attention_flops"]
+COST = COSTS["flops"]
 VISION = ("detection", "segmentation")
 NO_E1_CODES = ["0100", "0010", "0001", "0110", "0101", "0011", "0111"]
 
@@ -45,7 +47,7 @@ class Comparison:
     a: tuple[str, ...]
     b: tuple[str, ...]
     expect: str  # "greater" | "on_par"
-    cheaper: bool = False  # A must also cost less (attention FLOPs)
+    cheaper: bool = False  # A must also cost less (whole-model FLOPs)
     label: str = ""
 
 

@@ -24,7 +24,7 @@ def _log(client, exp_id, task, spec, seed, metric, value, cost=1.0, status="FINI
         tags["attnlab.stopped_early"] = "true"
     run = client.create_run(exp_id, tags=tags)
     client.log_metric(run.info.run_id, metric, value)
-    client.log_metric(run.info.run_id, "cost/attention_flops", cost)
+    client.log_metric(run.info.run_id, "cost/flops", cost)
     client.set_terminated(run.info.run_id, status)
 
 
