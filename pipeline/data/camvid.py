@@ -28,10 +28,6 @@ def camvid_lookup() -> torch.Tensor:
     return table
 
 
-def looks_like_camvid(root: Path) -> bool:
-    return all((root / name).is_dir() for name in ("train", "trainannot", "val", "valannot"))
-
-
 def camvid_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
     """(image, label map) pairs of `split` by file stem; a ConfigError naming what is missing."""
     root = Path(root)
@@ -51,7 +47,6 @@ def camvid_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
 
 
 class CamVidDataModule(SegmentationDataModule):
-    layout = "CamVid"
     class_names = CLASS_NAMES
     lookup = camvid_lookup()
 

@@ -19,7 +19,6 @@ from .segmentation import IGNORE, SegmentationDataModule
 TRAIN_CLASS_NAMES = [c.name for c in sorted((c for c in Cityscapes.classes if 0 <= c.train_id < IGNORE),
                                             key=lambda c: c.train_id)]
 NUM_CLASSES = len(TRAIN_CLASS_NAMES)
-EXPECTS = "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png with gtFine/{train,val}/<city>/*_gtFine_labelIds.png"
 
 
 def id_to_train_id() -> torch.Tensor:
@@ -29,10 +28,6 @@ def id_to_train_id() -> torch.Tensor:
         if c.id >= 0 and 0 <= c.train_id < IGNORE:
             table[c.id] = c.train_id
     return table
-
-
-def looks_like_cityscapes(root: Path) -> bool:
-    return (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir()
 
 
 def cityscapes_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
@@ -57,7 +52,6 @@ def cityscapes_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
 
 
 class CityscapesDataModule(SegmentationDataModule):
-    layout = "Cityscapes"
     class_names = TRAIN_CLASS_NAMES
     lookup = id_to_train_id()
 

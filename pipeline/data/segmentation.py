@@ -60,9 +60,9 @@ def eval_transform(resize: int | None = None) -> v2.Transform:
 
 
 class SegmentationDataModule(L.LightningDataModule):
-    """Subclasses set `layout`, `class_names` and `lookup` and implement `pairs(split)`."""
+    """Subclasses set `class_names` and `lookup` and implement `pairs(split)`; the task registry
+    (pipeline/tasks.py) recognises their layouts."""
 
-    layout = "segmentation"
     class_names: list[str] = []
     lookup: torch.Tensor
 

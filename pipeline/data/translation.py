@@ -26,9 +26,6 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
-TEXT_EXPECTS = ("train.SRC/train.TGT and valid.SRC/valid.TGT (or val.*), one sentence a line, plain or .gz "
-                "(Multi30k's raw release)")
-
 
 def _text_file(root: Path, split: str, lang: str) -> Path | None:
     """ROOT/<split>.<lang> or its .gz, under any of the split's usual names (valid, val, dev)."""
