@@ -27,6 +27,7 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
 
+
 def _text_file(root: Path, split: str, lang: str) -> Path | None:
     """ROOT/<split>.<lang> or its .gz, under any of the split's usual names (valid, val, dev)."""
     for name in SPLIT_NAMES.get(split, (split,)):
