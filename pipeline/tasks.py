@@ -99,6 +99,11 @@ def _parallel_text(root: Path) -> bool:
     return looks_like_parallel_text(root)
 
 
+def _datasets_folder(root: Path) -> bool:
+    from .data.translation import looks_like_datasets
+    return looks_like_datasets(root)
+
+
 TASKS: dict[str, Task] = {
     "detection": Task(_detection_tiny, (
         Layout("COCO", _has("annotations"), "annotations/instances_{train,val}2017.json with {train,val}2017/ "
@@ -113,7 +118,7 @@ TASKS: dict[str, Task] = {
                _segmentation_data("camvid", "CamVidDataModule")),
     ), _segmentation_module, "val/mIoU"),
     "translation": Task(_translation_tiny, (
-        Layout("datasets", _has("dataset_dict.json"), "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
+        Layout("datasets", _datasets_folder, "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
                "train/validation splits of {'translation': {src: ..., tgt: ...}}", _translation_data),
         Layout("parallel text", _parallel_text, "train.en/train.de and valid.en/valid.de (or val.*), one "
                "sentence a line, plain or .gz (Multi30k's raw release)", _translation_data),
