@@ -92,3 +92,12 @@ def test_one_epoch_on_multi30k_logs_bleu_and_costs(tmp_path):
     assert "val/bleu" in run.data.metrics and "val/chrf" in run.data.metrics
     assert run.data.params["data.filtered.valid_kept"] == "1014"
     assert run.data.metrics["cost/flops"] > 0 and run.data.metrics["cost/params"] > 0
+
+
+def test_a_datasets_folder_is_detected_and_read(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    rows = {"translation": [{"en": "a cat", "de": "eine katze"}, {"en": "a dog", "de": "ein hund"}]}
+    DatasetDict({"train": Dataset.from_dict(rows), "validation": Dataset.from_dict(rows)}).save_to_disk(tmp_path / "wmt")
+    assert detect_layout("translation", tmp_path / "wmt").name == "datasets"
+    assert read_parallel(tmp_path / "wmt", "valid", "en", "de") == (["a cat", "a dog"], ["eine katze", "ein hund"])
