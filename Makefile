@@ -1,5 +1,6 @@
 # The two set-up commands of the README. Both create .venv, install torch/torchvision from
-# this machine's disk with pip (never uv/poetry for torch), then attnlab pinned.
+# this machine's disk with pip (never uv/poetry for torch), then attnlab with the tested set
+# (constraints.txt; pyproject.toml states the ranges).
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,18 +10,20 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -c constraints.txt torch torchvision
 
 install: $(BIN)/python
-	$(BIN)/pip install -e .
+	$(BIN)/pip install -c constraints.txt -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
 
 # Main job on embedded defaults.
 run: install
 	$(BIN)/attnlab run
 
-# The test suite (what .ci/run calls).
+# The test suite (what .ci/run calls): the linter first, then pytest.
 test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

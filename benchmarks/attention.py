@@ -6,6 +6,7 @@ same weights (ours is built with from_mmcv) and same inputs. Prints a table of r
     python benchmarks/attention.py                    # CPU, res4: 2 x 256 x 50 x 84
     python benchmarks/attention.py --device cuda      # GPU (timed with synchronisation)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,14 +86,23 @@ def main() -> None:
         row = {"code": code, "ours_s": t_ours, "ours_MiB": m_ours / 2**20}
         if theirs is not None:
             t_mmcv, m_mmcv = _measure(theirs, x, args.reps, device)
-            row.update(mmcv_s=t_mmcv, mmcv_MiB=m_mmcv / 2**20, speedup=t_mmcv / t_ours, memory_ratio=m_ours / m_mmcv)
+            row.update(
+                mmcv_s=t_mmcv, mmcv_MiB=m_mmcv / 2**20, speedup=t_mmcv / t_ours, memory_ratio=m_ours / m_mmcv
+            )
         else:
             row.update(mmcv_s="-", mmcv_MiB="-", speedup="-", memory_ratio="-")
         rows.append(row)
         del ours, theirs
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"res4 {tuple(args.shape)}, {args.heads} heads, kv_stride {args.kv_stride}, fwd+bwd, "
-          f"median of {args.reps}; device {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    print(
+        f"res4 {tuple(args.shape)}, {args.heads} heads, kv_stride {args.kv_stride}, fwd+bwd, "
+        f"median of {args.reps}; device {device} ({name}, {torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}"
+    )
     print(format_rows(rows))
 
 

@@ -6,6 +6,7 @@ ReLU of every block in res4 and res5 (before the last 1x1 conv), and a spec's co
 parts and never looks at which mechanism it got. Stage names follow the paper: res2..res5 are
 torchvision's layer1..layer4.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -75,7 +76,7 @@ def _norm_layer(norm: str):
 
 def stage_channels(model: resnet.ResNet) -> list[int]:
     """Output channels of res2..res5 (what an FPN takes)."""
-    last = lambda layer: (layer[-1].bn3 if isinstance(layer[-1], resnet.Bottleneck) else layer[-1].bn2)  # noqa: E731
+    last = lambda layer: layer[-1].bn3 if isinstance(layer[-1], resnet.Bottleneck) else layer[-1].bn2  # noqa: E731
     return [last(getattr(model, LAYERS[s])).num_features for s in STAGES]
 
 
@@ -87,26 +88,39 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"pretrained weights {p} not found; pass the path of a torchvision ResNet state dict")
+        raise FileNotFoundError(
+            f"pretrained weights {p} not found; pass the path of a torchvision ResNet state dict"
+        )
     state = torch.load(p, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"pretrained weights {p} are not a state dict")
     state = state.get("state_dict", state)
     sites = tuple(f"{name}." for name in placed_modules(model))
     own = model.state_dict()
-    state = {k: v for k, v in state.items() if not k.startswith("fc.") and (k in own or not k.startswith(sites))}
+    state = {
+        k: v for k, v in state.items() if not k.startswith("fc.") and (k in own or not k.startswith(sites))
+    }
     unexpected = sorted(set(state) - set(own))
     missing = [k for k in own if k not in state and not k.startswith(sites) and not k.startswith("fc.")]
     if unexpected or missing:
-        raise ValueError(f"pretrained weights {p} do not fit this ResNet (wrong depth?): "
-                         f"unexpected {unexpected[:3]}, missing {missing[:3]}")
+        raise ValueError(
+            f"pretrained weights {p} do not fit this ResNet (wrong depth?): "
+            f"unexpected {unexpected[:3]}, missing {missing[:3]}"
+        )
     model.load_state_dict(state, strict=False)
 
 
-def build_resnet(depth: int, spec: str = "w/o", attention_stages: Sequence[str] = ("res4", "res5"),
-                 conv_stages: Sequence[str] = ("res3", "res4", "res5"), position: Position = "after_conv2",
-                 attention_options: Mapping[str, Any] | None = None, dilate_stages: Sequence[str] = (),
-                 norm: str = "bn", pretrained: str | None = None) -> resnet.ResNet:
+def build_resnet(
+    depth: int,
+    spec: str = "w/o",
+    attention_stages: Sequence[str] = ("res4", "res5"),
+    conv_stages: Sequence[str] = ("res3", "res4", "res5"),
+    position: Position = "after_conv2",
+    attention_options: Mapping[str, Any] | None = None,
+    dilate_stages: Sequence[str] = (),
+    norm: str = "bn",
+    pretrained: str | None = None,
+) -> resnet.ResNet:
     """A torchvision ResNet whose blocks carry `spec` as placed by the arguments."""
     if depth not in DEPTHS:
         raise ValueError(f"ResNet depth {depth} is not available; choose one of {sorted(DEPTHS)}")
@@ -132,7 +146,9 @@ def _replace_conv(block, spec, options) -> None:
     """The spec's convolution (if any) takes the place of the block's 3x3 conv."""
     old = block.conv2
     shape = {"stride": old.stride[0], "dilation": old.dilation[0]}
-    conv, _ = build_attention_parts(spec, _spatial_width(block), 2, **options_for(spec, 2, {**options, **shape}))
+    conv, _ = build_attention_parts(
+        spec, _spatial_width(block), 2, **options_for(spec, 2, {**options, **shape})
+    )
     if conv is not None:
         block.conv2 = conv
 

@@ -1,4 +1,5 @@
 """COCO detection: torchvision's Faster R-CNN + FPN on the attention ResNet, evaluated by COCOeval."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -8,11 +9,10 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from pipeline.data.coco_eval import coco_box_ap, to_coco_results
-from pipeline.train_config import TrainConfig
-
 from .backbone import LAYERS, STAGES, build_resnet, stage_channels
+from .coco_eval import coco_box_ap, to_coco_results
 from .distributed import gather_lists
+from .settings import ModuleConfig
 from .vision_recipe import SgdRecipe
 
 TRAINABLE_ORDER = ["layer4", "layer3", "layer2", "layer1", "conv1"]
@@ -26,37 +26,54 @@ def freeze_stages(backbone: torch.nn.Module, trainable: int) -> None:
             p.requires_grad_(False)
 
 
-def build_resnet_from(cfg: TrainConfig, dilate_stages=()):
+def build_resnet_from(cfg: ModuleConfig, dilate_stages=()):
     b = cfg.backbone
     norm = b.norm or ("frozen_bn" if b.pretrained else "bn")
-    net = build_resnet(b.depth, cfg.attention, attention_stages=b.attention_stages, conv_stages=b.conv_stages,
-                       position=b.position, attention_options=b.attention_options, dilate_stages=dilate_stages,
-                       norm=norm, pretrained=b.pretrained)
+    net = build_resnet(
+        b.depth,
+        cfg.attention,
+        attention_stages=b.attention_stages,
+        conv_stages=b.conv_stages,
+        position=b.position,
+        attention_options=b.attention_options,
+        dilate_stages=dilate_stages,
+        norm=norm,
+        pretrained=b.pretrained,
+    )
     freeze_stages(net, b.trainable_stages)
     return net
 
 
-def build_detector(cfg: TrainConfig, num_classes: int) -> FasterRCNN:
+def build_detector(cfg: ModuleConfig, num_classes: int) -> FasterRCNN:
     """Faster R-CNN + FPN; `num_classes` foreground classes."""
     net = build_resnet_from(cfg)
-    body = BackboneWithFPN(net, {LAYERS[s]: str(i) for i, s in enumerate(STAGES)}, stage_channels(net),
-                           cfg.detection.fpn_channels, extra_blocks=LastLevelMaxPool())
+    body = BackboneWithFPN(
+        net,
+        {LAYERS[s]: str(i) for i, s in enumerate(STAGES)},
+        stage_channels(net),
+        cfg.detection.fpn_channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
     sizes = tuple((s,) for s in cfg.detection.anchor_sizes)
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     d = cfg.detection
-    return FasterRCNN(body, num_classes=num_classes + 1, min_size=d.min_size, max_size=d.max_size,
-                      box_detections_per_img=d.detections_per_image, rpn_anchor_generator=anchors)
+    return FasterRCNN(
+        body,
+        num_classes=num_classes + 1,
+        min_size=d.min_size,
+        max_size=d.max_size,
+        box_detections_per_img=d.detections_per_image,
+        rpn_anchor_generator=anchors,
+    )
 
 
 class DetectionModule(SgdRecipe, L.LightningModule):
     """Trains with the detector's own losses; validation logs COCO box AP (val/bbox_AP, ...)."""
 
-    metric = "val/bbox_AP"
-
     def __init__(self, config: dict, num_classes: int, label_to_cat: dict[int, int]):
         super().__init__()
         self.save_hyperparameters()
-        self.cfg = TrainConfig.model_validate(config)
+        self.cfg = ModuleConfig.model_validate(config)
         self.label_to_cat = {int(k): int(v) for k, v in label_to_cat.items()}
         self.model = build_detector(self.cfg, num_classes)
         self._results: list[dict] = []

@@ -1,4 +1,5 @@
 """Gathering Python lists across DDP ranks (validation results for COCOeval and BLEU)."""
+
 from __future__ import annotations
 
 import torch.distributed as dist

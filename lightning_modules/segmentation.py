@@ -1,38 +1,30 @@
 """Cityscapes segmentation: torchvision's DeepLabV3 head on the dilated attention ResNet; mIoU."""
+
 from __future__ import annotations
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_confusion_matrix
+from torchmetrics.classification import MulticlassJaccardIndex
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCNHead
 
-from pipeline.data.segmentation import IGNORE
-from pipeline.train_config import TrainConfig
-
 from .backbone import stage_channels
 from .detection import build_resnet_from
+from .labels import IGNORE
+from .settings import ModuleConfig
 from .vision_recipe import SgdRecipe
 
 DILATED = {8: ("res4", "res5"), 16: ("res5",), 32: ()}
 
 
-def build_segmenter(cfg: TrainConfig, num_classes: int) -> DeepLabV3:
+def build_segmenter(cfg: ModuleConfig, num_classes: int) -> DeepLabV3:
     net = build_resnet_from(cfg, dilate_stages=DILATED[cfg.segmentation.output_stride])
     channels = stage_channels(net)
     layers = {"layer4": "out", **({"layer3": "aux"} if cfg.segmentation.aux_loss else {})}
     aux = FCNHead(channels[2], num_classes) if cfg.segmentation.aux_loss else None
     return DeepLabV3(IntermediateLayerGetter(net, layers), DeepLabHead(channels[3], num_classes), aux)
-
-
-def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
-    """Per-class IoU; NaN for classes absent from both labels and predictions (left out of the mean)."""
-    confusion = confusion.double()
-    tp = confusion.diag()
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
 
 
 class SegmentationModule(SgdRecipe, L.LightningModule):
@@ -41,16 +33,18 @@ class SegmentationModule(SgdRecipe, L.LightningModule):
     The classes are the data set's (19 for Cityscapes, 11 for CamVid), passed in by name.
     """
 
-    metric = "val/mIoU"
-
     def __init__(self, config: dict, class_names: list[str]):
         super().__init__()
         self.save_hyperparameters()
-        self.cfg = TrainConfig.model_validate(config)
+        self.cfg = ModuleConfig.model_validate(config)
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
         self.model = build_segmenter(self.cfg, self.num_classes)
-        self._confusion: torch.Tensor | None = None
+        # Per-class IoU over the whole validation set, synced across ranks by torchmetrics; NaN for
+        # classes absent from both labels and predictions (left out of the mean).
+        self.iou = MulticlassJaccardIndex(
+            self.num_classes, average="none", ignore_index=IGNORE, zero_division=float("nan")
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)["out"]
@@ -65,22 +59,24 @@ class SegmentationModule(SgdRecipe, L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self):
-        # A fresh accumulator per evaluation, created in the mode (inference or no-grad) it runs in.
-        self._confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
+        self.iou.reset()
 
     def validation_step(self, batch, batch_idx):
         images, masks = batch
-        self._confusion += multiclass_confusion_matrix(self(images).argmax(1), masks, self.num_classes,
-                                                       ignore_index=IGNORE, normalize="none").long()
+        self.iou.update(self(images).argmax(1), masks)
 
     def on_validation_epoch_end(self):
-        confusion = self.all_gather(self._confusion)
-        iou = iou_from_confusion(confusion.sum(0) if confusion.dim() == 3 else confusion)
+        iou = self.iou.compute()  # on every rank: it gathers
         if self.trainer.sanity_checking:
             return
         metrics = {"val/mIoU": torch.nanmean(iou).nan_to_num(0.0).float()}
-        metrics.update({f"val/IoU_{name.replace(' ', '_')}": v.float()
-                        for name, v in zip(self.class_names, iou) if not torch.isnan(v)})
+        metrics.update(
+            {
+                f"val/IoU_{name.replace(' ', '_')}": v.float()
+                for name, v in zip(self.class_names, iou)
+                if not torch.isnan(v)
+            }
+        )
         self.log_dict(metrics)
 
     def efficiency_input(self, datamodule):

@@ -4,6 +4,7 @@ Pre-norm layers; each sublayer is x + dropout(site(norm(x))). Sites come from th
 dim=1: encoder self-attention, causal decoder self-attention and encoder-decoder attention.
 Sinusoidal absolute positions at the input; embeddings shared by encoder, decoder and output.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,9 +12,8 @@ import math
 import torch
 from torch import nn
 
-from lightning_modules.attention import build_attention, options_for
-
-from pipeline.data.translation import BOS, EOS, PAD
+from .attention import build_attention, options_for
+from .labels import BOS, EOS, PAD
 
 
 def sinusoid(length: int, dim: int, device) -> torch.Tensor:
@@ -49,7 +49,11 @@ class EncoderLayer(nn.Module):
     def __init__(self, spec: str, d: int, heads: int, ffn: int, dropout: float, options: dict):
         super().__init__()
         self.self_attn = _site(spec, d, heads, options, causal=False)
-        self.ffn, self.norm1, self.norm2 = FeedForward(d, ffn, dropout), pre_norm(d, self.self_attn), nn.LayerNorm(d)
+        self.ffn, self.norm1, self.norm2 = (
+            FeedForward(d, ffn, dropout),
+            pre_norm(d, self.self_attn),
+            nn.LayerNorm(d),
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, pad):
@@ -58,14 +62,17 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, self_spec: str, cross_spec: str, d: int, heads: int, ffn: int, dropout: float, options: dict):
+    def __init__(
+        self, self_spec: str, cross_spec: str, d: int, heads: int, ffn: int, dropout: float, options: dict
+    ):
         super().__init__()
         self.self_attn = _site(self_spec, d, heads, options, causal=True)
         self.cross_attn = _site(cross_spec, d, heads, options)
         self.ffn = FeedForward(d, ffn, dropout)
         # The pre-norm before encoder-decoder attention feeds only its query.
-        self.norms = nn.ModuleList([pre_norm(d, self.self_attn), pre_norm(d, self.cross_attn, "reads_query"),
-                                    nn.LayerNorm(d)])
+        self.norms = nn.ModuleList(
+            [pre_norm(d, self.self_attn), pre_norm(d, self.cross_attn, "reads_query"), nn.LayerNorm(d)]
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, y, tgt_pad, memory, mem_pad):
@@ -75,20 +82,38 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, vocab: int, sites: dict[str, str], encoder_layers=6, decoder_layers=6, d_model=512, heads=8,
-                 ffn=2048, dropout=0.1, attention_options: dict | None = None):
+    def __init__(
+        self,
+        vocab: int,
+        sites: dict[str, str],
+        encoder_layers=6,
+        decoder_layers=6,
+        d_model=512,
+        heads=8,
+        ffn=2048,
+        dropout=0.1,
+        attention_options: dict | None = None,
+    ):
         super().__init__()
         options = dict(attention_options or {})
         self.d_model = d_model
         self.embed = nn.Embedding(vocab, d_model, padding_idx=PAD)
-        nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
         with torch.no_grad():
             self.embed.weight[PAD].zero_()
-        self.encoder = nn.ModuleList(EncoderLayer(sites["enc_self"], d_model, heads, ffn, dropout, options)
-                                     for _ in range(encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(sites["dec_self"], sites["enc_dec"], d_model, heads, ffn, dropout, options)
-                                     for _ in range(decoder_layers))
-        self.enc_norm, self.dec_norm, self.drop = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.Dropout(dropout)
+        self.encoder = nn.ModuleList(
+            EncoderLayer(sites["enc_self"], d_model, heads, ffn, dropout, options)
+            for _ in range(encoder_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderLayer(sites["dec_self"], sites["enc_dec"], d_model, heads, ffn, dropout, options)
+            for _ in range(decoder_layers)
+        )
+        self.enc_norm, self.dec_norm, self.drop = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.Dropout(dropout),
+        )
 
     def _embed(self, tokens):
         x = self.embed(tokens) * math.sqrt(self.d_model)
@@ -123,12 +148,17 @@ class Transformer(nn.Module):
         if cache is None:
             return self.decode(tokens, memory, mem_pad)[:, -1]
         t = tokens.shape[1] - 1
-        y = self.embed(tokens[:, -1:]) * math.sqrt(self.d_model) + sinusoid(t + 1, self.d_model, tokens.device)[t]
+        y = (
+            self.embed(tokens[:, -1:]) * math.sqrt(self.d_model)
+            + sinusoid(t + 1, self.d_model, tokens.device)[t]
+        )
         for i, layer in enumerate(self.decoder):
             h = layer.norms[0](y)
             cache[i] = h if cache[i] is None else torch.cat([cache[i], h], 1)
             y = y + layer.self_attn(h, memory=cache[i], query_offset=t)
-            y = y + layer.cross_attn(layer.norms[1](y), memory=memory, key_padding_mask=mem_pad, query_offset=t)
+            y = y + layer.cross_attn(
+                layer.norms[1](y), memory=memory, key_padding_mask=mem_pad, query_offset=t
+            )
             y = y + layer.ffn(layer.norms[2](y))
         return (self.dec_norm(y) @ self.embed.weight.t())[:, -1]
 
@@ -139,8 +169,9 @@ def _new_cache(model: Transformer, incremental: bool | None):
 
 
 @torch.no_grad()
-def greedy_decode(model: Transformer, src: torch.Tensor, max_extra: int = 50,
-                  incremental: bool | None = None) -> list[list[int]]:
+def greedy_decode(
+    model: Transformer, src: torch.Tensor, max_extra: int = 50, incremental: bool | None = None
+) -> list[list[int]]:
     """Greedy decoding; incremental (cached) where every decoder self-attention site allows it."""
     memory, mem_pad = model.encode(src)
     n = src.shape[0]
@@ -167,8 +198,14 @@ def _strip(ids: list[int]) -> list[int]:
 
 
 @torch.no_grad()
-def beam_search(model: Transformer, src: torch.Tensor, beam: int = 4, alpha: float = 0.6,
-                max_extra: int = 50, incremental: bool | None = None) -> list[list[int]]:
+def beam_search(
+    model: Transformer,
+    src: torch.Tensor,
+    beam: int = 4,
+    alpha: float = 0.6,
+    max_extra: int = 50,
+    incremental: bool | None = None,
+) -> list[list[int]]:
     """Batched beam search; finished hypotheses ranked by log-prob / ((5 + len) / 6) ** alpha (GNMT)."""
     cache = _new_cache(model, incremental)
     memory, mem_pad = model.encode(src)
@@ -208,8 +245,11 @@ def beam_search(model: Transformer, src: torch.Tensor, beam: int = 4, alpha: flo
             index = torch.tensor(reorder, device=device)
             cache = [c.index_select(0, index) for c in cache]
         best_alive = scores.max(-1).values
-        if all(len(finished[b]) >= beam and max(s for s, _ in finished[b]) >= best_alive[b].item()
-               / ((5 + step + 2) / 6) ** alpha for b in range(n)):
+        if all(
+            len(finished[b]) >= beam
+            and max(s for s, _ in finished[b]) >= best_alive[b].item() / ((5 + step + 2) / 6) ** alpha
+            for b in range(n)
+        ):
             break
     out = []
     for b in range(n):

@@ -1,5 +1,6 @@
 """WMT-style translation: the per-site-spec Transformer, label-smoothed CE, Adam with an
 inverse-square-root schedule, beam search (or greedy) and detokenised sacreBLEU / chrF."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -7,11 +8,11 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from pipeline.data.translation import PAD
-from pipeline.site_specs import parse_sites
-from pipeline.train_config import TrainConfig
+from lightning_modules.attention import parse_sites
 
 from .distributed import gather_lists
+from .labels import PAD
+from .settings import ModuleConfig
 from .transformer import Transformer, beam_search, greedy_decode
 
 
@@ -21,16 +22,23 @@ def inverse_sqrt(warmup: int):
 
 
 class TranslationModule(L.LightningModule):
-    metric = "val/bleu"
-
     def __init__(self, config: dict, vocab: int):
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.cfg = TrainConfig.model_validate(config)
+        self.cfg = ModuleConfig.model_validate(config)
         t = self.cfg.translation
         self.sites = parse_sites(self.cfg.attention)
-        self.model = Transformer(vocab, self.sites, t.encoder_layers, t.decoder_layers, t.d_model, t.heads, t.ffn,
-                                 t.dropout, t.attention_options)
+        self.model = Transformer(
+            vocab,
+            self.sites,
+            t.encoder_layers,
+            t.decoder_layers,
+            t.d_model,
+            t.heads,
+            t.ffn,
+            t.dropout,
+            t.attention_options,
+        )
         self._hyps: list[tuple[int, str]] = []
 
     def forward(self, src, tgt_in):
@@ -39,8 +47,12 @@ class TranslationModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         src, tgt_in, tgt_out, _ = batch
         logits = self.model(src, tgt_in)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD,
-                               label_smoothing=self.cfg.translation.label_smoothing)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            tgt_out.flatten(),
+            ignore_index=PAD,
+            label_smoothing=self.cfg.translation.label_smoothing,
+        )
         tokens = tgt_out.ne(PAD).sum()
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=int(tokens))
         return loss
@@ -57,8 +69,9 @@ class TranslationModule(L.LightningModule):
         if self.trainer.is_global_zero:
             print(f"translation data after filtering: {dm.filtered}")
         if self.logger is not None:
-            self.logger.log_hyperparams({**{f"data.filtered.{k}": v for k, v in dm.filtered.items()},
-                                         "vocab_size_actual": dm.vocab})
+            self.logger.log_hyperparams(
+                {**{f"data.filtered.{k}": v for k, v in dm.filtered.items()}, "vocab_size_actual": dm.vocab}
+            )
 
     def on_validation_epoch_start(self):
         self._hyps = []

@@ -1,4 +1,5 @@
 """The study's vision schedule: SGD, linear warm-up, 10x drops at given epochs, lr scaled by batch."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,11 @@ def sgd_with_warmup(module: nn.Module, optim, lr: float, steps_per_epoch: int):
     params = [p for p in module.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]  # norms, biases, gammas
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": optim.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=optim.momentum)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        momentum=optim.momentum,
+    )
     steps_per_epoch = max(1, steps_per_epoch)
 
     def factor(step: int) -> float:
@@ -35,9 +39,9 @@ def steps_per_epoch(trainer) -> int:
 
 
 class SgdRecipe:
-    """LightningModule mixin: the study's SGD schedule from `self.cfg` (a TrainConfig)."""
+    """LightningModule mixin: the study's SGD schedule from `self.cfg` (a ModuleConfig)."""
 
     def configure_optimizers(self):
         optim = self.cfg.optim
-        lr = scaled_lr(optim.base_lr, optim.base_batch, self.cfg.data.batch_size, self.trainer.world_size)
+        lr = scaled_lr(optim.base_lr, optim.base_batch, self.cfg.batch_size, self.trainer.world_size)
         return sgd_with_warmup(self, optim, lr, steps_per_epoch(self.trainer))

@@ -2,25 +2,28 @@
 
 The cost side of the study's accuracy-efficiency trade-off, without training anything.
 """
+
 from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field, model_validator
 
-from lightning_modules.attention import all_codes, build_attention, measure_flops, options_for
-from lightning_modules.attention.flops import count_parameters
+from lightning_modules.attention import STUDY_SPECS
+from lightning_modules.attention.registry import names
 
 from .config import SpecStr, StrictModel
 
-STUDY_SPECS = ["w/o", *all_codes(), "deform", "deform2", "dynamic", "0010+deform", "1111+deform", "0010+dynamic"]
+
+def default_specs() -> list[str]:
+    """The study's specs, then every other registered mechanism (e.g. deform2) on its own."""
+    return [*STUDY_SPECS, *(n for kind in ("conv", "attention") for n in names(kind) if n not in STUDY_SPECS)]
 
 
 class AttentionTableConfig(StrictModel):
     """Which specs, at which input shape, with which factory options."""
 
-    specs: list[SpecStr] = Field(default_factory=lambda: list(STUDY_SPECS), min_length=1)
+    specs: list[SpecStr] = Field(default_factory=default_specs, min_length=1)
     dim: Literal[1, 2] = 2
     shape: tuple[int, ...] = (2, 256, 50, 84)
     measure: bool = False
@@ -31,7 +34,9 @@ class AttentionTableConfig(StrictModel):
         want = 4 if self.dim == 2 else 3
         if len(self.shape) != want or min(self.shape) < 1:
             layout = "N C H W" if self.dim == 2 else "N T C"
-            raise ValueError(f"shape {self.shape} must be {want} positive sizes ({layout}) for dim={self.dim}")
+            raise ValueError(
+                f"shape {self.shape} must be {want} positive sizes ({layout}) for dim={self.dim}"
+            )
         return self
 
     @property
@@ -39,12 +44,30 @@ class AttentionTableConfig(StrictModel):
         return self.shape[1] if self.dim == 2 else self.shape[2]
 
 
+def _flops(module, shape: tuple[int, ...]) -> float:
+    """The analytic count; a registered mechanism without `flops(shape)` is counted by running it."""
+    import torch
+
+    from lightning_modules.attention import measure_flops
+
+    try:
+        return module.flops(shape)
+    except AttributeError:
+        return measure_flops(module, torch.randn(shape))
+
+
 def attention_table(cfg: AttentionTableConfig) -> list[dict]:
     """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count."""
+    import torch
+
+    from lightning_modules.attention import build_attention, count_parameters, measure_flops, options_for
+
     rows = []
     for spec in cfg.specs:
-        module = build_attention(spec, cfg.channels, dim=cfg.dim, **options_for(spec, cfg.dim, cfg.options)).eval()
-        row = {"spec": spec, "params": count_parameters(module), "gflops": module.flops(cfg.shape) / 1e9}
+        module = build_attention(
+            spec, cfg.channels, dim=cfg.dim, **options_for(spec, cfg.dim, cfg.options)
+        ).eval()
+        row = {"spec": spec, "params": count_parameters(module), "gflops": _flops(module, cfg.shape) / 1e9}
         if cfg.measure:
             row["measured_gflops"] = measure_flops(module, torch.randn(cfg.shape)) / 1e9
         rows.append(row)

@@ -4,25 +4,23 @@ Every entry point (CLI flags, YAML files, sweep presets) builds one of these mod
 `validate`, which turns pydantic's error list into one ConfigError whose message names each
 bad field and what it accepts, before anything is trained or written.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from lightning_modules.attention.spec import parse_spec
+from lightning_modules.settings import StrictModel
 
 from .errors import ConfigError
 
+__all__ = ["ConfigError", "SpecStr", "StrictModel", "merge", "read_yaml", "validate"]
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class StrictModel(BaseModel):
-    """Base of every config: unknown keys are errors (a typo never silently does nothing)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 def _check_spec(value: str) -> str:

@@ -2,5 +2,11 @@
 
 Kept free of heavy imports: the CLI builds its `--cost` choices from it at start-up.
 """
-COSTS = {"flops": "cost/flops", "attention_flops": "cost/attention_flops", "latency": "cost/latency_ms",
-         "memory": "cost/peak_memory_mb", "params": "cost/params"}
+
+COSTS = {
+    "flops": "cost/flops",
+    "attention_flops": "cost/attention_flops",
+    "latency": "cost/latency_ms",
+    "memory": "cost/peak_memory_mb",
+    "params": "cost/params",
+}

@@ -5,6 +5,7 @@ in total and inside the modules the attention factory placed (attention modules 
 convolutions that replaced 3x3 convs); latency is the median of timed eval forwards; peak
 memory is that of one eval forward (pipeline.memory).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -25,8 +26,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_efficiency(model: nn.Module, inputs: tuple, sites: Sequence[str], items: int = 1,
-                       repeats: int = 5) -> dict[str, float]:
+def measure_efficiency(
+    model: nn.Module, inputs: tuple, sites: Sequence[str], items: int = 1, repeats: int = 5
+) -> dict[str, float]:
     """{'flops', 'attention_flops', 'params', 'attention_params', 'latency_ms', 'items_per_second',
     'peak_memory_mb'}; FLOPs and latency per item (an image, or a target token in translation)."""
     was_training = model.training

@@ -14,14 +14,17 @@ backbone, which would overstate deform's cost against an attention module. The v
 
 Only runs that trained their full budget count (not those early stopping cut).
 """
+
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import asdict, dataclass
 
+from lightning_modules.attention import format_sites
+
 from .costs import COSTS
-from .site_specs import format_sites
+from .tags import ATTENTION, SEED, STOPPED_EARLY, TASK
 from .tasks import TASKS
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
@@ -57,26 +60,80 @@ def comparisons() -> list[Comparison]:
     for task in (*VISION, "translation"):
         spec = self_sites if task == "translation" else (lambda s: s)
         out += [
-            Comparison(1, "query-independent terms (E3, E4) matter more than query-sensitive ones (E1, E2) "
-                          "in self-attention", task, (spec("0011"),), (spec("1100"),), "greater",
-                       label="0011 vs 1100"),
-            Comparison(1, "E1 alone is negligible in self-attention", task, (spec("1000"),), (spec("w/o"),),
-                       "on_par", label="1000 vs w/o"),
-            Comparison(3, "E2 and E3 are the most important terms in self-attention", task, (spec("0110"),),
-                       (spec("1001"),), "greater", label="0110 vs 1001"),
+            Comparison(
+                1,
+                "query-independent terms (E3, E4) matter more than query-sensitive ones (E1, E2) "
+                "in self-attention",
+                task,
+                (spec("0011"),),
+                (spec("1100"),),
+                "greater",
+                label="0011 vs 1100",
+            ),
+            Comparison(
+                1,
+                "E1 alone is negligible in self-attention",
+                task,
+                (spec("1000"),),
+                (spec("w/o"),),
+                "on_par",
+                label="1000 vs w/o",
+            ),
+            Comparison(
+                3,
+                "E2 and E3 are the most important terms in self-attention",
+                task,
+                (spec("0110"),),
+                (spec("1001"),),
+                "greater",
+                label="0110 vs 1001",
+            ),
         ]
-    out.append(Comparison(2, "E1 (query and key content) is vital in encoder-decoder attention", "translation",
-                          (enc_dec("1000"),), tuple(enc_dec(c) for c in NO_E1_CODES), "greater",
-                          label="enc-dec 1000 vs codes without E1"))
+    out.append(
+        Comparison(
+            2,
+            "E1 (query and key content) is vital in encoder-decoder attention",
+            "translation",
+            (enc_dec("1000"),),
+            tuple(enc_dec(c) for c in NO_E1_CODES),
+            "greater",
+            label="enc-dec 1000 vs codes without E1",
+        )
+    )
     for task in VISION:
         out += [
-            Comparison(4, "for images, deformable convolution beats E2 in accuracy and cost", task, ("deform",),
-                       ("0100",), "greater", cheaper=True, label="deform vs 0100"),
-            Comparison(5, "0010+deformable is the best accuracy-efficiency trade-off", task, ("0010+deform",),
-                       ("1111",), "greater", cheaper=True, label="0010+deform vs 1111"),
+            Comparison(
+                4,
+                "for images, deformable convolution beats E2 in accuracy and cost",
+                task,
+                ("deform",),
+                ("0100",),
+                "greater",
+                cheaper=True,
+                label="deform vs 0100",
+            ),
+            Comparison(
+                5,
+                "0010+deformable is the best accuracy-efficiency trade-off",
+                task,
+                ("0010+deform",),
+                ("1111",),
+                "greater",
+                cheaper=True,
+                label="0010+deform vs 1111",
+            ),
         ]
-    out.append(Comparison(4, "for translation, deformable convolution is on par with E2", "translation",
-                          (self_sites("deform"),), (self_sites("0100"),), "on_par", label="deform vs 0100"))
+    out.append(
+        Comparison(
+            4,
+            "for translation, deformable convolution is on par with E2",
+            "translation",
+            (self_sites("deform"),),
+            (self_sites("0100"),),
+            "on_par",
+            label="deform vs 0100",
+        )
+    )
     return sorted(out, key=lambda c: (c.finding, c.task))
 
 
@@ -112,21 +169,24 @@ def mean_ci(values: list[float]) -> tuple[float, float, float]:
 
 
 def full_budget(run) -> bool:
-    return run.info.status == "FINISHED" and run.data.tags.get("attnlab.stopped_early") != "true"
+    return run.info.status == "FINISHED" and run.data.tags.get(STOPPED_EARLY) != "true"
 
 
 def _by_seed(runs: list, task: str, specs: tuple[str, ...], metric: str) -> dict[str, list[float]]:
     values: dict[str, list[float]] = {}
     for r in runs:
         tags = r.data.tags
-        if tags.get("task") == task and tags.get("attention") in specs and metric in r.data.metrics:
-            values.setdefault(tags.get("seed", "0"), []).append(r.data.metrics[metric])
+        if tags.get(TASK) == task and tags.get(ATTENTION) in specs and metric in r.data.metrics:
+            values.setdefault(tags.get(SEED, "0"), []).append(r.data.metrics[metric])
     return values
 
 
 def _mean_cost(runs: list, task: str, specs: tuple[str, ...]) -> float | None:
-    costs = [r.data.metrics[COST] for r in runs if r.data.tags.get("task") == task
-             and r.data.tags.get("attention") in specs and COST in r.data.metrics]
+    costs = [
+        r.data.metrics[COST]
+        for r in runs
+        if r.data.tags.get(TASK) == task and r.data.tags.get(ATTENTION) in specs and COST in r.data.metrics
+    ]
     return statistics.fmean(costs) if costs else None
 
 
@@ -156,8 +216,11 @@ def judge(c: Comparison, runs: list) -> Verdict:
         band = TOLERANCE * abs(statistics.fmean(v for s in seeds for v in b[s]))
         supported = -band <= verdict.ci_low and verdict.ci_high <= band
         against = verdict.ci_low > band or verdict.ci_high < -band
-        where = (f"inside +-{band:.4g}" if supported else
-                 (f"outside +-{band:.4g}" if against else f"crosses the +-{band:.4g} band"))
+        where = (
+            f"inside +-{band:.4g}"
+            if supported
+            else (f"outside +-{band:.4g}" if against else f"crosses the +-{band:.4g} band")
+        )
     if costlier:
         verdict.verdict, verdict.reason = "contradicted", "A does not cost less than B"
     elif supported:
@@ -172,7 +235,7 @@ def judge(c: Comparison, runs: list) -> Verdict:
 def findings(runs: list) -> list[Verdict]:
     """Every comparison for the tasks the runs contain (a task without runs yields nothing)."""
     counted = [r for r in runs if full_budget(r)]
-    tasks = {r.data.tags.get("task") for r in runs}
+    tasks = {r.data.tags.get(TASK) for r in runs}
     return [judge(c, counted) for c in comparisons() if c.task in tasks]
 
 
@@ -186,6 +249,16 @@ def _fmt(v: float | None) -> str:
 
 def table_rows(verdicts: list[Verdict]) -> list[dict]:
     """Plain rows for the console and the report."""
-    return [{"finding": v.finding, "task": v.task, "comparison": v.comparison, "A - B": _fmt(v.difference),
-             "95% CI": "" if v.ci_low is None else f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]", "seeds": v.seeds,
-             "verdict": v.verdict, "why": v.reason} for v in verdicts]
+    return [
+        {
+            "finding": v.finding,
+            "task": v.task,
+            "comparison": v.comparison,
+            "A - B": _fmt(v.difference),
+            "95% CI": "" if v.ci_low is None else f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]",
+            "seeds": v.seeds,
+            "verdict": v.verdict,
+            "why": v.reason,
+        }
+        for v in verdicts
+    ]

@@ -4,6 +4,7 @@ GPU: the caching allocator's peak counter. CPU has no such counter, so torch's M
 (a dispatch-mode tracker of every tensor storage alive, autograd's saved tensors included)
 gives the peak of live tensor bytes; parameters of `modules` are counted too.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -12,7 +13,9 @@ import torch
 from torch import nn
 
 
-def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str, modules: Iterable[nn.Module] = ()) -> int:
+def peak_memory_bytes(
+    fn: Callable[[], object], device: torch.device | str, modules: Iterable[nn.Module] = ()
+) -> int:
     """Peak bytes of tensors alive while `fn()` runs (above what was allocated before, on GPU)."""
     device = torch.device(device)
     if device.type == "cuda":

@@ -3,6 +3,7 @@
 MLflow's search filters are AND-only, so runs are fetched once per experiment and grouped,
 averaged over seeds and compared client-side.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,9 @@ from mlflow.tracking import MlflowClient
 
 from .costs import COSTS
 from .errors import ConfigError
+from .tags import ATTENTION, KIND, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
 from .tasks import TASKS
+from .tracking import reap_stale
 
 
 @dataclass
@@ -45,7 +48,7 @@ def epochs_trained(run) -> int:
 
 
 def stopped_early(run) -> bool:
-    return run.data.tags.get("attnlab.stopped_early") == "true"
+    return run.data.tags.get(STOPPED_EARLY) == "true"
 
 
 def interval(values: list[float]) -> tuple[float, float | None, float | None]:
@@ -63,12 +66,13 @@ def fetch_runs(uri: str, experiment: str) -> list:
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none"
         raise ConfigError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
+    reap_stale(uri, experiment)
     runs = client.search_runs([exp.experiment_id], max_results=50000)
-    return [r for r in runs if r.data.tags.get("attnlab.kind") in ("trial", "train")]
+    return [r for r in runs if r.data.tags.get(KIND) in TRAINING_KINDS]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
-    """(accuracy, cost) pairs -> on the front (no other point is at least as good in both and better in one)."""
+    """(accuracy, cost) pairs -> on the front: no other point is at least as good in both, better in one."""
     return [not any((a2 >= a and c2 <= c) and (a2 > a or c2 < c) for a2, c2 in points) for a, c in points]
 
 
@@ -76,24 +80,37 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
     """Per task: configurations ranked by mean metric over seeds, Pareto front against `cost` marked."""
     if cost not in COSTS:
         raise ConfigError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
-    tasks = sorted({r.data.tags.get("task") for r in runs if r.data.tags.get("task")})
+    tasks = sorted({r.data.tags.get(TASK) for r in runs if r.data.tags.get(TASK)})
     if task:
         if task not in tasks:
-            raise ConfigError(f"no runs of task {task!r} in this experiment; it has: {', '.join(tasks) or 'none'}")
+            raise ConfigError(
+                f"no runs of task {task!r} in this experiment; it has: {', '.join(tasks) or 'none'}"
+            )
         tasks = [task]
     out: dict[str, list[Row]] = {}
     for t in tasks:
         key = metric or TASKS[t].metric
         groups: dict[str, list] = {}
         for r in runs:
-            if r.data.tags.get("task") == t and key in r.data.metrics and COSTS[cost] in r.data.metrics:
-                groups.setdefault((r.data.tags.get("attention", "?"), stopped_early(r)), []).append(r)
+            if r.data.tags.get(TASK) == t and key in r.data.metrics and COSTS[cost] in r.data.metrics:
+                groups.setdefault((r.data.tags.get(ATTENTION, "?"), stopped_early(r)), []).append(r)
         rows = []
         for (spec, stopped), members in groups.items():
             mean, low, high = interval([m.data.metrics[key] for m in members])
-            rows.append(Row(t, spec, mean, low, high, statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
-                            len({m.data.tags.get("seed") for m in members}), max(map(epochs_trained, members)),
-                            stopped, [m.info.run_id for m in members]))
+            rows.append(
+                Row(
+                    t,
+                    spec,
+                    mean,
+                    low,
+                    high,
+                    statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
+                    len({m.data.tags.get(SEED) for m in members}),
+                    max(map(epochs_trained, members)),
+                    stopped,
+                    [m.info.run_id for m in members],
+                )
+            )
         # Equal budgets only: full-budget rows are ranked and form the front; early-stopped ones follow.
         full = sorted((r for r in rows if not r.stopped_early), key=lambda r: (-r.metric, r.cost))
         cut = sorted((r for r in rows if r.stopped_early), key=lambda r: (-r.epochs, -r.metric, r.cost))
@@ -106,32 +123,83 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
 
 def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({t: {"metric": metric or TASKS[t].metric, "cost": cost,
-                               "ranking": [asdict(r) for r in rows],
-                               "pareto_front": [r.attention for r in rows if r.pareto]}
-                           for t, rows in ranking.items()}, indent=2)
+        return json.dumps(
+            {
+                t: {
+                    "metric": metric or TASKS[t].metric,
+                    "cost": cost,
+                    "ranking": [asdict(r) for r in rows],
+                    "pareto_front": [r.attention for r in rows if r.pareto],
+                }
+                for t, rows in ranking.items()
+            },
+            indent=2,
+        )
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["task", "rank", "attention", "metric", "ci_low", "ci_high", cost, "seeds", "epochs",
-                         "stopped_early", "pareto"])
+        writer.writerow(
+            [
+                "task",
+                "rank",
+                "attention",
+                "metric",
+                "ci_low",
+                "ci_high",
+                cost,
+                "seeds",
+                "epochs",
+                "stopped_early",
+                "pareto",
+            ]
+        )
         for t, rows in ranking.items():
             for r in rows:
-                writer.writerow([t, r.rank or "", r.attention, r.metric, _blank(r.ci_low), _blank(r.ci_high), r.cost,
-                                 r.seeds, r.epochs, r.stopped_early, r.pareto])
+                writer.writerow(
+                    [
+                        t,
+                        r.rank or "",
+                        r.attention,
+                        r.metric,
+                        _blank(r.ci_low),
+                        _blank(r.ci_high),
+                        r.cost,
+                        r.seeds,
+                        r.epochs,
+                        r.stopped_early,
+                        r.pareto,
+                    ]
+                )
         return buf.getvalue().rstrip("\n")
     from .attention_table import format_rows
 
     parts = []
     for t, rows in ranking.items():
         name = metric or TASKS[t].metric
-        parts.append(f"{t}: ranked by {name} (mean over seeds, 95% CI with 2+ seeds) among trials that trained "
-                     f"their full budget; * = Pareto front vs {cost}; early-stopped trials follow, unranked")
-        parts.append(format_rows([{"rank": r.rank or "-", "attention": r.attention, name: f"{r.metric:.4f}",
-                                   "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
-                                   cost: f"{r.cost:.4g}", "seeds": r.seeds, "epochs": r.epochs,
-                                   "stopped": "early" if r.stopped_early else "", "pareto": "*" if r.pareto else ""}
-                                  for r in rows]) if rows else "(no runs)")
+        parts.append(
+            f"{t}: ranked by {name} (mean over seeds, 95% CI with 2+ seeds) among trials that trained "
+            f"their full budget; * = Pareto front vs {cost}; early-stopped trials follow, unranked"
+        )
+        parts.append(
+            format_rows(
+                [
+                    {
+                        "rank": r.rank or "-",
+                        "attention": r.attention,
+                        name: f"{r.metric:.4f}",
+                        "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
+                        cost: f"{r.cost:.4g}",
+                        "seeds": r.seeds,
+                        "epochs": r.epochs,
+                        "stopped": "early" if r.stopped_early else "",
+                        "pareto": "*" if r.pareto else "",
+                    }
+                    for r in rows
+                ]
+            )
+            if rows
+            else "(no runs)"
+        )
     return "\n\n".join(parts)
 
 

@@ -1,18 +1,22 @@
-"""The task registry: how each task makes its tiny data, its data module and its LightningModule.
+"""The task registry: each task's name, metric, config section, presets, data layouts, data module
+and LightningModule.
 
-A dict, not an if-chain; `attnlab train`, sweeps and tests all go through it.
+A dict, not an if-chain. Config types, presets, CLI choices and help, training, sweeps, queries
+and the report all read it. Importing it is cheap (no Lightning), so the CLI can validate with it.
 """
+
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import lightning as L
+if TYPE_CHECKING:
+    import lightning as L
 
-from .train_config import TrainConfig
+    from .train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,21 @@ class Layout:
 
 @dataclass(frozen=True)
 class Task:
+    """One task. `section` is the TrainConfig section with its model settings; `tiny` and `paper`
+    are its presets (small model and schedule for generated data; the study's recipe)."""
+
+    name: str
+    summary: str
+    metric: str
     make_tiny: Callable[[Path], Path]
     layouts: tuple[Layout, ...]
     make_module: Callable[[TrainConfig, L.LightningDataModule], L.LightningModule]
-    metric: str
+    tiny: dict[str, Any] = field(default_factory=dict)
+    paper: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        return self.name
 
     def make_data(self, cfg: TrainConfig, root: Path) -> L.LightningDataModule:
         return detect_layout(cfg.task, root).make_data(cfg, root)
@@ -38,56 +53,75 @@ class Task:
 
 def _detection_tiny(out: Path) -> Path:
     from .data.tiny_detection import make_tiny_detection
+
     return make_tiny_detection(out)
 
 
 def _coco_data(cfg: TrainConfig, root: Path):
     from .data.coco import CocoDataModule
+
     return CocoDataModule(root, cfg.data.batch_size, cfg.data.num_workers, cfg.data.eval_batch_size, cfg.seed)
 
 
 def _detection_module(cfg: TrainConfig, dm):
     from lightning_modules.detection import DetectionModule
+
     dm.setup()
-    return DetectionModule(cfg.model_dump(mode="json"), dm.num_classes, dm.label_to_cat)
+    return DetectionModule(cfg.module_config(), dm.num_classes, dm.label_to_cat)
 
 
 def _segmentation_tiny(out: Path) -> Path:
     from .data.tiny_segmentation import make_tiny_segmentation
+
     return make_tiny_segmentation(out)
 
 
 def _segmentation_data(module: str, cls: str):
     def make(cfg: TrainConfig, root: Path):
         import importlib
+
         data_module = getattr(importlib.import_module(f".data.{module}", __package__), cls)
         s = cfg.segmentation
-        return data_module(root, cfg.data.batch_size, cfg.data.num_workers, s.crop_size, s.scale_range,
-                           cfg.data.eval_batch_size, cfg.seed, s.resize)
+        return data_module(
+            root,
+            cfg.data.batch_size,
+            cfg.data.num_workers,
+            s.crop_size,
+            s.scale_range,
+            cfg.data.eval_batch_size,
+            cfg.seed,
+            s.resize,
+        )
+
     return make
 
 
 def _segmentation_module(cfg: TrainConfig, dm):
     from lightning_modules.segmentation import SegmentationModule
-    return SegmentationModule(cfg.model_dump(mode="json"), dm.class_names)
+
+    return SegmentationModule(cfg.module_config(), dm.class_names)
 
 
 def _translation_tiny(out: Path) -> Path:
     from .data.tiny_translation import make_tiny_translation
+
     return make_tiny_translation(out)
 
 
 def _translation_data(cfg: TrainConfig, root: Path):
     from .data.translation import TranslationDataModule
+
     t = cfg.translation
     vocab_dir = Path(cfg.out_dir) / "vocab" / f"{Path(root).resolve().name}-{t.vocab_size}"
-    return TranslationDataModule(root, vocab_dir, t.src_lang, t.tgt_lang, t.vocab_size, t.max_tokens, t.max_len,
-                                 cfg.seed)
+    return TranslationDataModule(
+        root, vocab_dir, t.src_lang, t.tgt_lang, t.vocab_size, t.max_tokens, t.max_len, cfg.seed
+    )
 
 
 def _translation_module(cfg: TrainConfig, dm):
     from lightning_modules.translation import TranslationModule
-    return TranslationModule(cfg.model_dump(mode="json"), dm.vocab)
+
+    return TranslationModule(cfg.module_config(), dm.vocab)
 
 
 def _has(*names: str) -> Callable[[Path], bool]:
@@ -96,34 +130,140 @@ def _has(*names: str) -> Callable[[Path], bool]:
 
 def _parallel_text(root: Path) -> bool:
     from .data.translation import looks_like_parallel_text
+
     return looks_like_parallel_text(root)
 
 
 def _datasets_folder(root: Path) -> bool:
     from .data.translation import looks_like_datasets
+
     return looks_like_datasets(root)
 
 
-TASKS: dict[str, Task] = {
-    "detection": Task(_detection_tiny, (
-        Layout("COCO", _has("annotations"), "annotations/instances_{train,val}2017.json with {train,val}2017/ "
-               "image folders", _coco_data),
-    ), _detection_module, "val/bbox_AP"),
-    "segmentation": Task(_segmentation_tiny, (
-        Layout("Cityscapes", _has("leftImg8bit", "gtFine"), "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png "
-               "with gtFine/{train,val}/<city>/*_gtFine_labelIds.png", _segmentation_data("cityscapes",
-                                                                                       "CityscapesDataModule")),
-        Layout("CamVid", _has("train", "trainannot", "val", "valannot"), "train/, trainannot/, val/, valannot/ "
-               "(SegNet's CamVid; images .png or .jpg, label maps .png, paired by file stem)",
-               _segmentation_data("camvid", "CamVidDataModule")),
-    ), _segmentation_module, "val/mIoU"),
-    "translation": Task(_translation_tiny, (
-        Layout("datasets", _datasets_folder, "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
-               "train/validation splits of {'translation': {src: ..., tgt: ...}}", _translation_data),
-        Layout("parallel text", _parallel_text, "train.en/train.de and valid.en/valid.de (or val.*), one "
-               "sentence a line, plain or .gz (Multi30k's raw release)", _translation_data),
-    ), _translation_module, "val/bleu"),
-}
+_TINY_BACKBONE = {"depth": 18, "attention_options": {"num_heads": 4, "kv_stride": 2}}
+
+_TASK_LIST = [
+    Task(
+        "detection",
+        "COCO object detection (Faster R-CNN + FPN)",
+        "val/bbox_AP",
+        _detection_tiny,
+        (
+            Layout(
+                "COCO",
+                _has("annotations"),
+                "annotations/instances_{train,val}2017.json with {train,val}2017/ image folders",
+                _coco_data,
+            ),
+        ),
+        _detection_module,
+        tiny={
+            "max_epochs": 12,
+            "backbone": _TINY_BACKBONE,
+            "detection": {
+                "fpn_channels": 64,
+                "min_size": 128,
+                "max_size": 128,
+                "detections_per_image": 20,
+                "anchor_sizes": [16, 32, 64, 128, 256],
+            },
+            "optim": {"base_lr": 0.02, "base_batch": 4, "warmup_iters": 20, "lr_steps": [9, 11]},
+            "data": {"batch_size": 4},
+        },
+        paper={"max_epochs": 12, "data": {"batch_size": 2, "num_workers": 4}},
+    ),
+    Task(
+        "segmentation",
+        "Cityscapes or CamVid semantic segmentation (DeepLabV3 head)",
+        "val/mIoU",
+        _segmentation_tiny,
+        (
+            Layout(
+                "Cityscapes",
+                _has("leftImg8bit", "gtFine"),
+                "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png "
+                "with gtFine/{train,val}/<city>/*_gtFine_labelIds.png",
+                _segmentation_data("cityscapes", "CityscapesDataModule"),
+            ),
+            Layout(
+                "CamVid",
+                _has("train", "trainannot", "val", "valannot"),
+                "train/, trainannot/, val/, valannot/ "
+                "(SegNet's CamVid; images .png or .jpg, label maps .png, paired by file stem)",
+                _segmentation_data("camvid", "CamVidDataModule"),
+            ),
+        ),
+        _segmentation_module,
+        tiny={
+            "max_epochs": 12,
+            "backbone": _TINY_BACKBONE,
+            "segmentation": {"output_stride": 8, "crop_size": 96, "scale_range": [0.75, 1.25]},
+            "optim": {
+                "base_lr": 0.01,
+                "base_batch": 4,
+                "warmup_iters": 10,
+                "lr_steps": [9, 11],
+                "weight_decay": 1e-4,
+            },
+            "data": {"batch_size": 4},
+        },
+        paper={
+            "max_epochs": 60,
+            "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 200, "lr_steps": [40, 55]},
+            "segmentation": {"crop_size": 769},
+            "data": {"batch_size": 2, "num_workers": 4},
+        },
+    ),
+    Task(
+        "translation",
+        "WMT14 En-De or Multi30k translation (Transformer, per-site specs)",
+        "val/bleu",
+        _translation_tiny,
+        (
+            Layout(
+                "datasets",
+                _datasets_folder,
+                "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
+                "train/validation splits of {'translation': {src: ..., tgt: ...}}",
+                _translation_data,
+            ),
+            Layout(
+                "parallel text",
+                _parallel_text,
+                "train.en/train.de and valid.en/valid.de (or val.*), one "
+                "sentence a line, plain or .gz (Multi30k's raw release)",
+                _translation_data,
+            ),
+        ),
+        _translation_module,
+        tiny={
+            "max_epochs": 12,
+            "optim": {"lr_steps": []},
+            "translation": {
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "d_model": 64,
+                "heads": 4,
+                "ffn": 128,
+                "dropout": 0.1,
+                "lr": 3e-3,
+                "warmup_steps": 60,
+                "max_tokens": 1024,
+                "max_len": 64,
+                "vocab_size": 200,
+                "beam": 4,
+            },
+        },
+        paper={"max_epochs": 30, "optim": {"lr_steps": []}, "precision": "16-mixed"},
+    ),
+]
+TASKS: dict[str, Task] = {t.name: t for t in _TASK_LIST}
+TASK_NAMES = tuple(TASKS)
+
+
+def task_help() -> str:
+    """The CLI's --task help, from the registry."""
+    return "; ".join(f"{t.name}: {t.summary}" for t in TASKS.values())
 
 
 def detect_layout(task: str, root: str | Path) -> Layout:
@@ -133,7 +273,9 @@ def detect_layout(task: str, root: str | Path) -> Layout:
     root = Path(root)
     layouts = TASKS[task].layouts
     if not root.is_dir():
-        raise ConfigError(f"{task} data folder {root} does not exist; pass the data set's folder, or --data tiny")
+        raise ConfigError(
+            f"{task} data folder {root} does not exist; pass the data set's folder, or --data tiny"
+        )
     for layout in layouts:
         if layout.detect(root):
             return layout
@@ -146,6 +288,7 @@ def make_tiny(task: str, out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         from .errors import ConfigError
+
         raise ConfigError(f"{out} exists and is not empty; pick a new folder (nothing was written)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -1,33 +1,29 @@
-"""MLflow tracking: where runs go, the experiment, one run per training, params flattened.
+"""MLflow tracking: where runs go, and a run's whole life: find or create, reopen, finish.
 
 Default store: a local sqlite file (MLflow's file store is deprecated and refused by servers
-since 3.13). The run id is created here, before training, and travels with every checkpoint,
-so a resumed training continues the same run instead of creating a duplicate.
+since 3.13). Every run attnlab makes (a standalone training, a sweep's parent, a trial) is opened
+by `open_run` and ended by `finish_run`; Lightning's logger only logs. Runs are found again by
+their tags, so a resumed training or trial continues its run instead of creating a duplicate.
 """
+
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import mlflow
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from .errors import ConfigError
+from .tags import HOST, KIND, KIND_TRAIN, PARENT, PID
+from .tracking_uri import resolve_tracking_uri
 
-DEFAULT_DB = "mlflow.db"
-
-
-def resolve_tracking_uri(flag: str | None = None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
-    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
-    if uri.startswith("file:") or "://" not in uri:
-        raise ConfigError(f"tracking URI {uri!r} is a plain file store, which MLflow 3 deprecates; use "
-                          f"sqlite:///{Path(uri.removeprefix('file://')).resolve()}.db or an http(s):// server")
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return uri
+__all__ = ["resolve_tracking_uri"]  # re-exported: callers that already import this module
 
 
 def _artifact_root(uri: str, experiment: str) -> str | None:
@@ -41,7 +37,9 @@ def ensure_experiment(client: MlflowClient, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
-            raise ConfigError(f"MLflow experiment {name!r} is deleted; restore it in the UI or pick another name")
+            raise ConfigError(
+                f"MLflow experiment {name!r} is deleted; restore it in the UI or pick another name"
+            )
         return exp.experiment_id
     root = _artifact_root(uri, name)
     try:
@@ -66,10 +64,16 @@ def code_version() -> str:
     """The git commit of the checkout (with '-dirty'), or the package version when not in git."""
     here = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         if sha:
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -79,27 +83,116 @@ def code_version() -> str:
     return version("attnlab")
 
 
-def start_run(uri: str, experiment: str, run_name: str | None, params: Mapping[str, str], tags: Mapping[str, str],
-              run_id: str | None = None, parent_run_id: str | None = None) -> str:
-    """Create the run (or reopen `run_id`), log params and tags; return the run id."""
+def find_run(uri: str, experiment: str, match: Mapping[str, str]):
+    """The run of `experiment` whose tags equal `match`, or None (also when the experiment is absent)."""
+    runs = find_runs(uri, experiment, match, max_results=1)
+    return runs[0] if runs else None
+
+
+def find_runs(uri: str, experiment: str, match: Mapping[str, str], max_results: int = 50000) -> list:
+    """Runs of `experiment` whose tags equal `match` (none when the experiment is absent)."""
     client = MlflowClient(uri)
-    if run_id is not None:
-        client.update_run(run_id, status="RUNNING")
-        return run_id
-    exp_id = ensure_experiment(client, experiment, uri)
-    all_tags = dict(tags)
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
-    items = list(params.items())
-    for i in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v[:6000]) for k, v in items[i:i + 100]])
-    return run.info.run_id
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in match.items())
+    return client.search_runs([exp.experiment_id], filter_string=where, max_results=max_results)
+
+
+def _log(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    logged: Mapping[str, str] | None = None,
+) -> None:
+    """Tags (always) and params (only those the run lacks: MLflow params never change) in one batch."""
+    fresh = {k: v for k, v in params.items() if k not in (logged or {})}
+    client.log_batch(
+        run_id,
+        params=[Param(k, str(v)[:6000]) for k, v in fresh.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+
+
+def open_run(
+    uri: str,
+    experiment: str,
+    *,
+    name: str | None,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    run_id: str | None = None,
+    match: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> tuple[str, str | None]:
+    """Open the run: `run_id` if given, else the one whose tags equal `match`, else a new one.
+
+    A reopened run is set RUNNING and gets `params` it lacks and every tag in `tags`.
+    Returns (run id, the status it had before, or None when it was created here).
+    """
+    client = MlflowClient(uri)
+    found = client.get_run(run_id) if run_id else (find_run(uri, experiment, match) if match else None)
+    if found is not None:
+        _log(client, found.info.run_id, params, tags, found.data.params)
+        client.update_run(found.info.run_id, status="RUNNING")
+        return found.info.run_id, found.info.status
+    all_tags = {**tags, **({PARENT: parent_run_id} if parent_run_id else {})}
+    run = client.create_run(ensure_experiment(client, experiment, uri), run_name=name, tags=all_tags)
+    _log(client, run.info.run_id, params, {})
+    return run.info.run_id, None
+
+
+def owner_tags() -> dict[str, str]:
+    """Who owns a standalone run: if that process is gone while the run says RUNNING, it died."""
+    return {HOST: socket.gethostname(), PID: str(os.getpid())}
+
+
+def _gone(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def reap_stale(uri: str, experiment: str) -> list[str]:
+    """Mark FAILED the standalone runs of `experiment` left RUNNING by a process of this host that
+    is gone (a SIGKILL, a power cut); print and return their ids. Sweep trials are left to the
+    sweep: their workers may live on other machines."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    where = (
+        f"attributes.status = 'RUNNING' and tags.`{KIND}` = '{KIND_TRAIN}' "
+        f"and tags.`{HOST}` = '{socket.gethostname()}'"
+    )
+    reaped = []
+    for run in client.search_runs([exp.experiment_id], filter_string=where, max_results=1000):
+        pid = run.data.tags.get(PID, "")
+        if pid and _gone(pid):
+            client.set_terminated(run.info.run_id, status="FAILED")
+            print(
+                f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, "
+                "which is gone; marked it FAILED",
+                file=sys.stderr,
+            )
+            reaped.append(run.info.run_id)
+    return reaped
 
 
 def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path), artifact_path)
 
 
-def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    MlflowClient(uri).set_terminated(run_id, status=status)
+def finish_run(
+    uri: str, run_id: str, status: str = "FINISHED", tags: Mapping[str, str] | None = None
+) -> None:
+    """End the run with `status` (FINISHED, FAILED or KILLED), setting `tags` first."""
+    client = MlflowClient(uri)
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id, status=status)

@@ -3,9 +3,11 @@
 `attnlab train` calls `run_training`; every sweep trial calls the same function (with Ray's
 strategy and plugins passed through `trainer_kwargs`), so a sweep reuses exactly this path.
 """
+
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,11 +18,10 @@ from lightning.pytorch.utilities import move_data_to_device
 
 from lightning_modules.attention import placed_modules
 
-from . import tracking
+from . import tags, tracking
 from .efficiency import measure_efficiency
 from .tasks import TASKS, data_root
 from .train_config import TrainConfig
-
 
 DDP_RUN_ENV = "ATTNLAB_DDP_RUN_ID"
 
@@ -32,14 +33,11 @@ def _ddp_child_run_id() -> str | None:
     return None
 
 
-class RunMetadata(Callback):
-    """Stores the MLflow run id (and config) in every checkpoint: a resumed run continues it."""
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger, minus ending the run: `pipeline.tracking` owns a run's whole life."""
 
-    def __init__(self, run_id: str, config: dict):
-        self.run_id, self.config = run_id, config
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        checkpoint["attnlab"] = {"run_id": self.run_id, "config": self.config}
+    def finalize(self, status: str) -> None:
+        pass
 
 
 class EfficiencyStats(Callback):
@@ -61,19 +59,55 @@ class EfficiencyStats(Callback):
             logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
 
 
-def run_tags(cfg: TrainConfig) -> dict[str, str]:
-    return {"task": cfg.task, "attention": cfg.attention, "seed": str(cfg.seed),
-            "code_version": tracking.code_version(), "attnlab.kind": "train"}
+def run_tags(cfg: TrainConfig, kind: str = tags.KIND_TRAIN) -> dict[str, str]:
+    return {
+        tags.TASK: cfg.task,
+        tags.ATTENTION: cfg.attention,
+        tags.SEED: str(cfg.seed),
+        tags.CODE_VERSION: tracking.code_version(),
+        tags.KIND: kind,
+    }
 
 
-def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: str | None = None,
-                 ckpt_path: str | None = None, trainer_kwargs: dict[str, Any] | None = None,
-                 callbacks: Sequence[Callback] = (), extra_tags: dict[str, str] | None = None,
-                 progress_bar: bool = True, prepare: Callable[[L.Trainer], L.Trainer] | None = None) -> dict[str, Any]:
+def run_name(cfg: TrainConfig) -> str:
+    """A readable, unique name: task, spec and seed, plus a suffix that seeding cannot repeat."""
+    spec = cfg.attention.replace("enc_self=", "es").replace("dec_self=", "ds").replace("enc_dec=", "ed")
+    return f"{cfg.task}-{spec.replace('/', '').replace(',', '_')}-s{cfg.seed}-{secrets.token_hex(2)}"
+
+
+def _signal_exit_code(error: BaseException, trainer: L.Trainer | None) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM (the shell's 128 + signal), whichever layer caught it first.
+
+    Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into its SIGTERMException; the CLI turns a
+    SIGTERM outside fit into SystemExit(143).
+    """
+    if getattr(trainer, "received_sigterm", False) or getattr(error, "code", None) == 143:
+        return 143
+    return 130
+
+
+def _ending(error: BaseException) -> str:
+    return "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    ckpt_path: str | None = None,
+    trainer_kwargs: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    extra_tags: dict[str, str] | None = None,
+    progress_bar: bool = True,
+    prepare: Callable[[L.Trainer], L.Trainer] | None = None,
+    finish: bool = True,
+) -> dict[str, Any]:
     """Train and evaluate `cfg`; return {'run_id', 'metrics', 'checkpoint_dir', 'efficiency'}.
 
     Everything that can reject the input (data layout, pretrained path, spec) runs before the
-    MLflow run is created, so bad input leaves nothing behind.
+    MLflow run is opened, so bad input leaves nothing behind. With `finish`, the run ends here
+    (FINISHED, or FAILED/KILLED with the error); a sweep's trial passes False and ends it itself.
     """
     L.seed_everything(cfg.seed, workers=True)
     task = TASKS[cfg.task]
@@ -85,30 +119,60 @@ def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: 
     if ddp_child_run:  # a process Lightning launched for `--devices N`: rank 0 owns the run
         run_id = ddp_child_run
     else:
-        run_id = tracking.start_run(uri, cfg.tracking.experiment, cfg.tracking.run_name, tracking.flatten(config),
-                                    {**run_tags(cfg), **(extra_tags or {})}, run_id=run_id,
-                                    parent_run_id=parent_run_id)
-    logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-    ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task.metric, mode="max", save_last=True,
-                                 enable_version_counter=False)
-    efficiency = EfficiencyStats(dm)
-    options = dict(
-        max_epochs=cfg.max_epochs, precision=cfg.precision, accelerator=cfg.accelerator, devices=cfg.devices,
-        logger=logger, callbacks=[checkpoint, RunMetadata(run_id, config), efficiency, LearningRateMonitor(), *callbacks],
-        limit_train_batches=cfg.limit_train_batches, gradient_clip_val=cfg.optim.grad_clip,
-        accumulate_grad_batches=cfg.accumulate_grad_batches,
-        num_sanity_val_steps=0, log_every_n_steps=5, enable_progress_bar=progress_bar, enable_model_summary=False,
-        # Each data module shards itself per rank (pipeline/data/sharding.py): Lightning cannot shard the
-        # token buckets, and its evaluation sampler would count padded-in items twice.
-        use_distributed_sampler=False,
-    )
-    trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})
-    if prepare is not None:  # e.g. ray.train.lightning.prepare_trainer
-        trainer = prepare(trainer)
-    os.environ[DDP_RUN_ENV] = run_id  # inherited by the processes Lightning launches for --devices N
-    try:
+        if finish:  # a standalone run; a sweep's trials never reap (their workers may be elsewhere)
+            tracking.reap_stale(uri, cfg.tracking.experiment)
+        run_id, _ = tracking.open_run(
+            uri,
+            cfg.tracking.experiment,
+            name=cfg.tracking.run_name or run_name(cfg),
+            params=tracking.flatten(config),
+            tags={**run_tags(cfg), **(tracking.owner_tags() if finish else {}), **(extra_tags or {})},
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+        )
+    owner = finish and not ddp_child_run
+    trainer = None
+    try:  # from here on the run is open: whatever stops it, it ends with the right status
+        logger = RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
+        ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor=task.metric,
+            mode="max",
+            save_last=True,
+            enable_version_counter=False,
+        )
+        efficiency = EfficiencyStats(dm)
+        options = dict(
+            max_epochs=cfg.max_epochs,
+            precision=cfg.precision,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            logger=logger,
+            callbacks=[checkpoint, efficiency, LearningRateMonitor(), *callbacks],
+            limit_train_batches=cfg.limit_train_batches,
+            gradient_clip_val=cfg.optim.grad_clip,
+            accumulate_grad_batches=cfg.accumulate_grad_batches,
+            num_sanity_val_steps=0,
+            log_every_n_steps=5,
+            enable_progress_bar=progress_bar,
+            enable_model_summary=False,
+            # Each data module shards itself per rank (pipeline/data/sharding.py): Lightning cannot shard the
+            # token buckets, and its evaluation sampler would count padded-in items twice.
+            use_distributed_sampler=False,
+        )
+        trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})
+        if prepare is not None:  # e.g. ray.train.lightning.prepare_trainer
+            trainer = prepare(trainer)
+        os.environ[DDP_RUN_ENV] = run_id  # inherited by the processes Lightning launches for --devices N
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except BaseException as error:
+        if owner and (trainer is None or trainer.is_global_zero):
+            tracking.finish_run(uri, run_id, _ending(error))
+        if owner and isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise SystemExit(_signal_exit_code(error, trainer)) from error
+        raise
     finally:
         if not ddp_child_run:
             os.environ.pop(DDP_RUN_ENV, None)
@@ -116,6 +180,14 @@ def run_training(cfg: TrainConfig, *, run_id: str | None = None, parent_run_id: 
         for name in ("best.ckpt", "last.ckpt"):
             if (ckpt_dir / name).is_file():
                 tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
+        if owner:
+            tracking.finish_run(uri, run_id, "FINISHED")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"run_id": run_id, "metrics": metrics, "checkpoint_dir": str(ckpt_dir), "efficiency": efficiency.stats,
-            "tracking_uri": uri, "global_rank": trainer.global_rank}
+    return {
+        "run_id": run_id,
+        "metrics": metrics,
+        "checkpoint_dir": str(ckpt_dir),
+        "efficiency": efficiency.stats,
+        "tracking_uri": uri,
+        "global_rank": trainer.global_rank,
+    }

@@ -1,4 +1,5 @@
 """Shared fixtures: deterministic seeds and small CPU threads so the suite fits a 2-core CI."""
+
 import pytest
 import torch
 
@@ -13,12 +14,14 @@ def _seed():
 @pytest.fixture(scope="session")
 def tiny_detection(tmp_path_factory):
     from pipeline.tasks import make_tiny
+
     return make_tiny("detection", tmp_path_factory.mktemp("data") / "coco")
 
 
 @pytest.fixture(scope="session")
 def tiny_segmentation(tmp_path_factory):
     from pipeline.tasks import make_tiny
+
     return make_tiny("segmentation", tmp_path_factory.mktemp("data") / "cityscapes")
 
 

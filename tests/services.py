@@ -1,5 +1,6 @@
 """Real services for integration tests, started on loopback by the tests themselves:
 PostgreSQL (initdb in a temporary folder) with an `mlflow server --app-name basic-auth` in front."""
+
 from __future__ import annotations
 
 import os
@@ -50,13 +51,36 @@ class Postgres:
             self.root.chmod(0o755)
             shutil.chown(self.root, "postgres")
             shutil.chown(self.socket_dir, "postgres")
-        subprocess.run(_as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "attnlab", "--auth=trust"]),
-                       check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "attnlab", "--auth=trust"]),
+            check=True,
+            capture_output=True,
+        )
         opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
-                                     str(self.root / "pg.log"), "start"]), check=True, capture_output=True)
-        subprocess.run(_as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "attnlab",
-                                     "mlflow"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-l",
+                    str(self.root / "pg.log"),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            _as_postgres(
+                [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "attnlab", "mlflow"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         return self
 
     @property
@@ -64,8 +88,9 @@ class Postgres:
         return f"postgresql+psycopg2://attnlab@127.0.0.1:{self.port}/mlflow"
 
     def stop(self) -> None:
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -80,16 +105,39 @@ class AuthMlflowServer:
     def start(self) -> "AuthMlflowServer":
         ini = self.root / "basic_auth.ini"
         # The admin credentials travel in the environment only; the file holds no secret.
-        ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {self.backend_uri}\n"
-                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": self.username,
-               "MLFLOW_AUTH_ADMIN_PASSWORD": self.password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+        ini.write_text(
+            f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {self.backend_uri}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        env = {
+            **os.environ,
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_USERNAME": self.username,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        }
         env.pop("MLFLOW_TRACKING_URI", None)
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
-               "--artifacts-destination", (self.root / "artifacts").as_uri(), "--host", "127.0.0.1",
-               "--port", str(self.port), "--app-name", "basic-auth", "--workers", "1"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.root / "mlflow.log", "wb"),
-                                     stderr=subprocess.STDOUT)
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend_uri,
+            "--artifacts-destination",
+            (self.root / "artifacts").as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--app-name",
+            "basic-auth",
+            "--workers",
+            "1",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=open(self.root / "mlflow.log", "wb"), stderr=subprocess.STDOUT
+        )
         if wait_healthy(self.url, self.proc):
             return self
         raise RuntimeError("mlflow server did not start: " + (self.root / "mlflow.log").read_text()[-2000:])

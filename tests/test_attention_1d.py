@@ -1,4 +1,5 @@
 """Properties of the sequence mechanisms: causality, padding, encoder-decoder, fast == direct."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,12 @@ def test_encoder_decoder_attention_equals_direct_form(code):
     x, memory = torch.randn(N, T, C), torch.randn(N, 7, C)
     pad = torch.zeros(N, 7, dtype=torch.bool)
     pad[0, -2:] = True
-    torch.testing.assert_close(fast(x, memory=memory, key_padding_mask=pad),
-                               direct(x, memory=memory, key_padding_mask=pad), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        fast(x, memory=memory, key_padding_mask=pad),
+        direct(x, memory=memory, key_padding_mask=pad),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def _future_leak(module, t0=6):
@@ -45,7 +50,9 @@ def _future_leak(module, t0=6):
         return (module(x)[:, :t0] - module(x2)[:, :t0]).abs().max().item()
 
 
-@pytest.mark.parametrize("spec", [*all_codes(), "deform", "deform2", "dynamic", "0010+deform", "1111+dynamic"])
+@pytest.mark.parametrize(
+    "spec", [*all_codes(), "deform", "deform2", "dynamic", "0010+deform", "1111+dynamic"]
+)
 def test_causal_sites_never_read_the_future(spec):
     opts = {"num_heads": 4} if spec not in ("deform", "deform2") else {}
     causal = build_attention(spec, C, dim=1, causal=True, **opts)
@@ -102,5 +109,5 @@ def test_incremental_decoding_matches_full_causal_pass():
     x = torch.randn(1, T, C)
     full = m(x)
     for t in range(T):
-        step = m(x[:, t:t + 1], memory=x[:, : t + 1], query_offset=t)
+        step = m(x[:, t : t + 1], memory=x[:, : t + 1], query_offset=t)
         torch.testing.assert_close(step[:, 0], full[:, t], rtol=1e-4, atol=1e-5)

@@ -1,4 +1,5 @@
 """Properties of the 2-D mechanisms on small non-square maps (CPU, fast)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,10 +39,16 @@ def test_gamma_zero_is_identity_at_init(code):
 @pytest.mark.parametrize("kv_stride,q_stride", [(1, 1), (2, 1), (2, 2)])
 @pytest.mark.parametrize("code", all_codes())
 def test_fast_paths_equal_the_direct_form(code, kv_stride, q_stride, window):
-    fast = _with_gamma(GeneralizedAttention2d(32, code, num_heads=4, kv_stride=kv_stride, q_stride=q_stride,
-                                              spatial_range=window))
-    direct = _with_gamma(GeneralizedAttention2d(32, code, num_heads=4, kv_stride=kv_stride, q_stride=q_stride,
-                                                spatial_range=window, impl="direct"))
+    fast = _with_gamma(
+        GeneralizedAttention2d(
+            32, code, num_heads=4, kv_stride=kv_stride, q_stride=q_stride, spatial_range=window
+        )
+    )
+    direct = _with_gamma(
+        GeneralizedAttention2d(
+            32, code, num_heads=4, kv_stride=kv_stride, q_stride=q_stride, spatial_range=window, impl="direct"
+        )
+    )
     direct.load_state_dict(fast.state_dict())
     x = torch.randn(SHAPE)
     torch.testing.assert_close(fast(x), direct(x), rtol=1e-4, atol=1e-5)
@@ -101,7 +108,9 @@ def test_deformable_with_zero_offsets_is_a_regular_conv():
         ref = F.conv2d(x, v1.weight, stride=stride, padding=1)
         torch.testing.assert_close(v1(x), ref, rtol=1e-4, atol=1e-5)
         v2 = build_attention("deform2", 32, stride=stride)
-        torch.testing.assert_close(v2(x), 0.5 * F.conv2d(x, v2.weight, stride=stride, padding=1), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            v2(x), 0.5 * F.conv2d(x, v2.weight, stride=stride, padding=1), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_deformable_offsets_learn():
@@ -111,7 +120,9 @@ def test_deformable_offsets_learn():
     assert m.offset.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("spec", ["deform", "deform2", "dynamic", "0010+deform", "1111+deform", "0010+dynamic", "w/o"])
+@pytest.mark.parametrize(
+    "spec", ["deform", "deform2", "dynamic", "0010+deform", "1111+deform", "0010+dynamic", "w/o"]
+)
 def test_convolutions_and_combinations_run_on_non_square_maps(spec):
     m = build_attention(spec, 32, **({"num_heads": 4} if "dynamic" in spec or "1" in spec else {}))
     x = torch.randn(SHAPE, requires_grad=True)

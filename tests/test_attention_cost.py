@@ -1,8 +1,16 @@
 """Analytic FLOPs equal torch's FlopCounterMode; parameter counts are real."""
+
 import pytest
 import torch
 
-from lightning_modules.attention import all_codes, build_attention, count_parameters, efficiency, measure_flops
+from lightning_modules.attention import (
+    all_codes,
+    build_attention,
+    count_parameters,
+    efficiency,
+    measure_flops,
+)
+
 
 def _heads(spec):
     return {"num_heads": 4} if "dynamic" in spec or "1" in spec else {}

@@ -1,4 +1,5 @@
 """The console script and the config layer: help works, bad input is one clear error, exit 2."""
+
 import json
 import shutil
 import subprocess
@@ -6,8 +7,8 @@ import sys
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import StrictModel, SpecStr, read_yaml, validate
+from attnlab.cli import main
+from pipeline.config import SpecStr, StrictModel, read_yaml, validate
 from pipeline.errors import ConfigError
 
 
@@ -18,8 +19,27 @@ def test_console_script_help():
 
 
 def test_attention_table_json(capsys):
-    assert main(["attention", "1111", "0010", "w/o", "--shape", "1", "32", "8", "12", "-o", "num_heads=4",
-                 "--measure", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "attention",
+                "1111",
+                "0010",
+                "w/o",
+                "--shape",
+                "1",
+                "32",
+                "8",
+                "12",
+                "-o",
+                "num_heads=4",
+                "--measure",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert [r["spec"] for r in rows] == ["1111", "0010", "w/o"]
     for r in rows:
@@ -27,11 +47,14 @@ def test_attention_table_json(capsys):
     assert rows[0]["params"] > rows[1]["params"] > rows[2]["params"] == 0
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["attention", "1112"], "unknown part '1112'"),
-    (["attention", "1111", "--shape", "1", "32", "8"], "must be 4 positive sizes"),
-    (["attention", "deform", "-o", "num_head=4"], "unknown attention option(s) num_head"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["attention", "1112"], "unknown part '1112'"),
+        (["attention", "1111", "--shape", "1", "32", "8"], "must be 4 positive sizes"),
+        (["attention", "deform", "-o", "num_head=4"], "unknown attention option(s) num_head"),
+    ],
+)
 def test_bad_input_is_one_clear_error(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""Cluster engines for real, on loopback, as the cluster deployment wires them: the smoke sweep is
-sent with `attnlab submit --ray-address` to a two-node Ray cluster (token auth), and its trials log
+"""Cluster engines for real, on loopback, as the cluster deployment wires them: a small sweep (the
+smoke sweep's grid, cut to four specs and three epochs to keep the suite short) is sent with
+`attnlab submit --ray-address` to a two-node Ray cluster (token auth), and its trials log
 to an `mlflow server` with basic-auth on PostgreSQL, which refuses anonymous writes.
 
 The MLflow credentials reach the trials the way the Kubernetes Secret does: in the environment of
 the Ray nodes, never in the submitted job or a file of the sweep."""
+
 import json
 import secrets
 import subprocess
@@ -13,12 +15,23 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-
 from services import AuthMlflowServer, Postgres, clean_env, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
+CLUSTER_SWEEP = """
+name: cluster
+max_epochs: 3
+grid:
+  - task: segmentation
+    specs: ["w/o", "0010", "1111", "deform"]
+    preset: tiny
+    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 4}
+early_stopping: {policy: asha, grace_period: 1, reduction_factor: 2}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+max_failures: 2
+"""
 CLUSTER_PROBE = """
 import json, ray
 from ray.util.state import list_actors
@@ -40,7 +53,8 @@ while jobs.get_job_status("{job}") not in (JobStatus.SUCCEEDED, JobStatus.FAILED
         raise SystemExit("the sweep did not finish on the cluster in 15 minutes")
     time.sleep(5)
 info = jobs.get_job_info("{job}")
-print(json.dumps({{"status": str(info.status.value), "message": info.message, "logs": jobs.get_job_logs("{job}")}}))
+logs = jobs.get_job_logs("{job}")
+print(json.dumps({{"status": str(info.status.value), "message": info.message, "logs": logs}}))
 """
 
 
@@ -63,16 +77,54 @@ class RayCluster:
         self.env, self.port, self.dashboard = env, free_port(), free_port()
 
     def start(self) -> "RayCluster":
-        subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard), "--num-cpus", "1",
-                        "--disable-usage-stats"], check=True, env=self.env, capture_output=True, timeout=180)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1",
-                        "--num-cpus", "1"], check=True, env=self.env, capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                "--head",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                str(self.dashboard),
+                "--num-cpus",
+                "1",
+                "--disable-usage-stats",
+            ],
+            check=True,
+            env=self.env,
+            capture_output=True,
+            timeout=180,
+        )
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                "--address",
+                f"127.0.0.1:{self.port}",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--num-cpus",
+                "1",
+            ],
+            check=True,
+            env=self.env,
+            capture_output=True,
+            timeout=180,
+        )
         return self
 
     def probe(self) -> dict:
-        out = subprocess.run([str(BIN / "python"), "-c", CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}")],
-                             env=self.env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [str(BIN / "python"), "-c", CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}")],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -82,31 +134,59 @@ class RayCluster:
 
 @pytest.fixture(scope="module")
 def cluster_sweep(auth_server, tmp_path_factory):
-    """Submit the smoke sweep to the cluster, wait for it, and keep what the tests look at."""
+    """Submit the sweep to the cluster, wait for it, and keep what the tests look at."""
     workdir = tmp_path_factory.mktemp("cluster")
+    (workdir / "cluster.yaml").write_text(CLUSTER_SWEEP)
     # Ray >= 2.59 uses token auth: every node and client of this cluster shares one token. The nodes
     # have attnlab installed (as the image does) and the MLflow credentials in their environment.
     token = secrets.token_hex(32)
-    nodes_env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, PATH=f"{BIN}:{clean_env().get('PATH', '')}",
-                          MLFLOW_TRACKING_USERNAME=auth_server.username,
-                          MLFLOW_TRACKING_PASSWORD=auth_server.password)
-    client_env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)  # the submitter holds no MLflow secret
+    nodes_env = clean_env(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        PATH=f"{BIN}:{clean_env().get('PATH', '')}",
+        MLFLOW_TRACKING_USERNAME=auth_server.username,
+        MLFLOW_TRACKING_PASSWORD=auth_server.password,
+    )
+    client_env = clean_env(
+        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token
+    )  # the submitter holds no MLflow secret
     cluster = RayCluster(nodes_env).start()
     try:
         address = f"http://127.0.0.1:{cluster.dashboard}"
-        proc = subprocess.run([str(BIN / "attnlab"), "submit", "--preset", "smoke", "--ray-address", address,
-                               "--storage", str(workdir / "sweeps"), "--tracking-uri", auth_server.url],
-                              cwd=workdir, env=client_env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                str(BIN / "attnlab"),
+                "submit",
+                "--config",
+                "cluster.yaml",
+                "--ray-address",
+                address,
+                "--storage",
+                str(workdir / "sweeps"),
+                "--tracking-uri",
+                auth_server.url,
+            ],
+            cwd=workdir,
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
-        waited = subprocess.run([str(BIN / "python"), "-c", WAIT_FOR_JOB.format(address=address, job=job_id)],
-                                env=client_env, capture_output=True, text=True, timeout=960)
+        waited = subprocess.run(
+            [str(BIN / "python"), "-c", WAIT_FOR_JOB.format(address=address, job=job_id)],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=960,
+        )
         assert waited.returncode == 0, waited.stderr[-3000:]
         job = json.loads(waited.stdout.strip().splitlines()[-1])
         status, logs = job["status"], job["logs"]
         errors = "\n".join([line for line in logs.splitlines() if "rror" in line][-20:])
         assert status == "SUCCEEDED", f"{job['message']}\n{errors}"
-        summary = json.JSONDecoder().raw_decode(logs[logs.index('{\n  "trials"'):])[0]
+        summary = json.JSONDecoder().raw_decode(logs[logs.index('{\n  "trials"') :])[0]
         yield {"summary": summary, "cluster": cluster.probe(), "workdir": workdir}
     finally:
         cluster.stop()
@@ -124,25 +204,27 @@ def test_anonymous_writes_are_refused(auth_server, monkeypatch):
         MlflowClient(auth_server.url).create_experiment("wrong")
 
 
-def test_the_smoke_sweep_completes_on_a_two_node_cluster(cluster_sweep):
+def test_the_sweep_completes_on_a_two_node_cluster(cluster_sweep):
     trials = cluster_sweep["summary"]["trials"]
-    assert len(trials) == 6 and all(t["status"] in ("finished", "stopped") for t in trials), trials
-    assert any(t["status"] == "finished" and t["epochs"] == 4 for t in trials)
-    assert any(t["status"] == "stopped" and t["epochs"] < 4 for t in trials), trials  # ASHA ran on the cluster
+    assert len(trials) == 4 and all(t["status"] in ("finished", "stopped") for t in trials), trials
+    assert any(t["status"] == "finished" and t["epochs"] == 3 for t in trials)
+    assert any(t["status"] == "stopped" and t["epochs"] < 3 for t in trials), (
+        trials
+    )  # ASHA ran on the cluster
     cluster = cluster_sweep["cluster"]
     assert cluster["alive"] == 2
     assert cluster["train_worker_nodes"] == 2, cluster  # trials were spread over both nodes
-    assert (cluster_sweep["workdir"] / "sweeps" / "smoke").is_dir()  # the --storage the cluster was given
+    assert (cluster_sweep["workdir"] / "sweeps" / "cluster").is_dir()  # the --storage the cluster was given
 
 
-def test_the_postgres_backed_server_records_the_smoke_sweep(cluster_sweep, auth_server, monkeypatch):
+def test_the_postgres_backed_server_records_the_sweep(cluster_sweep, auth_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", auth_server.username)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", auth_server.password)
     client = MlflowClient(auth_server.url)
-    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("cluster").experiment_id])
     parents = [r for r in runs if r.data.tags.get("attnlab.kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
-    assert len(parents) == 1 and len(children) == 6 and len(runs) == 7
+    assert len(parents) == 1 and len(children) == 4 and len(runs) == 5
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     expected = {t["trial"]: t["status"] for t in cluster_sweep["summary"]["trials"]}
     for child in children:

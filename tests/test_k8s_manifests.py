@@ -1,5 +1,6 @@
 """Every manifest validates: built-in kinds with kubernetes-validate, RayJob/RayCluster against
 KubeRay v1.7.0's CRD schemas with jsonschema; no secret is ever written into a manifest."""
+
 import gzip
 import re
 import shlex
@@ -10,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.submit import render_rayjob
+from attnlab.cli import main
+from tune.submit import render_rayjob
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -58,13 +59,33 @@ def test_kustomizations_reference_existing_files():
 
 @pytest.mark.parametrize("preset", ["smoke", "paper-detection", "paper"])
 def test_submit_dry_run_renders_a_valid_rayjob(preset, capsys):
-    assert main(["submit", "--preset", preset, "--image", "registry.example/attnlab:0.1.0", "--dry-run",
-                 "--gpus-per-trial", "2", "--workers", "4", "--namespace", "research"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--preset",
+                preset,
+                "--image",
+                "registry.example/attnlab:0.1.0",
+                "--dry-run",
+                "--gpus-per-trial",
+                "2",
+                "--workers",
+                "4",
+                "--namespace",
+                "research",
+            ]
+        )
+        == 0
+    )
     doc = yaml.safe_load(capsys.readouterr().out)
     validate(doc)
     assert doc["spec"]["entrypoint"].startswith(f"attnlab sweep --preset {preset} --name ")
     worker = doc["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
-    assert worker["replicas"] == 4 and worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert (
+        worker["replicas"] == 4
+        and worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    )
     assert doc["metadata"]["namespace"] == "research" and doc["spec"]["backoffLimit"] >= 1
     assert doc["spec"]["entrypoint"].endswith("--storage /shared/sweeps")  # the shared volume by default
 
@@ -82,9 +103,19 @@ def test_an_invalid_manifest_fails():
     with pytest.raises(jsonschema.ValidationError):
         validate(bad)
     with pytest.raises(Exception):
-        validate({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-                  "spec": {"replicas": 1, "selector": {}, "template": {"spec": {"containers": [{"image": "i"}]}},
-                           "bogus": True}})
+        validate(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "x"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {},
+                    "template": {"spec": {"containers": [{"image": "i"}]}},
+                    "bogus": True,
+                },
+            }
+        )
 
 
 def test_submit_refuses_bad_input_before_sending(capsys):
@@ -95,11 +126,17 @@ def test_submit_refuses_bad_input_before_sending(capsys):
 
 def test_no_secret_is_written_into_a_manifest():
     secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY)", re.I)
-    files = {p: p.read_text() for p in [*K8S.rglob("*.yaml"), *(ROOT / "docker").glob("*")] if "schemas" not in p.parts}
+    files = {
+        p: p.read_text()
+        for p in [*K8S.rglob("*.yaml"), *(ROOT / "docker").glob("*")]
+        if "schemas" not in p.parts
+    }
     files[Path("rendered-rayjob.yaml")] = yaml.safe_dump(render_rayjob("s", "img", ["--preset", "smoke"]))
     for path, text in files.items():
         if path.suffix == ".yaml":
-            assert all(not isinstance(d, dict) or d.get("kind") != "Secret" for d in yaml.safe_load_all(text)), path
+            assert all(
+                not isinstance(d, dict) or d.get("kind") != "Secret" for d in yaml.safe_load_all(text)
+            ), path
         for line in text.splitlines():
             if secretish.search(line) and re.search(r"value:\s*\S", line):
                 pytest.fail(f"{path}: a secret-looking value is embedded: {line.strip()}")
@@ -120,7 +157,11 @@ def _kustomize(overlay: Path, require_kubectl: bool = False) -> list[dict]:
     docs = []
     for resource in yaml.safe_load((overlay / "kustomization.yaml").read_text()).get("resources", []):
         path = overlay / resource
-        docs += _kustomize(path, require_kubectl) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += (
+            _kustomize(path, require_kubectl)
+            if path.is_dir()
+            else [d for d in yaml.safe_load_all(path.read_text()) if d]
+        )
     return docs
 
 
@@ -128,7 +169,14 @@ def _kustomize(overlay: Path, require_kubectl: bool = False) -> list[dict]:
 def test_kustomize_output_validates(overlay):
     docs = _kustomize(K8S / overlay)
     kinds = {d["kind"] for d in docs}
-    assert {"Namespace", "StatefulSet", "Deployment", "Service", "PersistentVolumeClaim", "RayCluster"} <= kinds
+    assert {
+        "Namespace",
+        "StatefulSet",
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+        "RayCluster",
+    } <= kinds
     for doc in docs:
         validate(doc)
     if overlay == "overlays/gpu":
@@ -151,13 +199,14 @@ def _static_docs():
 
 
 def _pin(name: str) -> str:
-    return re.search(rf'"{re.escape(name)}(\[[^\]]*\])?==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(2)
+    """The tested version of `name` (constraints.txt)."""
+    return re.search(rf"^{re.escape(name)}==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M).group(1)
 
 
 def test_one_ray_version_everywhere():
     import ray
 
-    from pipeline.submit import RAY_VERSION
+    from tune.submit import RAY_VERSION
 
     pinned = _pin("ray")
     assert ray.__version__ == pinned == RAY_VERSION
@@ -171,21 +220,29 @@ def test_one_ray_version_everywhere():
 def test_the_image_installs_the_pinned_project_as_a_non_root_user():
     text = (ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"^FROM nvidia/cuda:[\w.-]*runtime", text, re.M)
-    assert f"torch=={_pin('torch')} torchvision=={_pin('torchvision')}" in text
-    assert '".[cluster]"' in text and "python3.11 -m venv" in text
+    assert _pin("torch") and _pin("torchvision")
+    assert "COPY --chown=attnlab:attnlab constraints.txt" in text
+    assert "-c constraints.txt torch torchvision" in text and '-c constraints.txt ".[cluster]"' in text
+    assert "python3.11 -m venv" in text
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     import tomllib
 
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["cluster"]
-    assert {e.split("==")[0] for e in extras} == {"mlflow[auth]", "psycopg2-binary", "boto3"}
-    assert all("==" in e for e in extras)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "cluster"
+    ]
+    assert {re.split(r"[<>=]", e)[0] for e in extras} == {"mlflow[auth]", "psycopg2-binary", "boto3"}
+    assert all(_pin(re.split(r"[\[<>=]", e)[0]) for e in extras)  # each has a tested version
 
 
 def test_ray_token_auth_is_on_with_the_token_from_a_secret():
     rendered = render_rayjob("s", "img", ["--preset", "smoke"])
     specs = [rendered["spec"]["rayClusterSpec"]]
-    specs += [d["spec"].get("rayClusterSpec", d["spec"]) for d in _static_docs() if d["kind"] in ("RayCluster", "RayJob")]
+    specs += [
+        d["spec"].get("rayClusterSpec", d["spec"])
+        for d in _static_docs()
+        if d["kind"] in ("RayCluster", "RayJob")
+    ]
     for spec in specs:
         assert spec["authOptions"] == {"mode": "token", "secretName": "attnlab-ray-token"}
 
@@ -193,8 +250,7 @@ def test_ray_token_auth_is_on_with_the_token_from_a_secret():
 def test_kustomize_sets_the_image_of_every_ray_pod():
     """The gpu overlay's `images:` reaches the RayCluster's and the RayJob's nested pod templates."""
     docs = _kustomize(K8S / "overlays" / "gpu", require_kubectl=True)
-    ray_images = [c["image"] for d in docs if d["kind"] in ("RayCluster", "RayJob")
-                  for c in _containers(d)]
+    ray_images = [c["image"] for d in docs if d["kind"] in ("RayCluster", "RayJob") for c in _containers(d)]
     new = yaml.safe_load((K8S / "overlays" / "gpu" / "kustomization.yaml").read_text())["images"][0]
     assert len(ray_images) == 4
     assert set(ray_images) == {f"{new['newName']}:{new['newTag']}"}
@@ -233,20 +289,28 @@ def test_every_pod_runs_as_non_root_with_requests_and_limits():
         for container in pod["containers"]:
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-            assert {"cpu", "memory"} <= set(container["resources"]["requests"]) <= set(container["resources"]["limits"])
+            assert (
+                {"cpu", "memory"}
+                <= set(container["resources"]["requests"])
+                <= set(container["resources"]["limits"])
+            )
 
 
 def test_a_local_sweep_file_travels_inline_with_the_job(tmp_path, capsys):
     """`submit --config FILE` needs no copy of FILE in the image: the validated sweep is the entrypoint's."""
     from tune.sweep_config import load_sweep
 
-    (tmp_path / "mine.yaml").write_text("name: mine\nmax_epochs: 2\ngrid:\n  - task: segmentation\n"
-                                        "    specs: ['0010', deform]\n    preset: tiny\n")
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\nmax_epochs: 2\ngrid:\n  - task: segmentation\n"
+        "    specs: ['0010', deform]\n    preset: tiny\n"
+    )
     assert main(["submit", "--config", str(tmp_path / "mine.yaml"), "--image", "img", "--dry-run"]) == 0
     doc = yaml.safe_load(capsys.readouterr().out)
     validate(doc)
     argv = shlex.split(doc["spec"]["entrypoint"])
-    assert argv[:3] == ["attnlab", "sweep", "--config-json"] and str(tmp_path) not in doc["spec"]["entrypoint"]
+    assert (
+        argv[:3] == ["attnlab", "sweep", "--config-json"] and str(tmp_path) not in doc["spec"]["entrypoint"]
+    )
     assert argv[argv.index("--name") + 1] == "mine" and argv[argv.index("--storage") + 1] == "/shared/sweeps"
     inline = load_sweep(None, None, "mine", argv[3])  # what the cluster's `attnlab sweep` parses
     assert inline == load_sweep(None, str(tmp_path / "mine.yaml"), None)

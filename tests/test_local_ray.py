@@ -1,4 +1,5 @@
 """The embedded Ray of a laptop sweep listens on loopback only and advertises 127.0.0.1."""
+
 import json
 import subprocess
 import sys
@@ -23,8 +24,14 @@ ray.shutdown()
 
 
 def test_embedded_ray_binds_to_loopback_only(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=clean_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["processes"] >= 3  # GCS, raylet, dashboard at least: the probe did see Ray's processes

@@ -1,4 +1,5 @@
 """The mini-study presets: sizes, the specs each finding needs, real data paths checked before Ray."""
+
 import pytest
 
 from pipeline.errors import ConfigError

@@ -1,4 +1,5 @@
 """from_mmcv: same weights, same outputs as mmcv's GeneralizedAttention (mmcv-lite is a test dependency)."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """Rankings compare equal budgets: full-budget rows ranked with a 95% interval over seeds (none with
 one seed), early-stopped rows listed after with the epoch they stopped at, never on the front."""
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -33,7 +34,11 @@ def runs(tmp_path):
 def test_only_full_budgets_are_ranked_and_on_the_front(runs):
     rows = rank(runs, None, None, "attention_flops")["segmentation"]
     assert [(r.attention, r.rank, r.epochs, r.stopped_early) for r in rows] == [
-        ("0010", 1, 4, False), ("w/o", 2, 4, False), ("1111", 3, 4, False), ("deform", None, 1, True)]
+        ("0010", 1, 4, False),
+        ("w/o", 2, 4, False),
+        ("1111", 3, 4, False),
+        ("deform", None, 1, True),
+    ]
     assert {r.attention for r in rows if r.pareto} == {"0010", "w/o"}
     top = rows[0]
     assert top.seeds == 2 and top.metric == pytest.approx(0.42)

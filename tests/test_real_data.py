@@ -1,6 +1,7 @@
 """The real public data sets in their published layouts, read from ../shared/datasets (never copied
 into git): Multi30k's gzipped raw release and SegNet's CamVid, layout detection and its errors, and
 one short `attnlab train` run on each that logs the task metric (per-class IoU by name) and costs."""
+
 import os
 import subprocess
 import sys
@@ -9,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from services import clean_env
 
 from pipeline.data.camvid import CLASS_NAMES, CamVidDataModule
 from pipeline.data.translation import read_parallel
 from pipeline.errors import ConfigError
 from pipeline.tasks import detect_layout
-from services import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("ATTNLAB_DATASETS", ROOT / ".." / "shared" / "datasets")).resolve()
@@ -65,9 +66,28 @@ def test_a_folder_of_no_known_layout_names_every_layout_tried(tmp_path):
 
 def _train(tmp_path, task: str, data: Path, config: str):
     (tmp_path / "short.yaml").write_text(config)
-    proc = subprocess.run([ATTNLAB, "train", "--task", task, "--data", str(data), "--preset", "tiny",
-                           "--max-epochs", "1", "--config", "short.yaml", "--no-progress"], cwd=tmp_path,
-                          env=clean_env(), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            ATTNLAB,
+            "train",
+            "--task",
+            task,
+            "--data",
+            str(data),
+            "--preset",
+            "tiny",
+            "--max-epochs",
+            "1",
+            "--config",
+            "short.yaml",
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("attnlab").experiment_id])[0]
@@ -76,8 +96,12 @@ def _train(tmp_path, task: str, data: Path, config: str):
 
 @pytest.mark.slow
 def test_one_epoch_on_camvid_logs_per_class_iou_by_name_and_costs(tmp_path):
-    out, run = _train(tmp_path, "segmentation", dataset("camvid"),
-                      "attention: '0010'\nlimit_train_batches: 3\nsegmentation: {resize: 90}\n")
+    out, run = _train(
+        tmp_path,
+        "segmentation",
+        dataset("camvid"),
+        "attention: '0010'\nlimit_train_batches: 3\nsegmentation: {resize: 90}\n",
+    )
     assert "(CamVid layout)" in out
     assert {f"val/IoU_{n}" for n in ("Road", "Sky", "Building")} <= set(run.data.metrics)
     assert not any(k.startswith("val/IoU_") and k[8:].isdigit() for k in run.data.metrics)
@@ -86,8 +110,12 @@ def test_one_epoch_on_camvid_logs_per_class_iou_by_name_and_costs(tmp_path):
 
 @pytest.mark.slow
 def test_one_epoch_on_multi30k_logs_bleu_and_costs(tmp_path):
-    out, run = _train(tmp_path, "translation", dataset("multi30k"),
-                      "limit_train_batches: 5\ntranslation: {decode: greedy}\n")
+    out, run = _train(
+        tmp_path,
+        "translation",
+        dataset("multi30k"),
+        "limit_train_batches: 5\ntranslation: {decode: greedy}\n",
+    )
     assert "(parallel text layout)" in out
     assert "val/bleu" in run.data.metrics and "val/chrf" in run.data.metrics
     assert run.data.params["data.filtered.valid_kept"] == "1014"
@@ -98,6 +126,11 @@ def test_a_datasets_folder_is_detected_and_read(tmp_path):
     from datasets import Dataset, DatasetDict
 
     rows = {"translation": [{"en": "a cat", "de": "eine katze"}, {"en": "a dog", "de": "ein hund"}]}
-    DatasetDict({"train": Dataset.from_dict(rows), "validation": Dataset.from_dict(rows)}).save_to_disk(tmp_path / "wmt")
+    DatasetDict({"train": Dataset.from_dict(rows), "validation": Dataset.from_dict(rows)}).save_to_disk(
+        tmp_path / "wmt"
+    )
     assert detect_layout("translation", tmp_path / "wmt").name == "datasets"
-    assert read_parallel(tmp_path / "wmt", "valid", "en", "de") == (["a cat", "a dog"], ["eine katze", "ein hund"])
+    assert read_parallel(tmp_path / "wmt", "valid", "en", "de") == (
+        ["a cat", "a dog"],
+        ["eine katze", "ein hund"],
+    )

@@ -1,5 +1,6 @@
 """Per-rank sharding without Lightning's sampler injection: token buckets split disjointly with
 equal step counts for training, every evaluation item on exactly one rank, reshuffled per epoch."""
+
 import pytest
 
 from pipeline.data.sharding import eval_sampler, train_sampler

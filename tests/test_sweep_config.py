@@ -1,8 +1,9 @@
 """Bad sweep configs fail before Ray starts, with one clear message each."""
+
 import pytest
 import yaml
 
-from pipeline.cli import main
+from attnlab.cli import main
 from tune.sweep_config import load_sweep
 
 
@@ -15,22 +16,30 @@ def _write(tmp_path, data):
 BASE = {"name": "t", "grid": [{"task": "detection", "specs": ["w/o", "1111"], "preset": "tiny"}]}
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"grid": [{"task": "classification", "specs": ["1111"]}]}, "grid.0.task"),
-    ({"grid": [{"task": "detection", "specs": ["1112"]}]}, "unknown part '1112'"),
-    ({"resources": {"workers_per_trial": 64, "cpus_per_worker": 4}}, "needs 256 CPUs"),
-    ({"resources": {"gpus_per_worker": 1}}, "GPUs but this machine has 0"),
-    ({"name": "bad name!"}, "sweep name"),
-    ({"grid": [{"task": "detection", "specs": ["w/o", "W/O"], "preset": "tiny"}]}, "repeats trial"),
-    ({"grid": [{"task": "detection", "specs": ["1111"], "overrides": {"backbone": {"depth": 7}}}]},
-     "trial detection-1111-s0"),
-    ({"max_failures": -1}, "max_failures"),
-    ({"grid": [{"task": "translation", "specs": ["enc_self=1111,enc_dec=w/o"], "preset": "tiny"}]},
-     "encoder-decoder attention cannot be 'w/o'"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"grid": [{"task": "classification", "specs": ["1111"]}]}, "grid.0.task"),
+        ({"grid": [{"task": "detection", "specs": ["1112"]}]}, "unknown part '1112'"),
+        ({"resources": {"workers_per_trial": 64, "cpus_per_worker": 4}}, "needs 256 CPUs"),
+        ({"resources": {"gpus_per_worker": 1}}, "GPUs but this machine has 0"),
+        ({"name": "bad name!"}, "sweep name"),
+        ({"grid": [{"task": "detection", "specs": ["w/o", "W/O"], "preset": "tiny"}]}, "repeats trial"),
+        (
+            {"grid": [{"task": "detection", "specs": ["1111"], "overrides": {"backbone": {"depth": 7}}}]},
+            "trial detection-1111-s0",
+        ),
+        ({"max_failures": -1}, "max_failures"),
+        (
+            {"grid": [{"task": "translation", "specs": ["enc_self=1111,enc_dec=w/o"], "preset": "tiny"}]},
+            "encoder-decoder attention cannot be 'w/o'",
+        ),
+    ],
+)
 def test_bad_sweep_configs_fail_before_ray_starts(tmp_path, monkeypatch, capsys, change, needle):
     monkeypatch.chdir(tmp_path)
     import ray
+
     path = _write(tmp_path, {**BASE, **change})
     assert main(["sweep", "--config", path]) == 2
     err = capsys.readouterr().err
@@ -53,4 +62,6 @@ def test_preset_and_config_are_exclusive_and_presets_validate():
     assert len(paper.trials()) == 21  # w/o + 15 codes + deform, dynamic + 3 combinations
     translation = load_sweep("paper-translation", None, None)
     assert len(translation.trials()) == 21 + 14  # self sites over the study's specs, then enc-dec codes
-    assert "translation-enc_self-1000_dec_self-1000_enc_dec-0010-s0" in {t.trial_key for t in translation.trials()}
+    assert "translation-enc_self-1000_dec_self-1000_enc_dec-0010-s0" in {
+        t.trial_key for t in translation.trials()
+    }

@@ -1,6 +1,7 @@
 """The smoke sweep end to end on CPU with a real local Ray and a real MLflow store:
 ASHA stops trials early, MLflow holds one parent and one child per trial, `best` ranks them,
 `report` renders in headless Chromium; then the fault drills (driver SIGKILL, trial crash)."""
+
 import json
 import os
 import signal
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-
 from services import clean_env
+from store_probe import live_runs
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +21,13 @@ ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
 def _run(args, cwd, timeout=900, **env):
-    return subprocess.run([ATTNLAB, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [ATTNLAB, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _summary(stdout: str) -> dict:
-    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"'):])[0]
+    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"') :])[0]
 
 
 def _client(workdir: Path) -> MlflowClient:
@@ -81,18 +83,34 @@ def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
     assert rows == full + cut and full and cut  # ASHA stopped some; they come after, unranked
     assert [r["rank"] for r in full] == list(range(1, len(full) + 1)) and all(r["rank"] is None for r in cut)
     assert all(r["epochs"] == 4 for r in full) and all(r["epochs"] < 4 for r in cut)
-    stopped_at = {t["trial"].split("-")[1]: t["epochs"] for t in summary["trials"] if t["status"] == "stopped"}
+    stopped_at = {
+        t["trial"].split("-")[1]: t["epochs"] for t in summary["trials"] if t["status"] == "stopped"
+    }
     assert {r["attention"].replace("w/o", "wo").replace("+", "_"): r["epochs"] for r in cut} == stopped_at
     assert all(a["metric"] >= b["metric"] for a, b in zip(full, full[1:]))
-    assert all(r["ci_low"] is None and r["ci_high"] is None and r["seeds"] == 1 for r in rows)  # one seed: no spread
-    front = {r["attention"] for r in full
-             if not any(o["metric"] >= r["metric"] and o["cost"] <= r["cost"] and
-                        (o["metric"] > r["metric"] or o["cost"] < r["cost"]) for o in full)}
+    assert all(
+        r["ci_low"] is None and r["ci_high"] is None and r["seeds"] == 1 for r in rows
+    )  # one seed: no spread
+    front = {
+        r["attention"]
+        for r in full
+        if not any(
+            o["metric"] >= r["metric"]
+            and o["cost"] <= r["cost"]
+            and (o["metric"] > r["metric"] or o["cost"] < r["cost"])
+            for o in full
+        )
+    }
     assert set(result["pareto_front"]) == front and not front & {r["attention"] for r in cut}
     assert full[0]["attention"] in front  # the best full-budget row is always on the front
     csv_out = _run(["best", "--experiment", "smoke", "--format", "csv"], workdir).stdout
     header = csv_out.splitlines()[0].split(",")
-    assert header[:3] == ["task", "rank", "attention"] and {"epochs", "stopped_early", "ci_low", "ci_high"} <= set(header)
+    assert header[:3] == ["task", "rank", "attention"] and {
+        "epochs",
+        "stopped_early",
+        "ci_low",
+        "ci_high",
+    } <= set(header)
     assert len(csv_out.splitlines()) == 7
 
 
@@ -107,15 +125,37 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     assert "Per-term ablation" in html and "Pareto front" in html
     chromium = next(p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists())
     probe = tmp_path / "probe.html"
-    probe.write_text(html.replace("</body>", """<script>
+    probe.write_text(
+        html.replace(
+            "</body>",
+            """<script>
       window.addEventListener('load', () => {
         const imgs = [...document.images];
-        document.title = 'LOADED ' + imgs.filter(i => i.complete && i.naturalWidth > 100).length + '/' + imgs.length;
-      });</script></body>"""))
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=5000", "--dump-dom",
-                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+        const done = imgs.filter(i => i.complete && i.naturalWidth > 100).length;
+        document.title = 'LOADED ' + done + '/' + imgs.length;
+      });</script></body>""",
+        )
+    )
+    out = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "<title>LOADED 3/3</title>" in out.stdout, out.stdout[:500] + out.stderr[-500:]
 
 
@@ -135,15 +175,11 @@ max_failures: 2
 
 def _wait_for_finished_child(workdir: Path, deadline: float) -> None:
     while time.time() < deadline:
-        if (workdir / "mlflow.db").exists():
-            try:
-                client = _client(workdir)
-                exp = client.get_experiment_by_name("drill")
-                if exp and any(r.info.status == "FINISHED" and r.data.tags.get("attnlab.kind") == "trial"
-                               for r in client.search_runs([exp.experiment_id])):
-                    return
-            except Exception:  # the store may be mid-write
-                pass
+        if any(
+            r["status"] == "FINISHED" and r["tags"].get("attnlab.kind") == "trial"
+            for r in live_runs(workdir / "mlflow.db", "drill")
+        ):
+            return
         time.sleep(2)
     raise AssertionError("no trial finished in time")
 
@@ -152,8 +188,14 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     workdir = tmp_path
     (workdir / "drill.yaml").write_text(FAULT_SWEEP)
     env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
-    driver = subprocess.Popen([ATTNLAB, "sweep", "--config", "drill.yaml"], cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        [ATTNLAB, "sweep", "--config", "drill.yaml"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait_for_finished_child(workdir, time.time() + 600)
     finally:
@@ -161,21 +203,30 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
         driver.wait()
     time.sleep(3)
     client, before = _runs(workdir, "drill")
-    done_before = {r.data.tags["attnlab.trial_key"]: r for r in before
-                   if r.data.tags.get("attnlab.kind") == "trial" and r.info.status == "FINISHED"}
+    done_before = {
+        r.data.tags["attnlab.trial_key"]: r
+        for r in before
+        if r.data.tags.get("attnlab.kind") == "trial" and r.info.status == "FINISHED"
+    }
     assert done_before
-    history_before = {k: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")]
-                      for k, r in done_before.items()}
+    history_before = {
+        k: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")]
+        for k, r in done_before.items()
+    }
 
-    proc = subprocess.run([ATTNLAB, "resume", "drill"], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [ATTNLAB, "resume", "drill"], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(t["status"] == "finished" for t in _summary(proc.stdout)["trials"])
 
     client, after = _runs(workdir, "drill")
     children = [r for r in after if r.data.tags.get("attnlab.kind") == "trial"]
     assert sorted(r.data.tags["attnlab.trial_key"] for r in children) == [
-        "segmentation-0001-s0", "segmentation-0010-s0", "segmentation-wo-s0"]  # exactly once each
+        "segmentation-0001-s0",
+        "segmentation-0010-s0",
+        "segmentation-wo-s0",
+    ]  # exactly once each
     assert len([r for r in after if r.data.tags.get("attnlab.kind") == "sweep"]) == 1
     for r in children:
         assert r.info.status == "FINISHED"
@@ -184,8 +235,12 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
         key = r.data.tags["attnlab.trial_key"]
         if key in done_before:  # finished trials are untouched
             assert r.info.end_time == done_before[key].info.end_time
-            assert [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")] == history_before[key]
-    assert (workdir / "attnlab_runs" / "sweeps" / "drill" / "faults" / "failed-once-segmentation-0010-s0").exists()
+            assert [
+                (m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")
+            ] == history_before[key]
+    assert (
+        workdir / "attnlab_runs" / "sweeps" / "drill" / "faults" / "failed-once-segmentation-0010-s0"
+    ).exists()
 
 
 URI_SWEEP = """
@@ -219,4 +274,8 @@ def test_a_sweep_on_uri_storage_runs_and_resumes_there(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(map(str, _summary(again.stdout)["trials"])) == sorted(map(str, first["trials"]))
     _, runs = _runs(tmp_path, "on-uri")
-    assert sorted(r.data.tags.get("attnlab.kind") for r in runs) == ["sweep", "trial", "trial"]  # no duplicates
+    assert sorted(r.data.tags.get("attnlab.kind") for r in runs) == [
+        "sweep",
+        "trial",
+        "trial",
+    ]  # no duplicates

@@ -2,6 +2,7 @@
 a real local Ray and a real MLflow store: translation's token buckets shard per rank, a
 translation trial that crashes once resumes from its checkpoint with no duplicate run, and a
 sweep whose trial errors exits 1 naming the trial and its log."""
+
 import json
 import subprocess
 import sys
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-
 from services import clean_env
 
 pytestmark = pytest.mark.slow
@@ -40,14 +40,20 @@ TRANSLATION_KEY = "translation-enc_self-0010_dec_self-1000_enc_dec-1000-s0"
 
 
 def _summary(stdout: str) -> dict:
-    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"'):])[0]
+    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"') :])[0]
 
 
 def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path):
     (tmp_path / "every.yaml").write_text(EVERY_TASK)
     env = clean_env(ATTNLAB_FAIL_ONCE=f"{TRANSLATION_KEY}:1")
-    proc = subprocess.run([ATTNLAB, "sweep", "--config", "every.yaml"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=1500)
+    proc = subprocess.run(
+        [ATTNLAB, "sweep", "--config", "every.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     trials = {t["trial"]: t for t in _summary(proc.stdout)["trials"]}
     assert sorted(trials) == ["detection-0010-s0", "segmentation-0010-s0", TRANSLATION_KEY]
@@ -58,13 +64,15 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
     exp = client.get_experiment_by_name("every-task")
     runs = client.search_runs([exp.experiment_id])
     children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
-    assert len(children) == 3 and len({r.data.tags["attnlab.trial_key"] for r in children}) == 3  # no duplicate
+    assert (
+        len(children) == 3 and len({r.data.tags["attnlab.trial_key"] for r in children}) == 3
+    )  # no duplicate
     metric = {"segmentation": "val/mIoU", "detection": "val/bbox_AP", "translation": "val/bleu"}
     for run in children:
         task = run.data.tags["task"]
         assert run.info.status == "FINISHED", task
         history = client.get_metric_history(run.info.run_id, metric[task])
-        # One evaluation per epoch: the crashed translation trial resumed at epoch 2 instead of retraining epoch 1.
+        # One evaluation per epoch: the crashed translation trial resumed at epoch 2, not retraining epoch 1.
         assert len(history) == 2, (task, history)
         assert "cost/attention_flops" in run.data.metrics and run.data.metrics["cost/attention_flops"] > 0
     translation = next(r for r in children if r.data.tags["task"] == "translation")
@@ -87,10 +95,20 @@ max_failures: 0
 def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_path):
     (tmp_path / "errored.yaml").write_text(ERRORED)
     env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-wo-s0:1")
-    proc = subprocess.run([ATTNLAB, "sweep", "--config", "errored.yaml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [ATTNLAB, "sweep", "--config", "errored.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("attnlab: trial segmentation-wo-s0 failed")]
+    lines = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith("attnlab: trial segmentation-wo-s0 failed")
+    ]
     assert len(lines) == 1, proc.stderr[-3000:]
     log = Path(lines[0].rsplit("log: ", 1)[1])
     assert log.is_file() and "ATTNLAB_FAIL_ONCE" in log.read_text()
@@ -98,9 +116,14 @@ def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_
 
 def test_train_on_two_processes_keeps_one_run(tmp_path):
     """`attnlab train --devices 2`: Lightning starts a second process; rank 0 owns the one MLflow run."""
-    proc = subprocess.run([ATTNLAB, "train", "--task", "translation", "--devices", "2", "--max-epochs", "2",
-                           "--no-progress"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [ATTNLAB, "train", "--task", "translation", "--devices", "2", "--max-epochs", "2", "--no-progress"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"run_id"') == 1  # one summary, from rank 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -2,6 +2,7 @@
 
 Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 for translation,
 mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
+
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,12 @@ def local_ray():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
         mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})  # workers import _scored
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
+        )  # workers import _scored
         yield
         ray.shutdown()
 
@@ -42,28 +47,43 @@ def local_ray():
 def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:
     """Epochs each trial ran; `quality` maps a trial's name to its quality (default: QUALITY)."""
     quality = quality or {str(q): q for q in QUALITY}
-    trials = [{"task": task, "quality": q, "key": f"{task}-{name}"} for task in ("translation", "segmentation")
-              for name, q in quality.items()]
-    tuner = tune.Tuner(tune.with_resources(_scored, {"cpu": 1}),
-                       param_space={"trial": tune.grid_search(trials)},
-                       tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
-                                                   max_concurrent_trials=1, reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0))
+    trials = [
+        {"task": task, "quality": q, "key": f"{task}-{name}"}
+        for task in ("translation", "segmentation")
+        for name, q in quality.items()
+    ]
+    tuner = tune.Tuner(
+        tune.with_resources(_scored, {"cpu": 1}),
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", scheduler=scheduler, max_concurrent_trials=1, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0),
+    )
     return {r.config["trial"]["key"]: int(r.metrics["epoch"]) for r in tuner.fit()}
 
 
 def _mixed_sweep() -> SweepConfig:
-    return validate(SweepConfig, {
-        "name": "mixed", "max_epochs": EPOCHS,
-        "grid": [{"task": "translation", "specs": ["1000"], "preset": "tiny"},
-                 {"task": "segmentation", "specs": ["w/o"], "preset": "tiny"}],
-        "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3}}, "sweep")
+    return validate(
+        SweepConfig,
+        {
+            "name": "mixed",
+            "max_epochs": EPOCHS,
+            "grid": [
+                {"task": "translation", "specs": ["1000"], "preset": "tiny"},
+                {"task": "segmentation", "specs": ["w/o"], "preset": "tiny"},
+            ],
+            "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3},
+        },
+        "sweep",
+    )
 
 
 def test_one_shared_asha_would_stop_every_trial_of_the_smaller_scale(local_ray, tmp_path):
     """The failure the per-task scheduler exists for (so the next test can fail)."""
-    epochs = _epochs_by_trial(ASHAScheduler(time_attr="epoch", max_t=EPOCHS + 1, grace_period=1,
-                                            reduction_factor=3), tmp_path)
+    epochs = _epochs_by_trial(
+        ASHAScheduler(time_attr="epoch", max_t=EPOCHS + 1, grace_period=1, reduction_factor=3), tmp_path
+    )
     assert epochs["translation-0.9"] == EPOCHS
     assert all(epochs[f"segmentation-{q}"] == 1 for q in QUALITY), epochs
 
@@ -85,8 +105,10 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
 
     before = {"a": 0.9}
     _epochs_by_trial(in_store("state"), tmp_path / "run1", before)
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["early_stopping-segmentation.pkl",
-                                                                        "early_stopping-translation.pkl"]
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
+        "early_stopping-segmentation.pkl",
+        "early_stopping-translation.pkl",
+    ]
     weak = {"c": 0.3}
     fresh = _epochs_by_trial(in_store("elsewhere"), tmp_path / "run2", weak)
     restored = _epochs_by_trial(in_store("state"), tmp_path / "run3", weak)

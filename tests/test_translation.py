@@ -1,14 +1,15 @@
 """Translation: per-site specs, no future leak end to end, beam 1 == greedy, data checks, learning."""
+
 import lightning as L
 import pytest
 import torch
 
-from lightning_modules.attention import all_codes
+from lightning_modules.attention import all_codes, parse_sites
+from lightning_modules.labels import PAD
 from lightning_modules.transformer import Transformer, beam_search, greedy_decode
 from pipeline.data.tiny_translation import make_tiny_translation
-from pipeline.data.translation import PAD, TranslationDataModule
+from pipeline.data.translation import TranslationDataModule
 from pipeline.errors import ConfigError
-from pipeline.site_specs import parse_sites
 from pipeline.tasks import TASKS
 from pipeline.train import run_training
 from pipeline.train_config import build_train_config
@@ -19,7 +20,9 @@ VOCAB = 40
 
 def _model(sites, seed=0):
     torch.manual_seed(seed)
-    return Transformer(VOCAB, sites, encoder_layers=1, decoder_layers=2, d_model=32, heads=4, ffn=64, dropout=0.0)
+    return Transformer(
+        VOCAB, sites, encoder_layers=1, decoder_layers=2, d_model=32, heads=4, ffn=64, dropout=0.0
+    )
 
 
 def test_site_grammar():
@@ -93,8 +96,16 @@ def _bleu_untrained(cfg):
 @pytest.mark.slow
 def test_tiny_corpus_learns(workdir):
     data = make_tiny_translation(workdir / "corpus")
-    cfg = build_train_config({"task": "translation", "attention": "enc_self=0010,dec_self=1000", "max_epochs": 15,
-                              "data": {"path": str(data)}, "out_dir": str(workdir / "runs")}, preset="tiny")
+    cfg = build_train_config(
+        {
+            "task": "translation",
+            "attention": "enc_self=0010,dec_self=1000",
+            "max_epochs": 15,
+            "data": {"path": str(data)},
+            "out_dir": str(workdir / "runs"),
+        },
+        preset="tiny",
+    )
     before = _bleu_untrained(cfg)
     result = run_training(cfg, progress_bar=False)
     print(f"BLEU untrained {before:.2f} -> trained {result['metrics']['val/bleu']:.2f}")
@@ -105,9 +116,25 @@ def test_tiny_corpus_learns(workdir):
 def test_train_cli_tracks_bleu_signature_and_filter_counts(workdir):
     from mlflow.tracking import MlflowClient
 
-    from pipeline.cli import main
-    assert main(["train", "--task", "translation", "--attention", "enc_self=deform,dec_self=dynamic",
-                 "--max-epochs", "1", "--no-progress", "--experiment", "tr"]) == 0
+    from attnlab.cli import main
+
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "translation",
+                "--attention",
+                "enc_self=deform,dec_self=dynamic",
+                "--max-epochs",
+                "1",
+                "--no-progress",
+                "--experiment",
+                "tr",
+            ]
+        )
+        == 0
+    )
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("tr").experiment_id])[0]
     assert run.data.params["attention"] == "enc_self=deform,dec_self=dynamic,enc_dec=1000"
@@ -140,8 +167,11 @@ def test_convolution_sites_decode_by_full_recompute():
     assert len(greedy_decode(model, torch.randint(4, VOCAB, (2, 5)), 4)) == 2
 
 
-@pytest.mark.parametrize("sites", [{"enc_self": "1000", "dec_self": "1000", "enc_dec": c} for c in all_codes()] +
-                         [{"enc_self": s, "dec_self": s, "enc_dec": "1000"} for s in SELF_SPECS])
+@pytest.mark.parametrize(
+    "sites",
+    [{"enc_self": "1000", "dec_self": "1000", "enc_dec": c} for c in all_codes()]
+    + [{"enc_self": s, "dec_self": s, "enc_dec": "1000"} for s in SELF_SPECS],
+)
 def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search(sites):
     """DDP (every sweep trial, `--devices N`) refuses parameters without gradients: a norm in front of
     `w/o`, or before encoder-decoder attention that never reads its query (no E1, no E2), must not exist."""

@@ -1,4 +1,5 @@
 """Real loaders on generated data in the real layouts; real metrics; clear errors on bad data."""
+
 import json
 import shutil
 
@@ -7,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from lightning_modules.coco_eval import coco_box_ap
 from pipeline.data.cityscapes import CityscapesDataModule, id_to_train_id
 from pipeline.data.coco import CocoDataModule
-from pipeline.data.coco_eval import coco_box_ap
 from pipeline.errors import ConfigError
 
 
@@ -28,8 +29,10 @@ def test_coco_loader_reads_boxes_and_maps_categories(tiny_detection):
 def test_cocoeval_gives_full_ap_for_ground_truth_and_zero_for_nothing(tiny_detection):
     dm = CocoDataModule(tiny_detection)
     dm.setup()
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-               for a in dm.val_coco.dataset["annotations"]]
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in dm.val_coco.dataset["annotations"]
+    ]
     assert coco_box_ap(dm.val_coco, perfect)["bbox_AP"] == pytest.approx(1.0)
     wrong_class = [{**p, "category_id": 1 if p["category_id"] != 1 else 3} for p in perfect]
     assert coco_box_ap(dm.val_coco, wrong_class)["bbox_AP"] < 0.5

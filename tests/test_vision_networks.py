@@ -1,12 +1,12 @@
 """Backbone placement, pretrained loading, every spec of the grid in both networks, cost numbers."""
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from lightning_modules.attention import GeneralizedAttention2d, all_codes
+from lightning_modules.attention import GeneralizedAttention2d, all_codes, placed_modules
 from lightning_modules.attention.deformable import DeformConv2d
-from lightning_modules.attention import placed_modules
 from lightning_modules.backbone import build_resnet
 from lightning_modules.detection import build_detector
 from lightning_modules.segmentation import build_segmenter
@@ -23,8 +23,12 @@ def _blocks(model, layer):
 
 def test_default_placement_follows_the_study():
     net = build_resnet(50, "0010+deform")
-    for layer, n_blocks, attn, deform in [("layer1", 3, False, False), ("layer2", 4, False, True),
-                                          ("layer3", 6, True, True), ("layer4", 3, True, True)]:
+    for layer, n_blocks, attn, deform in [
+        ("layer1", 3, False, False),
+        ("layer2", 4, False, True),
+        ("layer3", 6, True, True),
+        ("layer4", 3, True, True),
+    ]:
         blocks = _blocks(net, layer)
         assert len(blocks) == n_blocks
         assert all(isinstance(b.attention, GeneralizedAttention2d) == attn for b in blocks), layer
@@ -35,8 +39,10 @@ def test_default_placement_follows_the_study():
 
 def test_placement_is_configurable():
     net = build_resnet(50, "1111", attention_stages=["res3"], position="after_block")
-    assert all(isinstance(b.block_attention, GeneralizedAttention2d) and b.block_attention.channels == 512
-               for b in net.layer2)
+    assert all(
+        isinstance(b.block_attention, GeneralizedAttention2d) and b.block_attention.channels == 512
+        for b in net.layer2
+    )
     assert all(isinstance(b.attention, nn.Identity) for b in net.layer3)
 
 
@@ -51,7 +57,9 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
     path = tmp_path / "r50.pth"
     torch.save(ref.state_dict(), path)
     net = build_resnet(50, "0010+deform", pretrained=str(path))
-    torch.testing.assert_close(net.layer3[0].conv2.weight, ref.layer3[0].conv2.weight)  # deform keeps 3x3 weights
+    torch.testing.assert_close(
+        net.layer3[0].conv2.weight, ref.layer3[0].conv2.weight
+    )  # deform keeps 3x3 weights
     torch.testing.assert_close(net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     with pytest.raises(ValueError, match="do not fit this ResNet"):
         build_resnet(101, "w/o", pretrained=str(path))
@@ -69,7 +77,9 @@ def test_segmentation_backbone_is_dilated_to_output_stride_8():
 
 @pytest.mark.parametrize("spec", GRID)
 def test_every_spec_trains_a_step_in_both_networks(spec):
-    det_cfg = build_train_config({"task": "detection", "attention": spec, "detection": {"min_size": 64, "max_size": 64}})
+    det_cfg = build_train_config(
+        {"task": "detection", "attention": spec, "detection": {"min_size": 64, "max_size": 64}}
+    )
     det = build_detector(det_cfg, num_classes=3)
     images = [torch.rand(3, 64, 64)]
     targets = [{"boxes": torch.tensor([[5.0, 6.0, 40.0, 50.0]]), "labels": torch.tensor([2])}]
@@ -93,6 +103,7 @@ def test_attention_flops_equal_the_analytic_sum_of_the_placed_modules():
     def record(name):
         def hook(module, inputs, output):
             shapes.setdefault(name, tuple(inputs[0].shape))
+
         return hook
 
     hooks = [dict(net.named_modules())[s].register_forward_hook(record(s)) for s in sites]
@@ -120,7 +131,11 @@ def test_config_errors_are_clear():
 
 def test_lr_steps_follow_max_epochs_unless_given():
     assert build_train_config({"task": "detection", "data": {"path": "/x"}}).optim.lr_steps == [8, 11]
-    assert build_train_config({"task": "detection", "max_epochs": 24, "data": {"path": "/x"}}).optim.lr_steps == [16, 22]
-    assert build_train_config({"task": "detection", "max_epochs": 3, "optim": {"lr_steps": [2]}}).optim.lr_steps == [2]
+    assert build_train_config(
+        {"task": "detection", "max_epochs": 24, "data": {"path": "/x"}}
+    ).optim.lr_steps == [16, 22]
+    assert build_train_config(
+        {"task": "detection", "max_epochs": 3, "optim": {"lr_steps": [2]}}
+    ).optim.lr_steps == [2]
     with pytest.raises(ConfigError, match="lr_steps"):
         build_train_config({"task": "detection", "max_epochs": 3, "optim": {"lr_steps": [5]}})

@@ -1,11 +1,12 @@
 """End to end on CPU: tiny runs learn, MLflow records everything, bad input writes nothing."""
+
 import json
 
 import lightning as L
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.cli import main
+from attnlab.cli import main
 from pipeline.tasks import TASKS
 from pipeline.train import run_training
 from pipeline.train_config import build_train_config
@@ -22,12 +23,22 @@ def _untrained_score(cfg, metric):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,spec,metric,epochs,margin", [
-    ("detection", "0010", "val/bbox_AP", 8, 0.05), ("segmentation", "0010+deform", "val/mIoU", 8, 0.15)])
+@pytest.mark.parametrize(
+    "task,spec,metric,epochs,margin",
+    [("detection", "0010", "val/bbox_AP", 8, 0.05), ("segmentation", "0010+deform", "val/mIoU", 8, 0.15)],
+)
 def test_short_cpu_run_learns(task, spec, metric, epochs, margin, workdir, request):
     data = request.getfixturevalue(f"tiny_{task}")
-    cfg = build_train_config({"task": task, "attention": spec, "max_epochs": epochs,
-                              "data": {"path": str(data)}, "out_dir": str(workdir / "runs")}, preset="tiny")
+    cfg = build_train_config(
+        {
+            "task": task,
+            "attention": spec,
+            "max_epochs": epochs,
+            "data": {"path": str(data)},
+            "out_dir": str(workdir / "runs"),
+        },
+        preset="tiny",
+    )
     before = _untrained_score(cfg, metric)
     result = run_training(cfg, progress_bar=False)
     after = result["metrics"][metric]
@@ -36,10 +47,29 @@ def test_short_cpu_run_learns(task, spec, metric, epochs, margin, workdir, reque
 
 
 def test_train_cli_logs_params_metrics_checkpoints_and_cost(workdir, tiny_detection, capsys):
-    assert main(["train", "--task", "detection", "--attention", "1111", "--data", str(tiny_detection), "--preset", "tiny",
-                 "--max-epochs", "2", "--experiment", "cli-test", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "detection",
+                "--attention",
+                "1111",
+                "--data",
+                str(tiny_detection),
+                "--preset",
+                "tiny",
+                "--max-epochs",
+                "2",
+                "--experiment",
+                "cli-test",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    summary = json.loads(out[out.index("{"):])
+    summary = json.loads(out[out.index("{") :])
     assert summary["efficiency"]["flops"] > 0 and "val/bbox_AP" in summary["metrics"]
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("cli-test")
@@ -59,15 +89,21 @@ def test_train_cli_logs_params_metrics_checkpoints_and_cost(workdir, tiny_detect
     assert not (workdir / "mlruns").exists()  # never the deprecated file store
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--data", "{missing}"], "does not exist"),
-    (["--attention", "11x1"], "unknown part '11x1'"),
-    (["--data", "{malformed}"], "malformed JSON"),
-    (["--data", "{empty}"], "has an annotation"),
-    (["--pretrained", "{missing}/r50.pth"], "not found"),
-])
-def test_bad_input_is_one_error_and_writes_nothing(argv, needle, workdir, tiny_detection, tmp_path_factory, capsys):
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--data", "{missing}"], "does not exist"),
+        (["--attention", "11x1"], "unknown part '11x1'"),
+        (["--data", "{malformed}"], "malformed JSON"),
+        (["--data", "{empty}"], "has an annotation"),
+        (["--pretrained", "{missing}/r50.pth"], "not found"),
+    ],
+)
+def test_bad_input_is_one_error_and_writes_nothing(
+    argv, needle, workdir, tiny_detection, tmp_path_factory, capsys
+):
     import shutil
+
     base = tmp_path_factory.mktemp("bad")
     malformed, empty = base / "malformed", base / "empty"
     for folder in (malformed, empty):

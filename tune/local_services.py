@@ -3,6 +3,7 @@
 Parallel trials writing straight into one sqlite file hit "database is locked"; one `mlflow
 server` process in front of the file is the single writer. It binds to 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,14 +46,30 @@ def tracking_server(uri: str):
     db = Path(uri.removeprefix("sqlite:///"))
     port = free_port()
     artifacts = (db.parent / "mlartifacts").resolve()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(port), "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--artifacts-destination",
+        artifacts.as_uri(),
+        "--workers",
+        "1",
+    ]
     log = open(db.parent / "mlflow-server.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_healthy(url, proc):
-            raise RuntimeError(f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}")
+            raise RuntimeError(
+                f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}"
+            )
         yield url
     finally:
         proc.terminate()
@@ -72,8 +89,13 @@ def init_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     # Trials queue behind each other on a small machine: wait for workers instead of failing at 60 s.
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "900")
-    env = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"]}}
+    env = {
+        "env_vars": {
+            "RAY_TRAIN_V2_ENABLED": "1",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"],
+        }
+    }
     if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):  # running as a submitted Ray job: its runtime env rules
         ray.init(address=address or "auto", log_to_driver=True)
     elif address:

@@ -1,13 +1,12 @@
 """Sweep presets: `smoke` (minutes on a laptop CPU), the study's grids per task and in full, and the
 mini-study on real public data (Multi30k, CamVid) in a `cpu` and a `gpu` size."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from lightning_modules.attention import all_codes
-
-STUDY_SPECS = ["w/o", *all_codes(), "deform", "dynamic", "0010+deform", "1111+deform", "0010+dynamic"]
+from lightning_modules.attention import STUDY_SPECS, all_codes
 
 
 def smoke() -> dict:
@@ -17,23 +16,41 @@ def smoke() -> dict:
     tiny data is ~0 for every trial that early, so ASHA would have nothing to compare).
     """
     overrides = {"segmentation": {"crop_size": 64}, "data": {"batch_size": 4}, "limit_train_batches": 6}
-    return {"name": "smoke", "max_epochs": 4,
-            "grid": [{"task": "segmentation", "specs": ["w/o", "0010", "1111", "0001", "deform", "0010+deform"],
-                      "preset": "tiny", "overrides": overrides}],
-            "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3},
-            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1}, "max_failures": 2}
+    return {
+        "name": "smoke",
+        "max_epochs": 4,
+        "grid": [
+            {
+                "task": "segmentation",
+                "specs": ["w/o", "0010", "1111", "0001", "deform", "0010+deform"],
+                "preset": "tiny",
+                "overrides": overrides,
+            }
+        ],
+        "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 3},
+        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+        "max_failures": 2,
+    }
 
 
 def _paper(task: str) -> dict:
-    return {"task": task, "specs": STUDY_SPECS, "seeds": [0], "preset": "paper", "data": f"data/{task}"}
+    return {"task": task, "specs": list(STUDY_SPECS), "seeds": [0], "preset": "paper", "data": f"data/{task}"}
 
 
 def paper_detection() -> dict:
-    return {"name": "paper-detection", "grid": [_paper("detection")], "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+    return {
+        "name": "paper-detection",
+        "grid": [_paper("detection")],
+        "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4},
+    }
 
 
 def paper_segmentation() -> dict:
-    return {"name": "paper-segmentation", "grid": [_paper("segmentation")], "resources": {"gpus_per_worker": 1, "workers_per_trial": 4, "cpus_per_worker": 4}}
+    return {
+        "name": "paper-segmentation",
+        "grid": [_paper("segmentation")],
+        "resources": {"gpus_per_worker": 1, "workers_per_trial": 4, "cpus_per_worker": 4},
+    }
 
 
 def _paper_translation_grid() -> dict:
@@ -44,13 +61,19 @@ def _paper_translation_grid() -> dict:
 
 
 def paper_translation() -> dict:
-    return {"name": "paper-translation", "grid": [_paper_translation_grid()],
-            "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+    return {
+        "name": "paper-translation",
+        "grid": [_paper_translation_grid()],
+        "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4},
+    }
 
 
 def paper() -> dict:
-    return {"name": "paper", "grid": [_paper("detection"), _paper("segmentation"), _paper_translation_grid()],
-            "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4}}
+    return {
+        "name": "paper",
+        "grid": [_paper("detection"), _paper("segmentation"), _paper_translation_grid()],
+        "resources": {"gpus_per_worker": 1, "workers_per_trial": 8, "cpus_per_worker": 4},
+    }
 
 
 # The mini-study: the specs each finding compares (pipeline/findings.py), nothing more on a CPU.
@@ -77,31 +100,72 @@ MINI = {
     # cpu: the whole `mini` grid inside 90 minutes on 2 cores: only the specs the findings compare, small
     # images and models, fp32 (bf16 autocast is slow on a CPU), 2 short epochs.
     "cpu": {
-        "segmentation": {"max_epochs": 2, "limit_train_batches": 16, "precision": "32-true",
-                         "backbone": {"depth": 18, "attention_options": {"num_heads": 4, "kv_stride": 2}},
-                         "segmentation": {"output_stride": 16, "crop_size": 96, "resize": 96,
-                                          "scale_range": [0.75, 1.25]},
-                         "optim": {"base_lr": 0.02, "base_batch": 8, "warmup_iters": 10, "lr_steps": []},
-                         "data": {"batch_size": 8, "eval_batch_size": 8}},
-        "translation": {"max_epochs": 2, "limit_train_batches": 70, "precision": "32-true", "optim": {"lr_steps": []},
-                        "translation": {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "heads": 4,
-                                        "ffn": 128, "dropout": 0.1, "lr": 3e-3, "warmup_steps": 40,
-                                        "max_tokens": 2048, "max_len": 64, "vocab_size": 2000, "decode": "greedy"}},
-        "specs": {"segmentation": MINI_SEGMENTATION_SPECS, "self": MINI_SELF_SPECS, "enc_dec": MINI_ENC_DEC_CODES},
+        "segmentation": {
+            "max_epochs": 2,
+            "limit_train_batches": 16,
+            "precision": "32-true",
+            "backbone": {"depth": 18, "attention_options": {"num_heads": 4, "kv_stride": 2}},
+            "segmentation": {"output_stride": 16, "crop_size": 96, "resize": 96, "scale_range": [0.75, 1.25]},
+            "optim": {"base_lr": 0.02, "base_batch": 8, "warmup_iters": 10, "lr_steps": []},
+            "data": {"batch_size": 8, "eval_batch_size": 8},
+        },
+        "translation": {
+            "max_epochs": 2,
+            "limit_train_batches": 70,
+            "precision": "32-true",
+            "optim": {"lr_steps": []},
+            "translation": {
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "d_model": 64,
+                "heads": 4,
+                "ffn": 128,
+                "dropout": 0.1,
+                "lr": 3e-3,
+                "warmup_steps": 40,
+                "max_tokens": 2048,
+                "max_len": 64,
+                "vocab_size": 2000,
+                "decode": "greedy",
+            },
+        },
+        "specs": {
+            "segmentation": MINI_SEGMENTATION_SPECS,
+            "self": MINI_SELF_SPECS,
+            "enc_dec": MINI_ENC_DEC_CODES,
+        },
         "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
     },
     # gpu: the study's specs on full-size CamVid and a 3+3-layer Transformer, long enough to separate them.
     "gpu": {
-        "segmentation": {"max_epochs": 40, "precision": "bf16-mixed",
-                         "backbone": {"depth": 18, "attention_options": {"num_heads": 8, "kv_stride": 2}},
-                         "segmentation": {"output_stride": 8, "crop_size": 320, "scale_range": [0.5, 2.0]},
-                         "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 100, "lr_steps": [30, 37]},
-                         "data": {"batch_size": 8, "eval_batch_size": 4, "num_workers": 4}},
-        "translation": {"max_epochs": 20, "precision": "bf16-mixed", "optim": {"lr_steps": []},
-                        "translation": {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256, "heads": 4,
-                                        "ffn": 1024, "dropout": 0.1, "lr": 1e-3, "warmup_steps": 1000,
-                                        "max_tokens": 8192, "max_len": 128, "vocab_size": 8000, "beam": 4}},
-        "specs": {"segmentation": STUDY_SPECS, "self": STUDY_SPECS, "enc_dec": all_codes()},
+        "segmentation": {
+            "max_epochs": 40,
+            "precision": "bf16-mixed",
+            "backbone": {"depth": 18, "attention_options": {"num_heads": 8, "kv_stride": 2}},
+            "segmentation": {"output_stride": 8, "crop_size": 320, "scale_range": [0.5, 2.0]},
+            "optim": {"base_lr": 0.01, "base_batch": 8, "warmup_iters": 100, "lr_steps": [30, 37]},
+            "data": {"batch_size": 8, "eval_batch_size": 4, "num_workers": 4},
+        },
+        "translation": {
+            "max_epochs": 20,
+            "precision": "bf16-mixed",
+            "optim": {"lr_steps": []},
+            "translation": {
+                "encoder_layers": 3,
+                "decoder_layers": 3,
+                "d_model": 256,
+                "heads": 4,
+                "ffn": 1024,
+                "dropout": 0.1,
+                "lr": 1e-3,
+                "warmup_steps": 1000,
+                "max_tokens": 8192,
+                "max_len": 128,
+                "vocab_size": 8000,
+                "beam": 4,
+            },
+        },
+        "specs": {"segmentation": list(STUDY_SPECS), "self": list(STUDY_SPECS), "enc_dec": all_codes()},
         "resources": {"workers_per_trial": 1, "cpus_per_worker": 2, "gpus_per_worker": 0.25},
     },
 }
@@ -112,21 +176,41 @@ def _mini_grid(task: str, size: str) -> dict:
     if task == "segmentation":
         specs, data = s["specs"]["segmentation"], datasets_root() / "camvid"
     else:
-        specs, data = _translation_specs(s["specs"]["self"], s["specs"]["enc_dec"]), datasets_root() / "multi30k"
-    return {"task": task, "specs": specs, "seeds": MINI_SEEDS, "preset": "paper", "data": str(data),
-            "overrides": s[task]}
+        specs, data = (
+            _translation_specs(s["specs"]["self"], s["specs"]["enc_dec"]),
+            datasets_root() / "multi30k",
+        )
+    return {
+        "task": task,
+        "specs": specs,
+        "seeds": MINI_SEEDS,
+        "preset": "paper",
+        "data": str(data),
+        "overrides": s[task],
+    }
 
 
 def _mini(name: str, tasks: list[str]):
     def preset(size: str = "cpu") -> dict:
-        return {"name": f"{name}-{size}", "grid": [_mini_grid(t, size) for t in tasks],
-                "early_stopping": {"policy": "none"}, "resources": MINI[size]["resources"], "max_failures": 1}
+        return {
+            "name": f"{name}-{size}",
+            "grid": [_mini_grid(t, size) for t in tasks],
+            "early_stopping": {"policy": "none"},
+            "resources": MINI[size]["resources"],
+            "max_failures": 1,
+        }
+
     preset.sized = True
     return preset
 
 
-PRESETS = {"smoke": smoke, "paper-detection": paper_detection, "paper-segmentation": paper_segmentation,
-           "paper-translation": paper_translation, "paper": paper,
-           "mini-translation": _mini("mini-translation", ["translation"]),
-           "mini-segmentation": _mini("mini-segmentation", ["segmentation"]),
-           "mini": _mini("mini", ["segmentation", "translation"])}
+PRESETS = {
+    "smoke": smoke,
+    "paper-detection": paper_detection,
+    "paper-segmentation": paper_segmentation,
+    "paper-translation": paper_translation,
+    "paper": paper,
+    "mini-translation": _mini("mini-translation", ["translation"]),
+    "mini-segmentation": _mini("mini-segmentation", ["segmentation"]),
+    "mini": _mini("mini", ["segmentation", "translation"]),
+}

@@ -1,4 +1,5 @@
 """Lightning callbacks that run inside Ray Train workers: report to Ray, and (for chaos tests) fail once."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ would start with empty rungs and let every resumed trial through. With a `store`
 folder, local or s3://...), each task's scheduler is saved there after every decision and
 restored when the task is first seen again.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -62,8 +63,10 @@ class PerTaskScheduler(FIFOScheduler):
             try:
                 scheduler.restore(str(local))
             except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
-                warnings.warn(f"could not restore early-stopping state {self._state_name(task)} from "
-                              f"{self._store.location} ({exc}); {task} trials start with empty rungs")
+                warnings.warn(
+                    f"could not restore early-stopping state {self._state_name(task)} from "
+                    f"{self._store.location} ({exc}); {task} trials start with empty rungs"
+                )
 
     def _saved(self, trial, answer=None):
         """Save the trial's task scheduler into the store (atomically), then pass `answer` through."""
@@ -91,5 +94,7 @@ class PerTaskScheduler(FIFOScheduler):
         self._saved(trial, self.of(trial).on_trial_remove(tune_controller, trial))
 
     def debug_string(self) -> str:
-        return "\n".join(f"{task}: {s.debug_string()}" for task, s in sorted(self._schedulers.items())) or \
-            "per-task early stopping (no trial yet)"
+        return (
+            "\n".join(f"{task}: {s.debug_string()}" for task, s in sorted(self._schedulers.items()))
+            or "per-task early stopping (no trial yet)"
+        )

@@ -5,11 +5,14 @@ Ray stores the Tune experiment there; attnlab keeps its own small files beside i
 config and parent run, the early-stopping rungs). Both go through pyarrow's file systems, the
 ones Ray itself uses, so a sweep on S3/MinIO resumes as one on a local disk does.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 
 def is_uri(location: str) -> bool:
@@ -28,6 +31,8 @@ class SweepStore:
     def __init__(self, root: str, name: str):
         self.root, self.name = root, name
         self.location = join(root, name)
+        import pyarrow.fs as pafs  # here, not at the top: validating a sweep never needs it
+
         if is_uri(root):
             self.fs, self.path = pafs.FileSystem.from_uri(self.location)
         else:
@@ -44,6 +49,8 @@ class SweepStore:
         return f"{self.path}/{name}"
 
     def exists(self, name: str) -> bool:
+        import pyarrow.fs as pafs
+
         return self.fs.get_file_info(self._file(name)).type == pafs.FileType.File
 
     def read_bytes(self, name: str) -> bytes | None:

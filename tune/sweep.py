@@ -3,6 +3,7 @@
 Rerunning the same sweep (same name and storage) resumes it: finished trials stay finished,
 interrupted ones continue from their checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,9 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from pipeline import tracking
+from pipeline import tags, tracking
 
 from .local_services import init_ray, tracking_server
-from .mlflow_runs import parent_run, trial_runs
 from .schedulers import PerTaskScheduler
 from .storage import SweepStore
 from .sweep_config import SweepConfig, check_resources, storage_root
@@ -33,9 +33,16 @@ def _scheduler(sweep: SweepConfig, store: SweepStore | None = None):
     # survives every rung ends on its own (final checkpoint and MLflow artifacts included).
     max_t = (sweep.max_epochs or 1000) + 1
     # One ASHA per task: each task's `score` is its own metric, comparable only within the task.
-    return PerTaskScheduler(partial(ASHAScheduler, time_attr="epoch", max_t=max_t,
-                                    grace_period=min(es.grace_period, max_t - 1),
-                                    reduction_factor=es.reduction_factor), store)
+    return PerTaskScheduler(
+        partial(
+            ASHAScheduler,
+            time_attr="epoch",
+            max_t=max_t,
+            grace_period=min(es.grace_period, max_t - 1),
+            reduction_factor=es.reduction_factor,
+        ),
+        store,
+    )
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -49,8 +56,9 @@ def _concurrency(sweep: SweepConfig) -> int:
 
 
 def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
-    fn = tune.with_parameters(trial_function, sweep=sweep.model_dump(mode="json"), uri=uri, storage=storage,
-                              parent_id=parent_id)
+    fn = tune.with_parameters(
+        trial_function, sweep=sweep.model_dump(mode="json"), uri=uri, storage=storage, parent_id=parent_id
+    )
     # The trial function only drives a TorchTrainer; its workers hold the real resources.
     # A zero-CPU request needs some resource to be a valid bundle: a little memory.
     return tune.with_resources(fn, {"cpu": 0, "memory": 64 * 2**20})
@@ -64,8 +72,13 @@ def sweep_store(sweep_name: str, storage: str | None) -> SweepStore:
     return SweepStore(storage_root(storage), sweep_name)
 
 
-def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str | None = None,
-              ray_address: str | None = None, restart_errored: bool = False) -> dict:
+def run_sweep(
+    sweep: SweepConfig,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    ray_address: str | None = None,
+    restart_errored: bool = False,
+) -> dict:
     """Run the sweep, or resume it if its folder already holds a Tune experiment."""
     check_resources(sweep, ray_address)
     store = sweep_store(sweep.name, storage)
@@ -75,31 +88,60 @@ def run_sweep(sweep: SweepConfig, storage: str | None = None, tracking_uri: str 
     saved = store.read_text(STATE_FILE)
     if saved is not None and json.loads(saved)["sweep"] != config:
         from pipeline.errors import ConfigError
-        raise ConfigError(f"sweep {sweep.name!r} already exists at {store.location} with another config; "
-                          "resume it unchanged (`attnlab resume`) or pick a new --name")
+
+        raise ConfigError(
+            f"sweep {sweep.name!r} already exists at {store.location} with another config; "
+            "resume it unchanged (`attnlab resume`) or pick a new --name"
+        )
     from mlflow.tracking import MlflowClient
 
     # Created against the store itself, so its artifact location is a path every process here can read.
     tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
     init_ray(ray_address)
     with tracking_server(uri) as served:
-        parent_id = parent_run(served, sweep.name, config)
-        store.write_text(STATE_FILE, json.dumps({"sweep": config, "tracking_uri": uri,
-                                                 "parent_run_id": parent_id}, indent=2))
+        parent_id, _ = tracking.open_run(
+            served,
+            sweep.name,
+            name=sweep.name,
+            params=tracking.flatten(config),
+            tags={
+                tags.KIND: tags.KIND_SWEEP,
+                tags.SWEEP: sweep.name,
+                tags.CODE_VERSION: tracking.code_version(),
+            },
+            match={tags.KIND: tags.KIND_SWEEP, tags.SWEEP: sweep.name},
+        )
+        store.write_text(
+            STATE_FILE,
+            json.dumps({"sweep": config, "tracking_uri": uri, "parent_run_id": parent_id}, indent=2),
+        )
         trainable = _trainable(sweep, served, root, parent_id)
         if tune.Tuner.can_restore(*store.tune_path()):
             path, fs = store.tune_path()
-            tuner = tune.Tuner.restore(path, trainable, resume_errored=not restart_errored,
-                                       restart_errored=restart_errored, storage_filesystem=fs)
+            tuner = tune.Tuner.restore(
+                path,
+                trainable,
+                resume_errored=not restart_errored,
+                restart_errored=restart_errored,
+                storage_filesystem=fs,
+            )
         else:
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([t.param() for t in sweep.trials()])},
-                tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=_scheduler(sweep, store),
-                                            max_concurrent_trials=_concurrency(sweep),
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-                run_config=tune.RunConfig(name=sweep.name, storage_path=root,
-                                          failure_config=tune.FailureConfig(max_failures=sweep.max_failures)),
+                tune_config=tune.TuneConfig(
+                    metric="score",
+                    mode="max",
+                    scheduler=_scheduler(sweep, store),
+                    max_concurrent_trials=_concurrency(sweep),
+                    trial_name_creator=_trial_name,
+                    trial_dirname_creator=_trial_name,
+                ),
+                run_config=tune.RunConfig(
+                    name=sweep.name,
+                    storage_path=root,
+                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                ),
             )
         results = tuner.fit()
         summary = _reconcile(results, served, sweep, parent_id)
@@ -120,29 +162,37 @@ def errored(summary: dict) -> list[dict]:
 
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
     """Close what Tune stopped: early-stopped trials get a tag and KILLED; errors FAILED."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    runs = {r.data.tags.get("attnlab.trial_key"): r for r in trial_runs(uri, sweep.name)}
+    runs = {
+        r.data.tags.get(tags.TRIAL): r
+        for r in tracking.find_runs(uri, sweep.name, {tags.KIND: tags.KIND_TRIAL})
+    }
     summary = {"trials": [], "parent_run_id": parent_id}
     for result in results:
         key = result.config["trial"]["trial_key"]
         epochs = int(result.metrics.get("epoch", 0)) if result.metrics else 0
         run = runs.get(key)
-        status = "error" if result.error else ("finished" if run and run.info.status == "FINISHED" else "stopped")
+        status = (
+            "error" if result.error else ("finished" if run and run.info.status == "FINISHED" else "stopped")
+        )
         if run is not None and run.info.status == "RUNNING":
             if result.error:
-                client.set_terminated(run.info.run_id, "FAILED")
+                tracking.finish_run(uri, run.info.run_id, "FAILED")
             else:
-                client.set_tag(run.info.run_id, "attnlab.stopped_early", "true")
-                client.set_terminated(run.info.run_id, "KILLED")
-        entry = {"trial": key, "status": status, "epochs": epochs,
-                 "score": result.metrics.get("score") if result.metrics else None}
+                tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
+        entry = {
+            "trial": key,
+            "status": status,
+            "epochs": epochs,
+            "score": result.metrics.get("score") if result.metrics else None,
+        }
         if result.error:
-            entry["error"] = str(result.error).strip().splitlines()[-1][:300] if str(result.error).strip() else \
-                type(result.error).__name__
+            entry["error"] = (
+                str(result.error).strip().splitlines()[-1][:300]
+                if str(result.error).strip()
+                else type(result.error).__name__
+            )
             entry["log"] = _error_log(result.path)
         summary["trials"].append(entry)
     if all(t["status"] != "error" for t in summary["trials"]):
-        client.set_terminated(parent_id, "FINISHED")
+        tracking.finish_run(uri, parent_id, "FINISHED")
     return summary

@@ -3,6 +3,7 @@
 Every trial's TrainConfig is built and validated here, before Ray starts, so a bad spec, an
 unknown task or impossible resources fail with one clear message and nothing is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config import StrictModel, read_yaml, validate
 from pipeline.errors import ConfigError
-from pipeline.train_config import TrainConfig, build_train_config, normalise_attention
+from pipeline.train_config import TaskName, TrainConfig, build_train_config, normalise_attention
 
 from .storage import is_uri
 
@@ -25,7 +26,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 class TaskGrid(StrictModel):
     """One task's part of the grid: every spec x every seed, with shared overrides."""
 
-    task: Literal["detection", "segmentation", "translation"]
+    task: TaskName
     specs: list[str] = Field(min_length=1, description="specs; for translation also per-site specs")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     preset: Literal["tiny", "paper"] = "paper"
@@ -69,8 +70,10 @@ class SweepConfig(StrictModel):
     @model_validator(mode="after")
     def _checks(self):
         if not NAME_RE.match(self.name):
-            raise ValueError(f"sweep name {self.name!r} must be letters, digits, '_', '.', '-' (it names the "
-                             "MLflow experiment and the storage folder)")
+            raise ValueError(
+                f"sweep name {self.name!r} must be letters, digits, '_', '.', '-' (it names the "
+                "MLflow experiment and the storage folder)"
+            )
         keys = [t.trial_key for t in self.trials()]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
@@ -94,19 +97,33 @@ class Trial:
 
     def param(self) -> dict[str, Any]:
         """What Tune's grid carries for this trial (plain JSON)."""
-        return {"trial_key": self.trial_key, "task": self.task, "attention": self.spec, "seed": self.seed,
-                "preset": self.grid.preset, "data": self.grid.data, "overrides": self.grid.overrides}
+        return {
+            "trial_key": self.trial_key,
+            "task": self.task,
+            "attention": self.spec,
+            "seed": self.seed,
+            "preset": self.grid.preset,
+            "data": self.grid.data,
+            "overrides": self.grid.overrides,
+        }
 
 
-def trial_train_config(param: dict[str, Any], sweep: SweepConfig, tracking_uri: str | None,
-                       out_dir: str) -> TrainConfig:
+def trial_train_config(
+    param: dict[str, Any], sweep: SweepConfig, tracking_uri: str | None, out_dir: str
+) -> TrainConfig:
     """The single-run config of one trial: the same builder `attnlab train` uses."""
-    flags = {"task": param["task"], "attention": param["attention"], "seed": param["seed"],
-             "data": {"path": param["data"]}, "out_dir": out_dir,
-             "tracking": {"tracking_uri": tracking_uri, "experiment": sweep.name, "run_name": param["trial_key"]}}
+    flags = {
+        "task": param["task"],
+        "attention": param["attention"],
+        "seed": param["seed"],
+        "data": {"path": param["data"]},
+        "out_dir": out_dir,
+        "tracking": {"tracking_uri": tracking_uri, "experiment": sweep.name, "run_name": param["trial_key"]},
+    }
     if sweep.max_epochs:
         flags["max_epochs"] = sweep.max_epochs
     from pipeline.config import merge
+
     return build_train_config(merge(param["overrides"], flags), preset=param["preset"])
 
 
@@ -120,15 +137,22 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
     cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
     need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
     if need_cpu > cpus:
-        raise ConfigError(f"a trial needs {need_cpu:g} CPUs ({r.workers_per_trial} workers x {r.cpus_per_worker:g}) "
-                          f"but this machine has {cpus}; lower resources.workers_per_trial or cpus_per_worker")
+        raise ConfigError(
+            f"a trial needs {need_cpu:g} CPUs ({r.workers_per_trial} workers x {r.cpus_per_worker:g}) "
+            f"but this machine has {cpus}; lower resources.workers_per_trial or cpus_per_worker"
+        )
     if need_gpu > gpus:
-        raise ConfigError(f"a trial needs {need_gpu:g} GPUs but this machine has {gpus}; set "
-                          "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)")
+        raise ConfigError(
+            f"a trial needs {need_gpu:g} GPUs but this machine has {gpus}; set "
+            "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)"
+        )
 
 
 def default_size() -> str:
-    """The mini-study's size when none is given: `gpu` where this machine (or RAY_ADDRESS's cluster) has one."""
+    """The mini-study's size when none is given: `gpu` where this machine (or RAY_ADDRESS's cluster) has one.
+
+    Otherwise `cpu`.
+    """
     address = os.environ.get("RAY_ADDRESS")
     if address:
         import ray
@@ -140,9 +164,14 @@ def default_size() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def load_sweep(preset: str | None, config_file: str | None, name: str | None,
-               config_json: str | None = None, size: str | None = None) -> SweepConfig:
-    """Preset (+ its size), YAML file or inline JSON (+ --name), fully validated, every trial's TrainConfig."""
+def load_sweep(
+    preset: str | None,
+    config_file: str | None,
+    name: str | None,
+    config_json: str | None = None,
+    size: str | None = None,
+) -> SweepConfig:
+    """Preset (+ its size), YAML file or inline JSON (+ --name), validated with every trial's TrainConfig."""
     from .presets import PRESETS, SIZES
 
     if sum(map(bool, (preset, config_file, config_json))) != 1:
@@ -161,8 +190,10 @@ def load_sweep(preset: str | None, config_file: str | None, name: str | None,
         try:
             data = json.loads(config_json)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config-json is not valid JSON ({exc}); it is what `attnlab submit` sends, "
-                              "use --config FILE by hand") from None
+            raise ConfigError(
+                f"--config-json is not valid JSON ({exc}); it is what `attnlab submit` sends, "
+                "use --config FILE by hand"
+            ) from None
     else:
         data = read_yaml(config_file)
     if name:

@@ -5,6 +5,7 @@ environment plugged in. Train V2 restores a run from its own checkpoints when it
 the same (storage_path, name), and the MLflow run is looked up by the trial's key, so retries and
 resumed sweeps continue the same run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,12 +16,11 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from pipeline import tracking
+from pipeline import tags, tracking
 from pipeline.tasks import TASKS
 from pipeline.train import run_tags, run_training
 from pipeline.train_config import TrainConfig
 
-from .mlflow_runs import KIND_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
 from .storage import join, scratch_dir
 from .sweep_config import SweepConfig, trial_train_config
@@ -35,18 +35,38 @@ def worker_loop(config: dict) -> None:
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     checkpoint = ray.train.get_checkpoint()  # Ray's checkpoint wins over any other on restore
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
-        run_training(cfg, run_id=config["run_id"], ckpt_path=f"{folder}/{CHECKPOINT_NAME}" if folder else None,
-                     trainer_kwargs=trainer_kwargs, callbacks=callbacks, prepare=prepare_trainer, progress_bar=False)
+        run_training(
+            cfg,
+            run_id=config["run_id"],
+            ckpt_path=f"{folder}/{CHECKPOINT_NAME}" if folder else None,
+            trainer_kwargs=trainer_kwargs,
+            callbacks=callbacks,
+            prepare=prepare_trainer,
+            progress_bar=False,
+            extra_tags=trial_tags(cfg, config["sweep_name"], config["trial_key"]),
+            finish=False,
+        )
+
+
+def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
+    return {**run_tags(cfg, tags.KIND_TRIAL), tags.SWEEP: sweep_name, tags.TRIAL: key}
 
 
 def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
-    """(run id, finished?) of this trial's MLflow child run, created on first use."""
-    found = find_trial_run(uri, sweep.name, key)
-    if found is not None:
-        return found.info.run_id, found.info.status == "FINISHED"
-    tags = {**run_tags(cfg), KIND_TAG: "trial", SWEEP_TAG: sweep.name, TRIAL_TAG: key}
-    config = cfg.model_dump(mode="json")
-    return tracking.start_run(uri, sweep.name, key, tracking.flatten(config), tags, parent_run_id=parent_id), False
+    """(run id, finished?) of this trial's MLflow child run: found by its key, created on first use."""
+    found = tracking.find_run(uri, sweep.name, {tags.TRIAL: key})
+    if found is not None and found.info.status == "FINISHED":  # a resumed sweep never retrains it
+        return found.info.run_id, True
+    run_id, _ = tracking.open_run(
+        uri,
+        sweep.name,
+        name=key,
+        params=tracking.flatten(cfg.model_dump(mode="json")),
+        tags=trial_tags(cfg, sweep.name, key),
+        run_id=found.info.run_id if found else None,
+        parent_run_id=parent_id,
+    )
+    return run_id, False
 
 
 def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_id: str) -> None:
@@ -58,20 +78,34 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
     run_id, finished = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
     if finished:  # a resumed sweep never retrains a finished trial
         from mlflow.tracking import MlflowClient
+
         metrics = MlflowClient(uri).get_run(run_id).data.metrics
-        ray.tune.report({**metrics, "epoch": cfg.max_epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)})
+        ray.tune.report(
+            {**metrics, "epoch": cfg.max_epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)}
+        )
         return
     r = sweep_cfg.resources
     trainer = TorchTrainer(
         worker_loop,
-        train_loop_config={"train": cfg.model_dump(mode="json"), "run_id": run_id, "trial_key": key,
-                           "marker_dir": scratch_dir(storage, sweep_cfg.name, "faults")},
-        scaling_config=ScalingConfig(num_workers=r.workers_per_trial, use_gpu=r.gpus_per_worker > 0,
-                                     resources_per_worker={"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}),
-        run_config=RunConfig(name=key, storage_path=join(storage, sweep_cfg.name, "train"),
-                             failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             callbacks=[TuneReportCallback()]),
+        train_loop_config={
+            "train": cfg.model_dump(mode="json"),
+            "run_id": run_id,
+            "trial_key": key,
+            "sweep_name": sweep_cfg.name,
+            "marker_dir": scratch_dir(storage, sweep_cfg.name, "faults"),
+        },
+        scaling_config=ScalingConfig(
+            num_workers=r.workers_per_trial,
+            use_gpu=r.gpus_per_worker > 0,
+            resources_per_worker={"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=key,
+            storage_path=join(storage, sweep_cfg.name, "train"),
+            failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+        ),
     )
     trainer.fit()
-    tracking.end_run(uri, run_id, "FINISHED")
+    tracking.finish_run(uri, run_id, "FINISHED")

@@ -1,13 +1,34 @@
-"""Every spatial attention mechanism of the study behind one spec string (see README: spec grammar)."""
-from .factory import REGISTRY, AttentionStack, build_attention, build_attention_parts, known_options, options_for, placed_modules
-from .flops import count_parameters, efficiency, measure_flops
-from .generalized1d import GeneralizedAttention1d
-from .generalized2d import GeneralizedAttention2d
-from .mmcv_interop import from_mmcv
-from .spec import GRAMMAR, AttentionSpec, all_codes, parse_spec
+"""Every spatial attention mechanism of the study behind one spec string (docs/study.md; README).
 
-__all__ = [
-    "REGISTRY", "AttentionStack", "AttentionSpec", "GRAMMAR", "GeneralizedAttention1d", "GeneralizedAttention2d",
-    "all_codes", "build_attention", "build_attention_parts", "count_parameters", "efficiency", "from_mmcv",
-    "known_options", "measure_flops", "options_for", "parse_spec", "placed_modules",
-]
+The grammar, the registry and option checks import no torch; the modules and the factory load on
+first use, so configs and the CLI can validate specs in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "registry": ("MECHANISMS", "register_mechanism", "known_options"),
+    "spec": ("GRAMMAR", "STUDY_SPECS", "AttentionSpec", "all_codes", "grammar", "parse_spec"),
+    "sites": ("SITES", "format_sites", "parse_sites"),
+    "factory": (
+        "AttentionStack",
+        "build_attention",
+        "build_attention_parts",
+        "options_for",
+        "placed_modules",
+    ),
+    "flops": ("count_parameters", "efficiency", "measure_flops"),
+    "generalized1d": ("GeneralizedAttention1d",),
+    "generalized2d": ("GeneralizedAttention2d",),
+    "mmcv_interop": ("from_mmcv",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ follows the paper's block (input projection with GLU, dynamic conv, output proje
 a causal variant for decoders; the 2-D form uses a K x K window and a 1x1 output projection so
 it can stand in for a 3x3 conv, stride and dilation included.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,15 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .deformable import conv_output_shape
-from .options import require, reject_memory
-
-DEFAULTS_DYNAMIC_1D = dict(num_heads=8, kernel_size=7, weight_dropout=0.0, causal=False)
-DEFAULTS_DYNAMIC_2D = dict(num_heads=8, kernel_size=3, weight_dropout=0.0, stride=1, dilation=1)
+from .options import reject_memory, require
 
 
 def _check(channels: int, num_heads: int, kernel_size: int, weight_dropout: float) -> None:
-    require(num_heads >= 1 and channels % num_heads == 0,
-            f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}")
+    require(
+        num_heads >= 1 and channels % num_heads == 0,
+        f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}",
+    )
     require(kernel_size >= 1, f"kernel_size must be >= 1, got {kernel_size}")
     require(0.0 <= weight_dropout < 1.0, f"weight_dropout must be in [0, 1), got {weight_dropout}")
 
@@ -29,19 +29,33 @@ def _check(channels: int, num_heads: int, kernel_size: int, weight_dropout: floa
 class DynamicConv1d(nn.Module):
     """(N, T, C) -> (N, T, C): GLU input projection, dynamic K-tap conv per head, output projection."""
 
-    def __init__(self, channels: int, num_heads: int = 8, kernel_size: int = 7, weight_dropout: float = 0.0,
-                 causal: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int = 8,
+        kernel_size: int = 7,
+        weight_dropout: float = 0.0,
+        causal: bool = False,
+    ):
         super().__init__()
         _check(channels, num_heads, kernel_size, weight_dropout)
-        require(causal or kernel_size % 2 == 1, f"kernel_size={kernel_size} must be odd for a centred window (or set causal)")
+        require(
+            causal or kernel_size % 2 == 1,
+            f"kernel_size={kernel_size} must be odd for a centred window (or set causal)",
+        )
         self.channels, self.num_heads, self.kernel_size = channels, num_heads, kernel_size
         self.weight_dropout, self.causal = weight_dropout, causal
         self.in_proj = nn.Linear(channels, 2 * channels)
         self.kernel = nn.Linear(channels, num_heads * kernel_size)
         self.out_proj = nn.Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor, memory=None, key_padding_mask: torch.Tensor | None = None,
-                query_offset: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory=None,
+        key_padding_mask: torch.Tensor | None = None,
+        query_offset: int = 0,
+    ) -> torch.Tensor:
         reject_memory("dynamic convolution", memory, query_offset)
         n, t, c = x.shape
         h, k = self.num_heads, self.kernel_size
@@ -64,8 +78,15 @@ class DynamicConv1d(nn.Module):
 class DynamicConv2d(nn.Module):
     """(N, C, H, W) -> (N, C, H', W'): per-position K x K kernels per head, then a 1x1 projection."""
 
-    def __init__(self, channels: int, num_heads: int = 8, kernel_size: int = 3, weight_dropout: float = 0.0,
-                 stride: int = 1, dilation: int = 1):
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int = 8,
+        kernel_size: int = 3,
+        weight_dropout: float = 0.0,
+        stride: int = 1,
+        dilation: int = 1,
+    ):
         super().__init__()
         _check(channels, num_heads, kernel_size, weight_dropout)
         require(kernel_size % 2 == 1, f"kernel_size={kernel_size} must be odd for a centred window")
@@ -77,7 +98,7 @@ class DynamicConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
-        h, kk = self.num_heads, self.kernel_size ** 2
+        h, kk = self.num_heads, self.kernel_size**2
         logits = self.kernel(x)  # (N, heads*K*K, H', W')
         ho, wo = logits.shape[2:]
         weights = torch.softmax(logits.view(n, h, kk, ho * wo).float(), dim=2).to(x.dtype)
@@ -92,5 +113,5 @@ class DynamicConv2d(nn.Module):
 
     def flops(self, shape: tuple[int, ...]) -> int:
         n, c, ho, wo = self.output_shape(shape)
-        kk = self.kernel_size ** 2
+        kk = self.kernel_size**2
         return 2 * n * ho * wo * (c * self.num_heads * kk + c * kk + c * c)

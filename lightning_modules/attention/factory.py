@@ -5,41 +5,19 @@ honours. Combined specs ("0010+deform") build the convolution, which replaces th
 and the attention module that follows it; each option goes to every part that honours it, and
 an option no part honours is an error.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from .deformable import DEFAULTS_DEFORM_1D, DEFAULTS_DEFORM_2D, DeformConv1d, DeformConv2d
-from .dynamic import DEFAULTS_DYNAMIC_1D, DEFAULTS_DYNAMIC_2D, DynamicConv1d, DynamicConv2d
-from .generalized1d import DEFAULTS_1D, GeneralizedAttention1d
-from .generalized2d import DEFAULTS_2D, GeneralizedAttention2d
 from .options import resolve_options
+from .registry import CODE, known_options, mechanism
 from .spec import AttentionSpec, parse_spec
 
-
-@dataclass(frozen=True)
-class Mechanism:
-    """A registry entry: how to build one part and which options (with defaults) it honours."""
-
-    build: Callable[..., nn.Module]
-    defaults: Mapping[str, Any]
-
-
-# Key: (mechanism, dim); mechanism "code" stands for every 4-bit code.
-REGISTRY: dict[tuple[str, int], Mechanism] = {
-    ("code", 2): Mechanism(lambda c, code, **o: GeneralizedAttention2d(c, code, **o), DEFAULTS_2D),
-    ("code", 1): Mechanism(lambda c, code, **o: GeneralizedAttention1d(c, code, **o), DEFAULTS_1D),
-    ("deform", 2): Mechanism(lambda c, _, **o: DeformConv2d(c, modulated=False, **o), DEFAULTS_DEFORM_2D),
-    ("deform2", 2): Mechanism(lambda c, _, **o: DeformConv2d(c, modulated=True, **o), DEFAULTS_DEFORM_2D),
-    ("deform", 1): Mechanism(lambda c, _, **o: DeformConv1d(c, modulated=False, **o), DEFAULTS_DEFORM_1D),
-    ("deform2", 1): Mechanism(lambda c, _, **o: DeformConv1d(c, modulated=True, **o), DEFAULTS_DEFORM_1D),
-    ("dynamic", 2): Mechanism(lambda c, _, **o: DynamicConv2d(c, **o), DEFAULTS_DYNAMIC_2D),
-    ("dynamic", 1): Mechanism(lambda c, _, **o: DynamicConv1d(c, **o), DEFAULTS_DYNAMIC_1D),
-}
+PLACED = "attnlab_mechanism"  # attribute the factory sets on what it builds: what counts as attention cost
 
 
 class NoAttention1d(nn.Module):
@@ -48,7 +26,9 @@ class NoAttention1d(nn.Module):
     incremental = True
     reads_input = False  # a pre-norm in front of it would get no gradient (DDP refuses that)
 
-    def forward(self, x: torch.Tensor, memory=None, key_padding_mask=None, query_offset: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory=None, key_padding_mask=None, query_offset: int = 0
+    ) -> torch.Tensor:
         return torch.zeros_like(x)
 
     def flops(self, shape, memory_length=None) -> int:
@@ -82,15 +62,12 @@ class AttentionStack(nn.Module):
         return self.conv.flops(shape) + self.attn.flops(out_shape)
 
 
-def _mechanism(name: str, dim: int) -> Mechanism:
-    if dim not in (1, 2):
-        raise ValueError(f"dim must be 1 (sequences, (N, T, C)) or 2 (feature maps, (N, C, H, W)), got {dim}")
-    return REGISTRY[(name, dim)]
-
-
-def known_options(dim: int) -> set[str]:
-    """Every option some mechanism at `dim` honours."""
-    return set().union(*(m.defaults for (_, d), m in REGISTRY.items() if d == dim))
+def _parts(parsed: AttentionSpec) -> list[tuple[str, str]]:
+    """(spec part, registry key) of each part: a convolution, then the attention (codes share one key)."""
+    parts = [(parsed.conv, parsed.conv)] if parsed.conv else []
+    if parsed.code:
+        parts.append((parsed.code, CODE if parsed.is_code else parsed.code))
+    return parts
 
 
 def options_for(spec: str | AttentionSpec, dim: int, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,35 +78,40 @@ def options_for(spec: str | AttentionSpec, dim: int, options: Mapping[str, Any])
     """
     unknown = sorted(set(options) - known_options(dim))
     if unknown:
-        raise ValueError(f"unknown attention option(s) {', '.join(unknown)} for dim={dim}; "
-                         f"known: {', '.join(sorted(known_options(dim)))}")
+        raise ValueError(
+            f"unknown attention option(s) {', '.join(unknown)} for dim={dim}; "
+            f"known: {', '.join(sorted(known_options(dim)))}"
+        )
     parsed = spec if isinstance(spec, AttentionSpec) else parse_spec(spec)
-    keys = [k for k in (parsed.conv, "code" if parsed.code else None) if k]
-    honoured = set().union(*(_mechanism(k, dim).defaults for k in keys)) if keys else set()
+    honoured = set().union(*(mechanism(key, dim).defaults for _, key in _parts(parsed)))
     return {k: v for k, v in options.items() if k in honoured}
 
 
-def build_attention_parts(spec: str | AttentionSpec, channels: int, dim: int = 2,
-                          **options) -> tuple[nn.Module | None, nn.Module | None]:
+def build_attention_parts(
+    spec: str | AttentionSpec, channels: int, dim: int = 2, **options
+) -> tuple[nn.Module | None, nn.Module | None]:
     """(convolution or None, attention or None) for `spec`; what a network slots in separately."""
     parsed = spec if isinstance(spec, AttentionSpec) else parse_spec(spec)
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")
-    parts = [(name, key) for name, key in ((parsed.conv, parsed.conv), (parsed.code, "code")) if name]
-    mechanisms = {key: _mechanism(key, dim) for _, key in parts}
-    honoured = set().union(*(m.defaults for m in mechanisms.values())) if mechanisms else set()
+    parts = _parts(parsed)
+    mechanisms = {key: mechanism(key, dim) for _, key in parts}
+    honoured = set().union(*(m.defaults for m in mechanisms.values()))
     stray = sorted(set(options) - honoured)
     if stray:
         accepted = ", ".join(sorted(honoured)) or "none"
-        raise ValueError(f"attention spec {str(parsed)!r} (dim={dim}) cannot honour option(s) "
-                         f"{', '.join(stray)}; it accepts: {accepted}")
+        raise ValueError(
+            f"attention spec {str(parsed)!r} (dim={dim}) cannot honour option(s) "
+            f"{', '.join(stray)}; it accepts: {accepted}"
+        )
     built: dict[str, nn.Module] = {}
     for name, key in parts:
         mech = mechanisms[key]
         mine = {k: v for k, v in options.items() if k in mech.defaults}
-        built[key] = mech.build(channels, name, **resolve_options(f"{name} (dim={dim})", mine, mech.defaults))
-    conv = built.get(parsed.conv) if parsed.conv else None
-    return conv, built.get("code")
+        module = mech.build(channels, name, **resolve_options(f"{name} (dim={dim})", mine, mech.defaults))
+        setattr(module, PLACED, name)
+        built[name] = module
+    return built.get(parsed.conv), built.get(parsed.code)
 
 
 def build_attention(spec: str | AttentionSpec, channels: int, dim: int = 2, **options) -> nn.Module:
@@ -140,20 +122,18 @@ def build_attention(spec: str | AttentionSpec, channels: int, dim: int = 2, **op
     """
     conv, attn = build_attention_parts(spec, channels, dim, **options)
     if conv is not None and attn is not None:
-        return AttentionStack(conv, attn, dim)
+        stack = AttentionStack(conv, attn, dim)
+        setattr(stack, PLACED, str(spec))
+        return stack
     if conv is not None or attn is not None:
         return conv if conv is not None else attn
     return Identity2d() if dim == 2 else NoAttention1d()
-
-
-FACTORY_TYPES = (GeneralizedAttention1d, GeneralizedAttention2d, DeformConv1d, DeformConv2d, DynamicConv1d,
-                 DynamicConv2d, AttentionStack)
 
 
 def placed_modules(model: nn.Module) -> list[str]:
     """Names of the outermost modules the factory built inside `model` (what costs 'attention')."""
     names: list[str] = []
     for name, module in model.named_modules():
-        if isinstance(module, FACTORY_TYPES) and not any(name.startswith(f"{n}.") for n in names):
+        if hasattr(module, PLACED) and not any(name.startswith(f"{n}.") for n in names):
             names.append(name)
     return names

@@ -3,13 +3,13 @@
 Measured FLOPs use torch.utils.flop_counter, taught torchvision's deform_conv2d (counted as the
 equivalent dense conv of the sampled values, 2 FLOPs per multiply-add, like every other op).
 """
+
 from __future__ import annotations
 
 import torch
+import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-
-import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 
 
 def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:

@@ -6,6 +6,7 @@ E1+E3 is (q + u).k, and because R_{q-k} is sinusoidal, (q + v).W R_{q-k} splits 
 difference identities into a query feature times a key feature (positional.augmented_*).
 The module returns the attention output; the Transformer layer adds its own residual.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,21 +18,30 @@ from torch import nn
 from .options import require
 from .positional import augmented_key, augmented_query, frequencies, positions, relative_encoding
 
-DEFAULTS_1D = dict(num_heads=8, position_embedding_dim=-1, position_magnitude=1.0, wave_length=10000.0,
-                   causal=False, spatial_range=-1, dropout=0.0, impl="auto")
-
 
 class GeneralizedAttention1d(nn.Module):
     """Multi-head attention with logits sum_j beta_j E_j / sqrt(d), optionally causal or windowed."""
 
     incremental = True  # one query at a time against the cached prefix (query_offset)
 
-    def __init__(self, channels: int, code: str, num_heads: int = 8, position_embedding_dim: int = -1,
-                 position_magnitude: float = 1.0, wave_length: float = 10000.0, causal: bool = False,
-                 spatial_range: int = -1, dropout: float = 0.0, impl: str = "auto"):
+    def __init__(
+        self,
+        channels: int,
+        code: str,
+        num_heads: int = 8,
+        position_embedding_dim: int = -1,
+        position_magnitude: float = 1.0,
+        wave_length: float = 10000.0,
+        causal: bool = False,
+        spatial_range: int = -1,
+        dropout: float = 0.0,
+        impl: str = "auto",
+    ):
         super().__init__()
-        require(num_heads >= 1 and channels % num_heads == 0,
-                f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}")
+        require(
+            num_heads >= 1 and channels % num_heads == 0,
+            f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}",
+        )
         require(impl in ("auto", "direct"), f"impl must be 'auto' or 'direct', got {impl!r}")
         require(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout}")
         self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in code)
@@ -40,7 +50,11 @@ class GeneralizedAttention1d(nn.Module):
         pos_dim = position_embedding_dim if position_embedding_dim > 0 else self.head_dim
         if self.e2 or self.e4:
             require(pos_dim % 2 == 0, f"position_embedding_dim={pos_dim} must be even (sin and cos)")
-        self.position_embedding_dim, self.position_magnitude, self.wave_length = pos_dim, position_magnitude, wave_length
+        self.position_embedding_dim, self.position_magnitude, self.wave_length = (
+            pos_dim,
+            position_magnitude,
+            wave_length,
+        )
         self.causal, self.spatial_range, self.dropout, self.impl = causal, spatial_range, dropout, impl
         # E3 and E4 never look at the query: a module without E1 and E2 reads only the keys/memory.
         self.reads_query = self.e1 or self.e2
@@ -48,10 +62,16 @@ class GeneralizedAttention1d(nn.Module):
         self.key = nn.Linear(channels, channels) if self.e1 or self.e3 else None
         self.value = nn.Linear(channels, channels)
         # W_h of each head maps the pos_dim encoding to head_dim; stored as (heads, d, pos_dim).
-        self.pos_proj = nn.Parameter(torch.empty(num_heads, self.head_dim, pos_dim)) if self.e2 or self.e4 else None
+        self.pos_proj = (
+            nn.Parameter(torch.empty(num_heads, self.head_dim, pos_dim)) if self.e2 or self.e4 else None
+        )
         bound = 1.0 / math.sqrt(self.head_dim)
-        self.content_bias = nn.Parameter(torch.empty(num_heads, self.head_dim).uniform_(-bound, bound)) if self.e3 else None
-        self.position_bias = nn.Parameter(torch.empty(num_heads, self.head_dim).uniform_(-bound, bound)) if self.e4 else None
+        self.content_bias = (
+            nn.Parameter(torch.empty(num_heads, self.head_dim).uniform_(-bound, bound)) if self.e3 else None
+        )
+        self.position_bias = (
+            nn.Parameter(torch.empty(num_heads, self.head_dim).uniform_(-bound, bound)) if self.e4 else None
+        )
         self.out_proj = nn.Linear(channels, channels)
         for m in (self.query, self.key, self.value, self.out_proj):
             if m is not None:
@@ -64,8 +84,13 @@ class GeneralizedAttention1d(nn.Module):
         n, length, _ = t.shape
         return t.view(n, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, query_offset: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        query_offset: int = 0,
+    ) -> torch.Tensor:
         """x: (N, T, C) queries; memory: (N, S, C) keys/values (default x);
         key_padding_mask: (N, S) bool, True marks padding; query_offset: position of x[:, 0]
         among the keys (incremental decoding). Returns (N, T, C)."""
@@ -73,8 +98,10 @@ class GeneralizedAttention1d(nn.Module):
         n, t, _ = x.shape
         s = kv.shape[1]
         if self.causal:
-            require(memory is None or query_offset + t == s,
-                    "causal attention needs keys that end at the last query (query_offset + T == S)")
+            require(
+                memory is None or query_offset + t == s,
+                "causal attention needs keys that end at the last query (query_offset + T == S)",
+            )
         q = self._split(self.query(x)) if self.query is not None else None
         k = self._split(self.key(kv)) if self.key is not None else None
         v = self._split(self.value(kv))
@@ -83,8 +110,14 @@ class GeneralizedAttention1d(nn.Module):
         if self.impl == "direct":
             out = self._direct(q, k, v, t, s, query_offset, mask)
         else:
-            out = F.scaled_dot_product_attention(qa, ka, v, attn_mask=mask, scale=1.0 / math.sqrt(self.head_dim),
-                                                 dropout_p=self.dropout if self.training else 0.0)
+            out = F.scaled_dot_product_attention(
+                qa,
+                ka,
+                v,
+                attn_mask=mask,
+                scale=1.0 / math.sqrt(self.head_dim),
+                dropout_p=self.dropout if self.training else 0.0,
+            )
         return self.out_proj(out.transpose(1, 2).reshape(n, t, self.channels))
 
     def _mask(self, n, t, s, offset, key_padding_mask, device):
@@ -100,7 +133,10 @@ class GeneralizedAttention1d(nn.Module):
                 keep &= (kpos - qpos).abs() <= self.spatial_range
             keep = keep[None, None]
         if key_padding_mask is not None:
-            require(key_padding_mask.shape == (n, s), f"key_padding_mask must be (N, S)=({n}, {s}), got {tuple(key_padding_mask.shape)}")
+            require(
+                key_padding_mask.shape == (n, s),
+                f"key_padding_mask must be (N, S)=({n}, {s}), got {tuple(key_padding_mask.shape)}",
+            )
             pad_keep = ~key_padding_mask.bool()[:, None, None, :]
             keep = pad_keep if keep is None else keep & pad_keep
         return keep

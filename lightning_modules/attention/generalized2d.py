@@ -7,6 +7,7 @@ Three execution paths, picked from the code, never by materialising the full ene
   per-axis tables of size (L, W_kv) and (L, H_kv).
 `impl="direct"` computes the textbook form with the whole energy, as a reference for tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,11 +19,6 @@ from torch import nn
 from .options import require
 from .positional import frequencies, positions, relative_encoding
 from .table_attention import separable_attention, table_attention
-
-DEFAULTS_2D = dict(
-    num_heads=8, kv_stride=2, q_stride=1, spatial_range=-1, position_embedding_dim=-1,
-    position_magnitude=1.0, wave_length=1000.0, impl="auto",
-)
 
 
 def _subsample(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -36,25 +32,49 @@ def _kaiming(weight: torch.Tensor) -> None:
 class GeneralizedAttention2d(nn.Module):
     """y = x + gamma * proj(softmax(sum_j beta_j E_j) V), gamma initialised to 0."""
 
-    def __init__(self, channels: int, code: str, num_heads: int = 8, kv_stride: int = 2, q_stride: int = 1,
-                 spatial_range: int = -1, position_embedding_dim: int = -1, position_magnitude: float = 1.0,
-                 wave_length: float = 1000.0, impl: str = "auto"):
+    def __init__(
+        self,
+        channels: int,
+        code: str,
+        num_heads: int = 8,
+        kv_stride: int = 2,
+        q_stride: int = 1,
+        spatial_range: int = -1,
+        position_embedding_dim: int = -1,
+        position_magnitude: float = 1.0,
+        wave_length: float = 1000.0,
+        impl: str = "auto",
+    ):
         super().__init__()
-        require(num_heads >= 1 and channels % num_heads == 0,
-                f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}")
-        require(kv_stride >= 1 and q_stride >= 1, f"kv_stride and q_stride must be >= 1, got {kv_stride}, {q_stride}")
-        require(spatial_range < 0 or spatial_range >= kv_stride - 1,
-                f"spatial_range={spatial_range} can leave a query with no key at kv_stride={kv_stride}; "
-                f"use spatial_range >= {kv_stride - 1} or -1 (no window)")
+        require(
+            num_heads >= 1 and channels % num_heads == 0,
+            f"num_heads={num_heads} must divide channels={channels}; pick a divisor of {channels}",
+        )
+        require(
+            kv_stride >= 1 and q_stride >= 1,
+            f"kv_stride and q_stride must be >= 1, got {kv_stride}, {q_stride}",
+        )
+        require(
+            spatial_range < 0 or spatial_range >= kv_stride - 1,
+            f"spatial_range={spatial_range} can leave a query with no key at kv_stride={kv_stride}; "
+            f"use spatial_range >= {kv_stride - 1} or -1 (no window)",
+        )
         require(impl in ("auto", "direct"), f"impl must be 'auto' or 'direct', got {impl!r}")
         pos_dim = position_embedding_dim if position_embedding_dim > 0 else channels
         self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in code)
         if self.e2 or self.e4:
-            require(pos_dim % 4 == 0, f"position_embedding_dim={pos_dim} must be a multiple of 4 (sin and cos for x and y)")
+            require(
+                pos_dim % 4 == 0,
+                f"position_embedding_dim={pos_dim} must be a multiple of 4 (sin and cos for x and y)",
+            )
         self.code, self.channels, self.num_heads = code, channels, num_heads
         self.head_dim = channels // num_heads
         self.kv_stride, self.q_stride, self.spatial_range = kv_stride, q_stride, spatial_range
-        self.position_embedding_dim, self.position_magnitude, self.wave_length = pos_dim, position_magnitude, wave_length
+        self.position_embedding_dim, self.position_magnitude, self.wave_length = (
+            pos_dim,
+            position_magnitude,
+            wave_length,
+        )
         self.impl = impl
         hd = self.head_dim * num_heads
 
@@ -82,7 +102,9 @@ class GeneralizedAttention2d(nn.Module):
         """Per-axis position features R projected per head: (heads, nq, nk, d), divided by sqrt 2."""
         mag = self.position_magnitude
         freqs = frequencies(self.position_embedding_dim // 4, self.wave_length, device)
-        enc = relative_encoding(self._grid(nq, True, device) * mag, self._grid(nk, False, device) * mag, freqs)
+        enc = relative_encoding(
+            self._grid(nq, True, device) * mag, self._grid(nk, False, device) * mag, freqs
+        )
         feat = linear(enc.to(dtype)) / math.sqrt(2)
         return feat.view(nq, nk, self.num_heads, self.head_dim).permute(2, 0, 1, 3)
 
@@ -176,8 +198,13 @@ class GeneralizedAttention2d(nn.Module):
             ty = (zero if ay is None else ay[:, :, None]).expand(n, heads, h, w, hk)
         B = n * heads
         flat = lambda t, last: None if t is None else t.reshape(B, -1, last)  # noqa: E731
-        out = table_attention(flat(qc, self.head_dim), flat(k, self.head_dim), flat(v, self.head_dim),
-                              flat(tx, wk), flat(ty, hk))
+        out = table_attention(
+            flat(qc, self.head_dim),
+            flat(k, self.head_dim),
+            flat(v, self.head_dim),
+            flat(tx, wk),
+            flat(ty, hk),
+        )
         return out.view(n, heads, L, -1)
 
     def _attend_direct(self, q, k, v, px, py, sizes):
@@ -192,11 +219,18 @@ class GeneralizedAttention2d(nn.Module):
         if self.e2:
             energy += torch.einsum("nhyxd,hyxabd->nhyxab", q.view(n, heads, h, w, -1), rel).float()
         if self.e3:
-            energy += torch.einsum("hd,nhkd->nhk", self.content_bias.view(heads, -1), k).float().view(n, heads, 1, 1, hk, wk)
+            energy += (
+                torch.einsum("hd,nhkd->nhk", self.content_bias.view(heads, -1), k)
+                .float()
+                .view(n, heads, 1, 1, hk, wk)
+            )
         if self.e4:
             energy += torch.einsum("hd,hyxabd->hyxab", self.position_bias.view(heads, -1), rel).float()[None]
         if self.spatial_range >= 0:
-            energy += self._window(h, hk, v.device)[:, None, :, None] + self._window(w, wk, v.device)[None, :, None, :]
+            energy += (
+                self._window(h, hk, v.device)[:, None, :, None]
+                + self._window(w, wk, v.device)[None, :, None, :]
+            )
         attn = torch.softmax(energy.view(n, heads, h * w, hk * wk), dim=-1)
         return torch.matmul(attn.to(v.dtype), v)
 

@@ -2,6 +2,7 @@
 
 mmcv stays optional: the instance is read by attribute, never imported here.
 """
+
 from __future__ import annotations
 
 import torch
@@ -11,8 +12,12 @@ from .generalized2d import GeneralizedAttention2d
 
 # (our attribute, mmcv attribute) pairs; missing ones are absent for that code on both sides.
 _PARAMS = [
-    ("query", "query_conv"), ("key", "key_conv"), ("value", "value_conv"),
-    ("pos_x", "appr_geom_fc_x"), ("pos_y", "appr_geom_fc_y"), ("proj", "proj_conv"),
+    ("query", "query_conv"),
+    ("key", "key_conv"),
+    ("value", "value_conv"),
+    ("pos_x", "appr_geom_fc_x"),
+    ("pos_y", "appr_geom_fc_y"),
+    ("proj", "proj_conv"),
 ]
 _TENSORS = [("content_bias", "appr_bias"), ("position_bias", "geom_bias"), ("gamma", "gamma")]
 
@@ -31,10 +36,16 @@ def from_mmcv(module: nn.Module) -> GeneralizedAttention2d:
             "asymmetric and tied to 84x84 maps; build GeneralizedAttention2d with spatial_range instead"
         )
     if module.in_channels % module.num_heads:
-        raise ValueError(f"from_mmcv: {module.in_channels} channels are not divisible by {module.num_heads} heads")
+        raise ValueError(
+            f"from_mmcv: {module.in_channels} channels are not divisible by {module.num_heads} heads"
+        )
     ours = GeneralizedAttention2d(
-        module.in_channels, code, num_heads=module.num_heads, kv_stride=module.kv_stride,
-        q_stride=module.q_stride, position_embedding_dim=module.position_embedding_dim,
+        module.in_channels,
+        code,
+        num_heads=module.num_heads,
+        kv_stride=module.kv_stride,
+        q_stride=module.q_stride,
+        position_embedding_dim=module.position_embedding_dim,
         position_magnitude=module.position_magnitude,
     )
     with torch.no_grad():

@@ -5,6 +5,7 @@ numbers: the offset is (query position - key position) * magnitude, positions ar
 times the q / kv strides, and a D-dim encoding of one axis is [sin(d*f), cos(d*f)] over
 D/2 frequencies f_j = wave_length ** (-2j / D).
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ relative-position logits are separable into an x table and a y table (docs/study
 only one chunk at a time, and its backward recomputes the chunk from the saved log-sum-exp
 (the flash-attention recipe) instead of keeping softmax weights for the whole map.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,17 +5,31 @@
 
 Images and labels are paired by file stem, so JPEG re-encodings of the images work as well.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
-from .segmentation import IGNORE, SegmentationDataModule
+from lightning_modules.labels import IGNORE
 
-CLASS_NAMES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
-               "Bicyclist"]
+from ..errors import ConfigError
+from .segmentation import SegmentationDataModule
+
+CLASS_NAMES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
 UNLABELLED = 11
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXPECTS = "train/, trainannot/, val/, valannot/ (SegNet's CamVid: images and label maps paired by file stem)"
@@ -24,7 +38,7 @@ EXPECTS = "train/, trainannot/, val/, valannot/ (SegNet's CamVid: images and lab
 def camvid_lookup() -> torch.Tensor:
     """(256,) uint8: labels 0-10 stay, 11 (Unlabelled) and anything else become 255 (ignored)."""
     table = torch.full((256,), IGNORE, dtype=torch.uint8)
-    table[:len(CLASS_NAMES)] = torch.arange(len(CLASS_NAMES), dtype=torch.uint8)
+    table[: len(CLASS_NAMES)] = torch.arange(len(CLASS_NAMES), dtype=torch.uint8)
     return table
 
 
@@ -41,8 +55,10 @@ def camvid_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
         raise ConfigError(f"no .png or .jpg images in {images}")
     missing = sorted(set(found) - set(annots))
     if missing:
-        raise ConfigError(f"{len(missing)} image(s) in {images} have no label map of the same stem in {labels}, "
-                          f"e.g. {missing[:3]}")
+        raise ConfigError(
+            f"{len(missing)} image(s) in {images} have no label map of the same stem in {labels}, "
+            f"e.g. {missing[:3]}"
+        )
     return [(found[stem], annots[stem]) for stem in sorted(found)]
 
 

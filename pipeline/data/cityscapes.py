@@ -6,6 +6,7 @@
 Label ids map to the 19 train ids (torchvision's Cityscapes class table); everything else is
 255, ignored by loss and metric.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +14,15 @@ from pathlib import Path
 import torch
 from torchvision.datasets import Cityscapes
 
-from ..errors import ConfigError
-from .segmentation import IGNORE, SegmentationDataModule
+from lightning_modules.labels import IGNORE
 
-TRAIN_CLASS_NAMES = [c.name for c in sorted((c for c in Cityscapes.classes if 0 <= c.train_id < IGNORE),
-                                            key=lambda c: c.train_id)]
+from ..errors import ConfigError
+from .segmentation import SegmentationDataModule
+
+TRAIN_CLASS_NAMES = [
+    c.name
+    for c in sorted((c for c in Cityscapes.classes if 0 <= c.train_id < IGNORE), key=lambda c: c.train_id)
+]
 NUM_CLASSES = len(TRAIN_CLASS_NAMES)
 
 
@@ -34,20 +39,28 @@ def cityscapes_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
     """(image, label-id map) pairs of `split`; a ConfigError naming what is missing, before any compute."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"Cityscapes data folder {root} does not exist; pass a folder with leftImg8bit/ and gtFine/, "
-                          "or --data tiny (after `attnlab data make-tiny --task segmentation DIR`)")
+        raise ConfigError(
+            f"Cityscapes data folder {root} does not exist; pass a folder with leftImg8bit/ and gtFine/, "
+            "or --data tiny (after `attnlab data make-tiny --task segmentation DIR`)"
+        )
     images, labels = root / "leftImg8bit" / split, root / "gtFine" / split
     for folder in (images, labels):
         if not folder.is_dir():
-            raise ConfigError(f"Cityscapes folder {folder} is missing; expected leftImg8bit/{split}/<city>/ and "
-                              f"gtFine/{split}/<city>/")
+            raise ConfigError(
+                f"Cityscapes folder {folder} is missing; expected leftImg8bit/{split}/<city>/ and "
+                f"gtFine/{split}/<city>/"
+            )
     pngs = sorted(images.glob("*/*_leftImg8bit.png"))
     if not pngs:
         raise ConfigError(f"no *_leftImg8bit.png images under {images}/<city>/")
-    pairs = [(p, labels / p.parent.name / p.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")) for p in pngs]
+    pairs = [
+        (p, labels / p.parent.name / p.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")) for p in pngs
+    ]
     missing = [p.name for p, label in pairs if not label.is_file()]
     if missing:
-        raise ConfigError(f"{len(missing)} image(s) under {images} have no *_gtFine_labelIds.png label, e.g. {missing[:3]}")
+        raise ConfigError(
+            f"{len(missing)} image(s) under {images} have no *_gtFine_labelIds.png label, e.g. {missing[:3]}"
+        )
     return pairs
 
 

@@ -1,8 +1,9 @@
 """COCO detection: the standard layout through pycocotools, checked before any compute.
 
-    ROOT/annotations/instances_{train,val}2017.json
-    ROOT/{train,val}2017/<file_name of each image>
+ROOT/annotations/instances_{train,val}2017.json
+ROOT/{train,val}2017/<file_name of each image>
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,21 +34,31 @@ def check_coco_layout(root: str | Path, split: str) -> tuple[Path, Path]:
     """(annotation file, image folder) of `split`, or a ConfigError naming what is missing or malformed."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"COCO data folder {root} does not exist; pass a folder with annotations/ and "
-                          f"{split}2017/, or --data tiny (after `attnlab data make-tiny --task detection DIR`)")
+        raise ConfigError(
+            f"COCO data folder {root} does not exist; pass a folder with annotations/ and "
+            f"{split}2017/, or --data tiny (after `attnlab data make-tiny --task detection DIR`)"
+        )
     ann, images = root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017"
     if not ann.is_file():
-        raise ConfigError(f"COCO annotation file {ann} is missing; expected the COCO 2017 layout "
-                          f"(annotations/instances_{split}2017.json)")
+        raise ConfigError(
+            f"COCO annotation file {ann} is missing; expected the COCO 2017 layout "
+            f"(annotations/instances_{split}2017.json)"
+        )
     if not images.is_dir():
         raise ConfigError(f"COCO image folder {images} is missing; expected {split}2017/ beside annotations/")
     try:
         doc = json.loads(ann.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"COCO annotation file {ann} is malformed JSON ({exc}); re-export or re-download it") from None
-    missing_keys = [k for k in ("images", "annotations", "categories") if not isinstance(doc, dict) or k not in doc]
+        raise ConfigError(
+            f"COCO annotation file {ann} is malformed JSON ({exc}); re-export or re-download it"
+        ) from None
+    missing_keys = [
+        k for k in ("images", "annotations", "categories") if not isinstance(doc, dict) or k not in doc
+    ]
     if missing_keys:
-        raise ConfigError(f"COCO annotation file {ann} lacks {', '.join(missing_keys)}; it is not an instances file")
+        raise ConfigError(
+            f"COCO annotation file {ann} lacks {', '.join(missing_keys)}; it is not an instances file"
+        )
     try:
         bad = [a.get("id") for a in doc["annotations"] if len(a["bbox"]) != 4 or a["category_id"] is None]
         absent = [im["file_name"] for im in doc["images"] if not (images / im["file_name"]).is_file()]
@@ -56,12 +67,16 @@ def check_coco_layout(root: str | Path, split: str) -> tuple[Path, Path]:
     if bad:
         raise ConfigError(f"COCO annotation file {ann} has malformed boxes (annotation ids {bad[:5]})")
     if absent:
-        raise ConfigError(f"{len(absent)} image(s) listed in {ann} are missing from {images}, e.g. {absent[:3]}")
+        raise ConfigError(
+            f"{len(absent)} image(s) listed in {ann} are missing from {images}, e.g. {absent[:3]}"
+        )
     if not doc["images"]:
         raise ConfigError(f"COCO annotation file {ann} lists no images")
     if split == "train" and not any(a.get("iscrowd", 0) == 0 for a in doc["annotations"]):
-        raise ConfigError(f"no image in {ann} has an annotation: nothing to train on; check that the "
-                          "annotation file belongs to these images")
+        raise ConfigError(
+            f"no image in {ann} has an annotation: nothing to train on; check that the "
+            "annotation file belongs to these images"
+        )
     return ann, images
 
 
@@ -72,11 +87,19 @@ class CocoDetectionSet(Dataset):
         self.coco, self.images, self.cat_to_label = coco, images, cat_to_label
         ids = sorted(coco.getImgIds())
         if train:  # images without a usable box teach the detector nothing (torchvision's recipe)
-            ids = [i for i in ids if any(a.get("iscrowd", 0) == 0 and a["bbox"][2] > 1 and a["bbox"][3] > 1
-                                         for a in coco.imgToAnns[i])]
+            ids = [
+                i
+                for i in ids
+                if any(
+                    a.get("iscrowd", 0) == 0 and a["bbox"][2] > 1 and a["bbox"][3] > 1
+                    for a in coco.imgToAnns[i]
+                )
+            ]
         self.ids = ids
         flip = [v2.RandomHorizontalFlip(0.5)] if train else []
-        self.transform = v2.Compose([*flip, v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()])
+        self.transform = v2.Compose(
+            [*flip, v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()]
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,17 +127,19 @@ def collate(batch):
 class CocoDataModule(L.LightningDataModule):
     """Train/val loaders over a COCO-layout folder; `val_coco` is the ground truth for COCOeval."""
 
-    def __init__(self, root: str | Path, batch_size: int = 2, num_workers: int = 0, eval_batch_size: int | None = None,
-                 seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 2,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         self.root, self.batch_size, self.num_workers, self.seed = Path(root), batch_size, num_workers, seed
         self.eval_batch_size = eval_batch_size or batch_size
         self.paths = {split: check_coco_layout(self.root, split) for split in SPLITS}
         self.train_coco = self.val_coco = None
-
-    @property
-    def categories(self) -> list[dict]:
-        return json.loads(self.paths["val"][0].read_text())["categories"]
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_coco is not None:
@@ -124,7 +149,9 @@ class CocoDataModule(L.LightningDataModule):
         cats = sorted(self.train_coco.getCatIds())
         self.cat_to_label = {c: i + 1 for i, c in enumerate(cats)}
         self.label_to_cat = {i: c for c, i in self.cat_to_label.items()}
-        self.train_set = CocoDetectionSet(self.train_coco, self.paths["train"][1], self.cat_to_label, train=True)
+        self.train_set = CocoDetectionSet(
+            self.train_coco, self.paths["train"][1], self.cat_to_label, train=True
+        )
         self.val_set = CocoDetectionSet(self.val_coco, self.paths["val"][1], self.cat_to_label, train=False)
 
     @property
@@ -134,12 +161,23 @@ class CocoDataModule(L.LightningDataModule):
         return len(self.cat_to_label)
 
     def _loader(self, dataset, batch_size: int, sampler, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, train_sampler(self.train_set, self.trainer, self.seed),
-                            shuffle=True)
+        return self._loader(
+            self.train_set,
+            self.batch_size,
+            train_sampler(self.train_set, self.trainer, self.seed),
+            shuffle=True,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, eval_sampler(self.val_set, self.trainer))

@@ -4,6 +4,7 @@ scale-jitter/crop/flip training transform, full-image evaluation, and per-rank s
 A data set (Cityscapes, CamVid) supplies its image/label pairs, its label lookup and its class
 names; the model takes its number of classes and the per-class metric names from here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,9 +16,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from lightning_modules.labels import IGNORE
+
 from .sharding import eval_sampler, train_sampler
 
-IGNORE = 255
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -42,21 +44,29 @@ def _resize(size: int | None) -> list[v2.Transform]:
     return [v2.Resize(size, antialias=True)] if size else []
 
 
-def train_transform(crop: int, scale_range: tuple[float, float], base_size: tuple[int, int],
-                    resize: int | None = None) -> v2.Transform:
-    return v2.Compose([
-        *_resize(resize),
-        v2.ScaleJitter(base_size, scale_range=scale_range, antialias=True),
-        v2.RandomCrop(crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}),
-        v2.RandomHorizontalFlip(0.5),
-        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.uint8}, scale=True),
-        v2.Normalize(MEAN, STD),
-    ])
+def train_transform(
+    crop: int, scale_range: tuple[float, float], base_size: tuple[int, int], resize: int | None = None
+) -> v2.Transform:
+    return v2.Compose(
+        [
+            *_resize(resize),
+            v2.ScaleJitter(base_size, scale_range=scale_range, antialias=True),
+            v2.RandomCrop(crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}),
+            v2.RandomHorizontalFlip(0.5),
+            v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.uint8}, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def eval_transform(resize: int | None = None) -> v2.Transform:
-    return v2.Compose([*_resize(resize), v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.uint8}, scale=True),
-                       v2.Normalize(MEAN, STD)])
+    return v2.Compose(
+        [
+            *_resize(resize),
+            v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.uint8}, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -66,11 +76,24 @@ class SegmentationDataModule(L.LightningDataModule):
     class_names: list[str] = []
     lookup: torch.Tensor
 
-    def __init__(self, root: str | Path, batch_size: int = 2, num_workers: int = 0, crop_size: int = 512,
-                 scale_range: tuple[float, float] = (0.5, 2.0), eval_batch_size: int | None = None, seed: int = 0,
-                 resize: int | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 2,
+        num_workers: int = 0,
+        crop_size: int = 512,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        resize: int | None = None,
+    ):
         super().__init__()
-        self.root, self.batch_size, self.num_workers, self.resize = Path(root), batch_size, num_workers, resize
+        self.root, self.batch_size, self.num_workers, self.resize = (
+            Path(root),
+            batch_size,
+            num_workers,
+            resize,
+        )
         self.crop_size, self.scale_range, self.seed = crop_size, tuple(scale_range), seed
         self.eval_batch_size = eval_batch_size or 1
         self.split_pairs = {split: self.pairs(split) for split in ("train", "val")}  # checks the layout first
@@ -95,13 +118,22 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_set = PairedSegmentation(self.split_pairs["val"], self.lookup, eval_transform(self.resize))
 
     def _loader(self, dataset, batch_size, sampler, shuffle=False, drop_last=False):
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                          num_workers=self.num_workers, drop_last=drop_last, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self):
         sampler = train_sampler(self.train_set, self.trainer, self.seed)
         share = len(sampler) if sampler is not None else len(self.train_set)
-        return self._loader(self.train_set, self.batch_size, sampler, shuffle=True, drop_last=share > self.batch_size)
+        return self._loader(
+            self.train_set, self.batch_size, sampler, shuffle=True, drop_last=share > self.batch_size
+        )
 
     def val_dataloader(self):
         return self._loader(self.val_set, self.eval_batch_size, eval_sampler(self.val_set, self.trainer))

@@ -10,6 +10,7 @@ items, which would count an image or a sentence twice in COCO AP, mIoU or BLEU.
 - evaluation: Lightning's UnrepeatedDistributedSampler (disjoint shares, no padding; ranks may
   differ by one item, which evaluation tolerates since it syncs no gradients).
 """
+
 from __future__ import annotations
 
 from torch.utils.data import Dataset, DistributedSampler, Sampler

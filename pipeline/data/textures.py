@@ -1,4 +1,5 @@
 """Textured backgrounds for generated images: enough clutter that shapes must be learned."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Layout (exactly COCO 2017's): OUT/annotations/instances_{train,val}2017.json and image folders
 OUT/{train,val}2017/*.jpg. Category ids are deliberately non-contiguous, as in COCO.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,11 @@ from PIL import Image, ImageDraw
 
 from .textures import textured_background
 
-CATEGORIES = [{"id": 1, "name": "square", "supercategory": "shape"},
-              {"id": 3, "name": "disc", "supercategory": "shape"},
-              {"id": 7, "name": "triangle", "supercategory": "shape"}]
+CATEGORIES = [
+    {"id": 1, "name": "square", "supercategory": "shape"},
+    {"id": 3, "name": "disc", "supercategory": "shape"},
+    {"id": 7, "name": "triangle", "supercategory": "shape"},
+]
 
 
 def _polygon(kind: str, x: float, y: float, w: float, h: float) -> list[float]:
@@ -50,13 +53,23 @@ def _draw_image(rng, size: int, image_id: int, ann_id: int):
             draw.polygon(poly, fill=colour, outline=(0, 0, 0))
         boxes.append((x, y, w, h))
         area = w * h * {"square": 1.0, "disc": np.pi / 4, "triangle": 0.5}[cat["name"]]
-        anns.append({"id": ann_id + len(anns), "image_id": image_id, "category_id": cat["id"],
-                     "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)], "area": round(area, 2),
-                     "iscrowd": 0, "segmentation": [poly]})
+        anns.append(
+            {
+                "id": ann_id + len(anns),
+                "image_id": image_id,
+                "category_id": cat["id"],
+                "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)],
+                "area": round(area, 2),
+                "iscrowd": 0,
+                "segmentation": [poly],
+            }
+        )
     return img, anns
 
 
-def make_tiny_detection(out: str | Path, n_train: int = 48, n_val: int = 16, size: int = 128, seed: int = 0) -> Path:
+def make_tiny_detection(
+    out: str | Path, n_train: int = 48, n_val: int = 16, size: int = 128, seed: int = 0
+) -> Path:
     """Write the data set under `out` (created) and return it."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -74,7 +87,12 @@ def make_tiny_detection(out: str | Path, n_train: int = 48, n_val: int = 16, siz
             annotations += anns
             ann_id += len(anns)
             image_id += 1
-        doc = {"info": {"description": "attnlab tiny shapes (generated)"}, "licenses": [],
-               "images": images, "annotations": annotations, "categories": CATEGORIES}
+        doc = {
+            "info": {"description": "attnlab tiny shapes (generated)"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": CATEGORIES,
+        }
         (out / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(doc))
     return out

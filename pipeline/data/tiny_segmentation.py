@@ -4,6 +4,7 @@ Layout (exactly Cityscapes'): OUT/leftImg8bit/{train,val}/<city>/<city>_SSSSSS_F
 and OUT/gtFine/{train,val}/<city>/<city>_SSSSSS_FFFFFF_gtFine_labelIds.png, label *ids* (not
 train ids), so the real loader's id -> train-id mapping runs on every test.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,12 @@ def _scene(rng, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         x += w + int(rng.integers(0, width // 8))
     # vegetation blobs in front of buildings
     for _ in range(int(rng.integers(1, 4))):
-        cx, cy, r = rng.integers(0, width), horizon + rng.integers(-height // 10, height // 20), rng.integers(6, 16)
-        blob = (xx - cx) ** 2 + ((yy - cy) * 1.3) ** 2 < r ** 2
+        cx, cy, r = (
+            rng.integers(0, width),
+            horizon + rng.integers(-height // 10, height // 20),
+            rng.integers(6, 16),
+        )
+        blob = (xx - cx) ** 2 + ((yy - cy) * 1.3) ** 2 < r**2
         labels[blob] = VEGETATION
         _tint(rng, img, blob, (50, 140 + rng.integers(-20, 20), 50))
     # sidewalk strip, then road below
@@ -76,8 +81,9 @@ def _scene(rng, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(canvas), np.asarray(draw_labels)
 
 
-def make_tiny_segmentation(out: str | Path, n_train: int = 32, n_val: int = 8, height: int = 128, width: int = 256,
-                           seed: int = 0) -> Path:
+def make_tiny_segmentation(
+    out: str | Path, n_train: int = 32, n_val: int = 8, height: int = 128, width: int = 256, seed: int = 0
+) -> Path:
     """Write the data set under `out` (created) and return it."""
     out = Path(out)
     rng = np.random.default_rng(seed)

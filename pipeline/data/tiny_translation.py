@@ -4,6 +4,7 @@ Layout (attnlab's text format, one sentence a line, aligned by line number):
 OUT/{train,valid,test}.{en,de}. The "German" side translates each word through a fixed
 dictionary and swaps every adjacent pair of words, so a model must look at its neighbours.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,10 @@ SPLITS = {"train": 1200, "valid": 60, "test": 60}
 
 def _vocabulary(rng) -> tuple[list[str], list[str]]:
     letters = list("abcdefghiklmnoprstuvw")
+
     def word():
         return "".join(rng.choice(letters, size=int(rng.integers(2, 6))))
+
     src = sorted({word() for _ in range(80)})[:48]
     tgt = [w[::-1] + "en" for w in src]
     return src, tgt

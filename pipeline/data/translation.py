@@ -2,10 +2,11 @@
 vocabulary saved beside the run, filtering that is counted, and token-bucketed batches.
 
 Text layout: ROOT/{train,valid}.{src,tgt} (one sentence a line, aligned), plain or gzipped, with
-`val` or `dev` accepted for `valid`: Multi30k's raw release (train/val/test_2016_flickr .gz) reads as is. `datasets` layout: a
-folder written by `DatasetDict.save_to_disk` with train/validation splits whose rows hold
-{"translation": {src: ..., tgt: ...}} (WMT14's schema).
+`val` or `dev` accepted for `valid`: Multi30k's raw release (train/val/test_2016_flickr .gz) reads
+as is. `datasets` layout: a folder written by `DatasetDict.save_to_disk` with train/validation
+splits whose rows hold {"translation": {src: ..., tgt: ...}} (WMT14's schema).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -19,11 +20,10 @@ import sentencepiece as spm
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from lightning_modules.labels import BOS, EOS, PAD, UNK
+
 from ..errors import ConfigError
 from .sharding import rank_and_world
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
 
@@ -55,12 +55,16 @@ def _read_text(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], l
     paths = [_text_file(root, split, src), _text_file(root, split, tgt)]
     if None in paths:
         names = "/".join(SPLIT_NAMES.get(split, (split,)))
-        raise ConfigError(f"translation files for split {split!r} are missing in {root}: expected "
-                          f"{{{names}}}.{src} and .{tgt} (plain or .gz)")
+        raise ConfigError(
+            f"translation files for split {split!r} are missing in {root}: expected "
+            f"{{{names}}}.{src} and .{tgt} (plain or .gz)"
+        )
     a, b = (_lines(p) for p in paths)
     if len(a) != len(b):
-        raise ConfigError(f"{paths[0].name} has {len(a)} lines but {paths[1].name} has {len(b)}; "
-                          "parallel files must align line by line")
+        raise ConfigError(
+            f"{paths[0].name} has {len(a)} lines but {paths[1].name} has {len(b)}; "
+            "parallel files must align line by line"
+        )
     return a, b
 
 
@@ -78,8 +82,10 @@ def _read_datasets(root: Path, split: str, src: str, tgt: str) -> tuple[list[str
 def read_parallel(root: str | Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"translation data folder {root} does not exist; pass a folder with {split}.{src}/"
-                          f"{split}.{tgt} or a datasets save_to_disk folder, or --data tiny")
+        raise ConfigError(
+            f"translation data folder {root} does not exist; pass a folder with {split}.{src}/"
+            f"{split}.{tgt} or a datasets save_to_disk folder, or --data tiny"
+        )
     if looks_like_datasets(root):
         return _read_datasets(root, split, src, tgt)
     return _read_text(root, split, src, tgt)
@@ -95,9 +101,18 @@ def train_vocabulary(sentences: list[str], out: Path, vocab_size: int) -> spm.Se
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".spm-", dir=out) as tmp:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences), model_prefix=str(Path(tmp) / "spm"), vocab_size=vocab_size,
-                model_type="bpe", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-                hard_vocab_limit=False, minloglevel=2)
+                sentence_iterator=iter(sentences),
+                model_prefix=str(Path(tmp) / "spm"),
+                vocab_size=vocab_size,
+                model_type="bpe",
+                character_coverage=1.0,
+                pad_id=PAD,
+                unk_id=UNK,
+                bos_id=BOS,
+                eos_id=EOS,
+                hard_vocab_limit=False,
+                minloglevel=2,
+            )
             os.replace(Path(tmp) / "spm.vocab", out / "spm.vocab")
             os.replace(Path(tmp) / "spm.model", model)
     return spm.SentencePieceProcessor(model_file=str(model))
@@ -113,8 +128,16 @@ class TokenBuckets(Sampler):
     that ran out; without it (evaluation) each batch is read by exactly one rank.
     """
 
-    def __init__(self, lengths: list[int], max_tokens: int, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world: int = 1, pad: bool = True):
+    def __init__(
+        self,
+        lengths: list[int],
+        max_tokens: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        pad: bool = True,
+    ):
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         self.batches, batch, longest = [], [], 0
         for i in order:
@@ -131,7 +154,7 @@ class TokenBuckets(Sampler):
             # largest batch until each rank has one.
             big = max(self.batches, key=len)
             self.batches.remove(big)
-            self.batches += [big[:len(big) // 2], big[len(big) // 2:]]
+            self.batches += [big[: len(big) // 2], big[len(big) // 2 :]]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.rank, self.world, self.pad = rank, world, pad
 
@@ -145,7 +168,7 @@ class TokenBuckets(Sampler):
         if self.pad and len(batches) % self.world:
             need = self.world - len(batches) % self.world
             batches += (batches * (need // len(batches) + 1))[:need]
-        return batches[self.rank::self.world]
+        return batches[self.rank :: self.world]
 
     def __iter__(self):
         return iter(self._epoch_batches())
@@ -159,21 +182,33 @@ class TokenBuckets(Sampler):
 
 def collate(items):
     """[(src ids, tgt ids, index)] -> padded (src, tgt_in, tgt_out, index) with BOS/EOS."""
-    src = torch.nn.utils.rnn.pad_sequence([torch.tensor(s + [EOS]) for s, _, _ in items], batch_first=True,
-                                          padding_value=PAD)
+    src = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(s + [EOS]) for s, _, _ in items], batch_first=True, padding_value=PAD
+    )
     tgt = [torch.tensor([BOS] + t + [EOS]) for _, t, _ in items]
     tgt = torch.nn.utils.rnn.pad_sequence(tgt, batch_first=True, padding_value=PAD)
     return src, tgt[:, :-1], tgt[:, 1:], torch.tensor([i for _, _, i in items])
 
 
 class TranslationDataModule(L.LightningDataModule):
-    def __init__(self, root: str | Path, vocab_dir: str | Path, src_lang: str = "en", tgt_lang: str = "de",
-                 vocab_size: int = 8000, max_tokens: int = 4096, max_len: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        vocab_dir: str | Path,
+        src_lang: str = "en",
+        tgt_lang: str = "de",
+        vocab_size: int = 8000,
+        max_tokens: int = 4096,
+        max_len: int = 256,
+        seed: int = 0,
+    ):
         super().__init__()
         self.root, self.vocab_dir = Path(root), Path(vocab_dir)
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.vocab_size, self.max_tokens, self.max_len, self.seed = vocab_size, max_tokens, max_len, seed
-        self.raw = {split: read_parallel(self.root, split, src_lang, tgt_lang) for split in ("train", "valid")}
+        self.raw = {
+            split: read_parallel(self.root, split, src_lang, tgt_lang) for split in ("train", "valid")
+        }
         self.sp = None
         self.filtered: dict[str, int] = {}
 
@@ -189,9 +224,13 @@ class TranslationDataModule(L.LightningDataModule):
                 long += 1
                 continue
             pairs.append((a, b, len(pairs)))
-        self.filtered.update({f"{split}_empty": empty, f"{split}_too_long": long, f"{split}_kept": len(pairs)})
+        self.filtered.update(
+            {f"{split}_empty": empty, f"{split}_too_long": long, f"{split}_kept": len(pairs)}
+        )
         if not pairs:
-            raise ConfigError(f"no usable {split} sentence pairs in {self.root} ({empty} empty, {long} too long)")
+            raise ConfigError(
+                f"no usable {split} sentence pairs in {self.root} ({empty} empty, {long} too long)"
+            )
         return pairs
 
     def setup(self, stage: str | None = None) -> None:
@@ -213,8 +252,9 @@ class TranslationDataModule(L.LightningDataModule):
     def _loader(self, pairs, train: bool):
         lengths = [max(len(a) + 1, len(b) + 2) for a, b, _ in pairs]
         rank, world = rank_and_world(self.trainer)
-        sampler = TokenBuckets(lengths, self.max_tokens, shuffle=train, seed=self.seed, rank=rank, world=world,
-                               pad=train)
+        sampler = TokenBuckets(
+            lengths, self.max_tokens, shuffle=train, seed=self.seed, rank=rank, world=world, pad=train
+        )
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
 
     def train_dataloader(self):

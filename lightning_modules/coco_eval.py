@@ -1,4 +1,5 @@
 """Box AP with pycocotools' COCOeval from a detector's outputs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,14 @@ def to_coco_results(image_ids, outputs, label_to_cat: dict[int, int]) -> list[di
         boxes = out["boxes"].detach().cpu().numpy().astype(np.float64)
         boxes[:, 2:] -= boxes[:, :2]
         for box, score, label in zip(boxes, out["scores"].tolist(), out["labels"].tolist()):
-            results.append({"image_id": int(image_id), "category_id": label_to_cat[int(label)],
-                            "bbox": [round(float(v), 3) for v in box], "score": float(score)})
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": label_to_cat[int(label)],
+                    "bbox": [round(float(v), 3) for v in box],
+                    "score": float(score),
+                }
+            )
     return results
 
 

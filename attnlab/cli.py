@@ -1,28 +1,31 @@
 """attnlab: the study of spatial attention mechanisms as a training pipeline.
 
-One argparse tree; each subcommand lives in pipeline/commands/. Bad input becomes one
+One argparse tree; each subcommand lives in attnlab/commands/. Bad input becomes one
 `attnlab: error: ...` message (exit status 2) before any compute.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+
+from pipeline.errors import ConfigError
 
 from .commands import attention, best, data, findings, report, submit, sweep, train
-from .errors import ConfigError
 
 COMMANDS = [attention, data, train, sweep, best, report, findings, submit]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
+    from pipeline.queries import fetch_runs, rank, render
+    from pipeline.report import write_report
+    from pipeline.tracking import resolve_tracking_uri
     from tune.sweep import run_sweep
     from tune.sweep_config import load_sweep
-
-    from .queries import fetch_runs, rank, render
-    from .report import write_report
-    from .tracking import resolve_tracking_uri
 
     sweep = load_sweep("smoke", None, None)
     from tune.sweep import errored
@@ -50,11 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM becomes an exception, so the open MLflow run ends KILLED before the process does."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("attnlab: interrupted", file=sys.stderr)
+        return 130
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         if os.environ.get("ATTNLAB_DEBUG"):
             raise

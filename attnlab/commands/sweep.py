@@ -1,4 +1,5 @@
 """`attnlab sweep` and `attnlab resume`: the ablation grid as one Ray Tune sweep."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,24 +12,37 @@ from . import TRACKING_URI_HELP
 def _common(p) -> None:
     p.add_argument("--storage", help="Ray storage path or URI (default ./attnlab_runs/sweeps)")
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
-    p.add_argument("--ray-address", help="running Ray cluster (default: RAY_ADDRESS or an embedded local Ray)")
+    p.add_argument(
+        "--ray-address", help="running Ray cluster (default: RAY_ADDRESS or an embedded local Ray)"
+    )
 
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
-    p.add_argument("--preset", help="smoke | paper-detection | paper-segmentation | paper-translation | paper | "
-                                    "mini-translation | mini-segmentation | mini")
-    p.add_argument("--size", choices=("cpu", "gpu"), help="the mini presets' size (default: gpu where the "
-                                                          "machine or cluster has a GPU, else cpu)")
+    p.add_argument(
+        "--preset",
+        help="smoke | paper-detection | paper-segmentation | paper-translation | paper | "
+        "mini-translation | mini-segmentation | mini",
+    )
+    p.add_argument(
+        "--size",
+        choices=("cpu", "gpu"),
+        help="the mini presets' size (default: gpu where the machine or cluster has a GPU, else cpu)",
+    )
     p.add_argument("--config", help="sweep YAML file")
-    p.add_argument("--config-json", help=argparse.SUPPRESS)  # the validated config, inline: what `submit` sends
+    p.add_argument(
+        "--config-json", help=argparse.SUPPRESS
+    )  # the validated config, inline: what `submit` sends
     p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
     _common(p)
     p.set_defaults(func=run_sweep_cmd)
     r = sub.add_parser("resume", help="continue an interrupted sweep; finished trials are not retrained")
     r.add_argument("sweep", help="sweep name (under --storage) or the sweep's folder")
-    r.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch "
-                                                                  "(default: resume them from their checkpoints)")
+    r.add_argument(
+        "--restart-errored",
+        action="store_true",
+        help="restart errored trials from scratch (default: resume them from their checkpoints)",
+    )
     _common(r)
     r.set_defaults(func=run_resume_cmd)
 
@@ -40,20 +54,28 @@ def _finish(summary: dict) -> int:
     print(json.dumps(summary, indent=2))
     failed = errored(summary)
     for trial in failed:
-        print(f"attnlab: trial {trial['trial']} failed ({trial.get('error', 'error')}); log: {trial['log']}",
-              file=sys.stderr)
+        print(
+            f"attnlab: trial {trial['trial']} failed ({trial.get('error', 'error')}); log: {trial['log']}",
+            file=sys.stderr,
+        )
     if failed:
-        print(f"attnlab: {len(failed)} of {len(summary['trials'])} trials failed; fix the cause, then "
-              "`attnlab resume` continues them from their checkpoints", file=sys.stderr)
+        print(
+            f"attnlab: {len(failed)} of {len(summary['trials'])} trials failed; fix the cause, then "
+            "`attnlab resume` continues them from their checkpoints",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    from tune.sweep import run_sweep
+    from pipeline.tracking_uri import resolve_tracking_uri
     from tune.sweep_config import check_data, load_sweep
 
     sweep = load_sweep(args.preset, args.config, args.name, args.config_json, args.size)
-    check_data(sweep)
+    check_data(sweep)  # every grid's data layout, before Ray is imported or started
+    resolve_tracking_uri(args.tracking_uri)
+    from tune.sweep import run_sweep
+
     return _finish(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
 
 
@@ -69,10 +91,19 @@ def run_resume_cmd(args: argparse.Namespace) -> int:
         store = sweep_store(args.sweep, args.storage)  # ... or its name under --storage
     saved = store.read_text(STATE_FILE)
     if saved is None:
-        raise ConfigError(f"no sweep {args.sweep!r} found (looked for {STATE_FILE} in {store.location}); give the "
-                          "sweep's name with the same --storage it ran with, or its folder")
+        raise ConfigError(
+            f"no sweep {args.sweep!r} found (looked for {STATE_FILE} in {store.location}); give the "
+            "sweep's name with the same --storage it ran with, or its folder"
+        )
     state = json.loads(saved)
     sweep = validate(SweepConfig, state["sweep"], "sweep")
     storage = store.root if args.storage is None else args.storage
-    return _finish(run_sweep(sweep, storage, args.tracking_uri or state["tracking_uri"], args.ray_address,
-                             restart_errored=args.restart_errored))
+    return _finish(
+        run_sweep(
+            sweep,
+            storage,
+            args.tracking_uri or state["tracking_uri"],
+            args.ray_address,
+            restart_errored=args.restart_errored,
+        )
+    )

@@ -1,4 +1,5 @@
 """`attnlab submit`: run a sweep on Kubernetes (KubeRay RayJob) or on a running Ray cluster."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,18 +17,21 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker pods (autoscaling from 0 to this)")
     p.add_argument("--dry-run", action="store_true", help="print the RayJob YAML instead of creating it")
     p.add_argument("--ray-address", help="http://HOST:8265 of a running Ray cluster: submit a Ray job there")
-    p.add_argument("--storage", default=None, help="the sweeps' storage on the cluster: a shared path or a URI "
-                                                   "(s3://...); default /shared/sweeps on Kubernetes")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="the sweeps' storage on the cluster: a shared path or a URI "
+        "(s3://...); default /shared/sweeps on Kubernetes",
+    )
     p.add_argument("--tracking-uri", help="with --ray-address: the MLflow URI the cluster's trials log to")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..submit import SHARED_SWEEPS, create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
-    from tune.sweep_config import load_sweep
-
+    from pipeline.errors import ConfigError
     from tune.presets import PRESETS
+    from tune.submit import SHARED_SWEEPS, create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
+    from tune.sweep_config import load_sweep
 
     sized = bool(args.preset) and getattr(PRESETS.get(args.preset), "sized", False)
     size = args.size or ("gpu" if sized else None)  # a cluster is for GPUs unless told otherwise
@@ -41,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.image:
         raise ConfigError("--image is required to submit to Kubernetes (or use --ray-address)")
-    manifest = render_rayjob(sweep.name, args.image, source, namespace=args.namespace, workers=args.workers,
-                             gpus_per_worker=args.gpus_per_trial, storage=args.storage or SHARED_SWEEPS)
+    manifest = render_rayjob(
+        sweep.name,
+        args.image,
+        source,
+        namespace=args.namespace,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_trial,
+        storage=args.storage or SHARED_SWEEPS,
+    )
     print(to_yaml(manifest) if args.dry_run else create_rayjob(manifest))
     return 0

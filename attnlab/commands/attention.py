@@ -1,4 +1,5 @@
 """`attnlab attention`: parameters and FLOPs of attention specs at an input shape."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,12 @@ import json
 def register(sub) -> None:
     p = sub.add_parser("attention", help="parameters and FLOPs of attention specs at an input shape")
     p.add_argument("specs", nargs="*", help="attention specs (default: every spec of the study)")
-    p.add_argument("--dim", type=int, default=2, choices=(1, 2), help="2: (N,C,H,W) maps; 1: (N,T,C) sequences")
-    p.add_argument("--shape", type=int, nargs="+", help="input shape (default 2 256 50 84, or 2 64 512 for dim 1)")
+    p.add_argument(
+        "--dim", type=int, default=2, choices=(1, 2), help="2: (N,C,H,W) maps; 1: (N,T,C) sequences"
+    )
+    p.add_argument(
+        "--shape", type=int, nargs="+", help="input shape (default 2 256 50 84, or 2 64 512 for dim 1)"
+    )
     p.add_argument("--option", "-o", action="append", help="factory option KEY=VALUE, e.g. -o kv_stride=1")
     p.add_argument("--measure", action="store_true", help="also count FLOPs with torch's FlopCounterMode")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -17,8 +22,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attention_table import AttentionTableConfig, attention_table, format_rows
-    from ..config import validate
+    from pipeline.attention_table import AttentionTableConfig, attention_table, format_rows
+    from pipeline.config import validate
 
     data = {"dim": args.dim, "measure": args.measure}
     if args.specs:

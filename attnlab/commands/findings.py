@@ -1,4 +1,5 @@
 """`attnlab findings`: the study's five findings, each with a verdict and a 95% interval, from MLflow runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ def register(sub) -> None:
 def render(verdicts, fmt: str) -> str:
     import json
 
-    from ..attention_table import format_rows
-    from ..findings import as_json, table_rows
+    from pipeline.attention_table import format_rows
+    from pipeline.findings import as_json, table_rows
 
     if fmt == "json":
         return json.dumps(as_json(verdicts), indent=2)
@@ -28,9 +29,11 @@ def render(verdicts, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..findings import findings
-    from ..queries import fetch_runs
-    from ..tracking import resolve_tracking_uri
+    from pipeline.tracking_uri import resolve_tracking_uri
 
-    print(render(findings(fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)), args.format))
+    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
+    from pipeline.findings import findings
+    from pipeline.queries import fetch_runs
+
+    print(render(findings(fetch_runs(uri, args.experiment)), args.format))
     return 0

@@ -4,9 +4,10 @@ A single SPEC sets both self-attention sites; encoder-decoder attention then kee
 Encoder-decoder attention has no 'w/o' point (the decoder would never see the source) and
 takes attention codes only (a convolution cannot read another sequence).
 """
+
 from __future__ import annotations
 
-from lightning_modules.attention import parse_spec
+from .spec import parse_spec
 
 SITES = ("enc_self", "dec_self", "enc_dec")
 DEFAULT_ENC_DEC = "1000"
@@ -22,16 +23,22 @@ def parse_sites(text: str) -> dict[str, str]:
         name, _, spec = part.partition("=")
         name = name.strip()
         if name not in SITES:
-            raise ValueError(f"unknown attention site {name!r} in {text!r}; sites are {', '.join(SITES)} "
-                             "(e.g. enc_self=0010,dec_self=1000,enc_dec=1000)")
+            raise ValueError(
+                f"unknown attention site {name!r} in {text!r}; sites are {', '.join(SITES)} "
+                "(e.g. enc_self=0010,dec_self=1000,enc_dec=1000)"
+            )
         sites[name] = str(parse_spec(spec))
     enc_dec = parse_spec(sites["enc_dec"])
     if enc_dec.is_none:
-        raise ValueError("encoder-decoder attention cannot be 'w/o': the decoder would never see the source; "
-                         "use an attention code such as 1000")
+        raise ValueError(
+            "encoder-decoder attention cannot be 'w/o': the decoder would never see the source; "
+            "use an attention code such as 1000"
+        )
     if enc_dec.conv is not None:
-        raise ValueError(f"encoder-decoder attention takes an attention code, not {sites['enc_dec']!r}: "
-                         "a convolution cannot read the source sequence")
+        raise ValueError(
+            f"encoder-decoder attention takes an attention code, not {sites['enc_dec']!r}: "
+            "a convolution cannot read the source sequence"
+        )
     return sites
 
 

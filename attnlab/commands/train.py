@@ -1,25 +1,31 @@
 """`attnlab train`: one training run of a task with an attention spec, tracked in MLflow."""
+
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
+from pipeline.tasks import TASK_NAMES, task_help
+
 from . import TRACKING_URI_HELP
-import json
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate one task with one attention spec")
-    p.add_argument("--task", required=True, help="detection | segmentation | translation")
+    p.add_argument("--task", required=True, choices=TASK_NAMES, help=task_help())
     p.add_argument("--attention", help="attention spec (see README), e.g. 1111, 0010+deform, w/o")
     p.add_argument("--data", help="'tiny' (generated, the default) or the data set's folder")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--devices", type=int, help="processes/GPUs for DDP on this machine (default: auto)")
-    p.add_argument("--preset", choices=("tiny", "paper"),
-                   help="defaults: 'tiny' (small model, short schedule; the default for --data tiny) or "
-                        "'paper' (the study's recipe; the default for a data folder)")
+    p.add_argument(
+        "--preset",
+        choices=("tiny", "paper"),
+        help="defaults: 'tiny' (small model, short schedule; the default for --data tiny) or "
+        "'paper' (the study's recipe; the default for a data folder)",
+    )
     p.add_argument("--config", help="YAML file with any TrainConfig keys (flags override it)")
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.add_argument("--experiment", help="MLflow experiment name (default attnlab)")
@@ -32,11 +38,18 @@ def register(sub) -> None:
 def flags_to_config(args: argparse.Namespace) -> dict:
     """Only the flags given, shaped like TrainConfig (so a config file's values survive)."""
     flags: dict = {"task": args.task}
-    pairs = {("attention",): args.attention, ("max_epochs",): args.max_epochs, ("seed",): args.seed,
-             ("devices",): getattr(args, "devices", None),
-             ("out_dir",): args.out_dir, ("data", "path"): args.data, ("data", "batch_size"): args.batch_size,
-             ("tracking", "tracking_uri"): args.tracking_uri, ("tracking", "experiment"): args.experiment,
-             ("backbone", "pretrained"): getattr(args, "pretrained", None)}
+    pairs = {
+        ("attention",): args.attention,
+        ("max_epochs",): args.max_epochs,
+        ("seed",): args.seed,
+        ("devices",): getattr(args, "devices", None),
+        ("out_dir",): args.out_dir,
+        ("data", "path"): args.data,
+        ("data", "batch_size"): args.batch_size,
+        ("tracking", "tracking_uri"): args.tracking_uri,
+        ("tracking", "experiment"): args.experiment,
+        ("backbone", "pretrained"): getattr(args, "pretrained", None),
+    }
     for path, value in pairs.items():
         if value is None:
             continue
@@ -48,21 +61,29 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import run_training
-    from ..train_config import build_train_config
+    from pipeline.tasks import data_root, detect_layout
 
-    from ..tasks import data_root, detect_layout
+    # Validate (config, spec, data layout) before Lightning, Ray or MLflow is imported: bad input
+    # gets its answer in well under a second.
+    from pipeline.tracking_uri import resolve_tracking_uri
+    from pipeline.train_config import build_train_config
 
     cfg = build_train_config(flags_to_config(args), args.config, args.preset)
+    resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
     root = data_root(cfg)
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"data: {root} ({layout.name} layout)", flush=True)
+    from pipeline.train import run_training
+
     result = run_training(cfg, progress_bar=not args.no_progress)
     if result["global_rank"] != 0:
         return 0
-    summary = {"run_id": result["run_id"], "tracking_uri": result["tracking_uri"],
-               "metrics": {k: round(v, 4) for k, v in result["metrics"].items() if k.startswith("val/")},
-               "efficiency": result["efficiency"]}
+    summary = {
+        "run_id": result["run_id"],
+        "tracking_uri": result["tracking_uri"],
+        "metrics": {k: round(v, 4) for k, v in result["metrics"].items() if k.startswith("val/")},
+        "efficiency": result["efficiency"],
+    }
     print(json.dumps(summary, indent=2))
     return 0

@@ -1,9 +1,11 @@
 """`attnlab best`: rank configurations and mark the accuracy-cost Pareto front."""
+
 from __future__ import annotations
 
 import argparse
 
-from ..costs import COSTS
+from pipeline.costs import COSTS
+
 from . import TRACKING_URI_HELP
 
 
@@ -12,17 +14,18 @@ def register(sub) -> None:
     p.add_argument("--experiment", required=True, help="MLflow experiment (a sweep's name)")
     p.add_argument("--task", help="only this task")
     p.add_argument("--metric", help="metric to rank by (default: the task's, e.g. val/bbox_AP)")
-    p.add_argument("--cost", default="attention_flops",
-                   choices=tuple(COSTS))
+    p.add_argument("--cost", default="attention_flops", choices=tuple(COSTS))
     p.add_argument("--format", default="table", choices=("table", "json", "csv"))
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..queries import fetch_runs, rank, render
-    from ..tracking import resolve_tracking_uri
+    from pipeline.tracking_uri import resolve_tracking_uri
 
-    runs = fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)
+    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
+    from pipeline.queries import fetch_runs, rank, render
+
+    runs = fetch_runs(uri, args.experiment)
     print(render(rank(runs, args.task, args.metric, args.cost), args.metric, args.cost, args.format))
     return 0

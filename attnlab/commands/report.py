@@ -1,9 +1,11 @@
 """`attnlab report`: a self-contained HTML report with the study's plots and tables."""
+
 from __future__ import annotations
 
 import argparse
 
-from ..costs import COSTS
+from pipeline.costs import COSTS
+
 from . import TRACKING_URI_HELP
 
 
@@ -11,26 +13,31 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="write an HTML report (PNG plots) of an experiment's runs")
     p.add_argument("--experiment", required=True)
     p.add_argument("--out", help="folder for index.html and the PNGs (required for --format html)")
-    p.add_argument("--format", choices=("html", "json"), default="html",
-                   help="html: the report page; json: the findings' verdicts on stdout, no files")
-    p.add_argument("--cost", default="attention_flops",
-                   choices=tuple(COSTS))
+    p.add_argument(
+        "--format",
+        choices=("html", "json"),
+        default="html",
+        help="html: the report page; json: the findings' verdicts on stdout, no files",
+    )
+    p.add_argument("--cost", default="attention_flops", choices=tuple(COSTS))
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..queries import fetch_runs
-    from ..report import write_report
-    from ..tracking import resolve_tracking_uri
-
-    from ..errors import ConfigError
+    from pipeline.errors import ConfigError
+    from pipeline.tracking_uri import resolve_tracking_uri
 
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
-    runs = fetch_runs(resolve_tracking_uri(args.tracking_uri), args.experiment)
+    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
+    from pipeline.queries import fetch_runs
+    from pipeline.report import write_report
+
+    runs = fetch_runs(uri, args.experiment)
     if args.format == "json":
-        from ..findings import findings
+        from pipeline.findings import findings
+
         from .findings import render
 
         print(render(findings(runs), "json"))

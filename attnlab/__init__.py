@@ -1,0 +1,27 @@
+"""attnlab: the ICCV 2019 study of spatial attention mechanisms as a training pipeline.
+
+Public API (imported on first use, so `import attnlab` stays fast):
+`train`, `sweep`, `best` (attnlab/api.py), and the attention factory's `build_attention`,
+`parse_spec` and `register_mechanism` (lightning_modules/attention).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "train": "attnlab.api",
+    "sweep": "attnlab.api",
+    "best": "attnlab.api",
+    "build_attention": "lightning_modules.attention",
+    "parse_spec": "lightning_modules.attention",
+    "register_mechanism": "lightning_modules.attention",
+    "STUDY_SPECS": "lightning_modules.attention",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'attnlab' has no attribute {name!r}")

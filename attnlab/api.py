@@ -1,0 +1,74 @@
+"""The public Python API, for notebooks and scripts: what the CLI does, as functions.
+
+    import attnlab
+    result = attnlab.train("segmentation", attention="0010+deform", max_epochs=2)
+    summary = attnlab.sweep(preset="smoke")
+    rows = attnlab.best("smoke")["segmentation"]
+
+Every call validates its input the way the CLI does (a ConfigError names the problem and the fix)
+and goes through the same code path: `train` is `attnlab train`, `sweep` is `attnlab sweep`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def train(
+    task: str,
+    attention: str | None = None,
+    *,
+    data: str = "tiny",
+    preset: str | None = None,
+    config: str | None = None,
+    progress_bar: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train and evaluate one task with one spec; returns run id, metrics, checkpoint folder and costs.
+
+    `overrides` are TrainConfig keys, nested as dicts: `max_epochs=2, optim={"base_lr": 0.01}`.
+    """
+    from pipeline.config import merge
+    from pipeline.train import run_training
+    from pipeline.train_config import build_train_config
+
+    flags = merge({"task": task, "data": {"path": data}}, overrides)
+    if attention is not None:
+        flags["attention"] = attention
+    return run_training(build_train_config(flags, config, preset), progress_bar=progress_bar)
+
+
+def sweep(
+    preset: str | None = None,
+    *,
+    config: str | None = None,
+    name: str | None = None,
+    size: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    ray_address: str | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a sweep from a preset or a YAML file; returns the per-trial summary."""
+    from tune.sweep import run_sweep
+    from tune.sweep_config import check_data, load_sweep
+
+    cfg = load_sweep(preset, config, name, None, size)
+    check_data(cfg)
+    return run_sweep(cfg, storage, tracking_uri, ray_address)
+
+
+def best(
+    experiment: str,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    cost: str = "attention_flops",
+    tracking_uri: str | None = None,
+) -> dict[str, list]:
+    """Per task, configurations ranked at equal budget, with the accuracy-cost Pareto front marked."""
+    from pipeline.queries import fetch_runs, rank
+    from pipeline.tracking_uri import resolve_tracking_uri
+
+    return rank(
+        fetch_runs(resolve_tracking_uri(tracking_uri, read_only=True), experiment), task, metric, cost
+    )

@@ -1,0 +1,16 @@
+"""Every MLflow tag key attnlab writes or searches by, and the values of `attnlab.kind`.
+
+One module, so a writer and a query can never disagree on a spelling.
+"""
+
+KIND = "attnlab.kind"  # what a run is: one of the kinds below
+SWEEP = "attnlab.sweep"  # the sweep a parent or trial run belongs to
+TRIAL = "attnlab.trial_key"  # a trial's key inside its sweep (task, spec, seed)
+STOPPED_EARLY = "attnlab.stopped_early"  # "true" on trials early stopping cut short
+TASK, ATTENTION, SEED = "task", "attention", "seed"
+CODE_VERSION = "code_version"  # git commit of the checkout (or the package version)
+HOST, PID = "attnlab.host", "attnlab.pid"  # the process that owns a standalone run while it is RUNNING
+PARENT = "mlflow.parentRunId"  # MLflow's own: nests trial runs under their sweep's run
+
+KIND_TRAIN, KIND_TRIAL, KIND_SWEEP = "train", "trial", "sweep"
+TRAINING_KINDS = (KIND_TRIAL, KIND_TRAIN)  # runs that trained a model (what queries rank)

@@ -1,0 +1,60 @@
+"""Where MLflow runs go, checked before anything is trained or written.
+
+Light on purpose (no MLflow import): every command resolves and checks its URI first, so a dead
+server or a missing store is one clear line in seconds, not MLflow's minutes of silent retries.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_DB = "mlflow.db"
+TIMEOUT_S = 5.0
+
+
+def resolve_tracking_uri(flag: str | None = None, *, read_only: bool = False) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db; checked.
+
+    A server must answer its health check. A read-only command (best, report, findings) needs an
+    existing sqlite store and never creates one; a writing command creates the store's folder.
+    """
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+    if uri.startswith("file:") or "://" not in uri:
+        raise ConfigError(
+            f"tracking URI {uri!r} is a plain file store, which MLflow 3 deprecates; use "
+            f"sqlite:///{Path(uri.removeprefix('file://')).resolve()}.db or an http(s):// server"
+        )
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    elif uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if read_only and not path.is_file():
+            raise ConfigError(
+                f"no MLflow store at {path} (tracking URI {uri}); run attnlab here first, or pass the "
+                "--tracking-uri your runs went to"
+            )
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def check_server(uri: str, timeout: float = TIMEOUT_S) -> None:
+    """Raise one ConfigError naming `uri` unless the MLflow server answers /health in time."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):  # noqa: S310 (http(s) only)
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # alive, behind auth: MLflow itself will authenticate
+            return
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise ConfigError(
+        f"MLflow tracking server {uri} is unreachable ({reason}); check that `mlflow server` runs there and "
+        "the address and port are right, or leave out --tracking-uri to use the local sqlite store"
+    )

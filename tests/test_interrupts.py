@@ -1,0 +1,82 @@
+"""Ctrl-C and SIGTERM end a standalone run as KILLED in MLflow, with the shell's exit codes; a run
+that a SIGKILL left RUNNING is marked FAILED by the next command that opens its experiment."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from store_probe import live_runs
+
+BIN = Path(sys.executable).parent
+
+
+def _runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("attnlab")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def _start_training(tmp_path: Path, uri: str) -> subprocess.Popen:
+    """`attnlab train` on tiny translation, returned once it has logged an epoch."""
+    argv = [
+        str(BIN / "attnlab"),
+        "train",
+        "--task",
+        "translation",
+        "--max-epochs",
+        "200",
+        "--no-progress",
+        "--tracking-uri",
+        uri,
+        "--out-dir",
+        str(tmp_path / "runs"),
+    ]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if proc.poll() is not None:
+            pytest.fail(proc.stdout.read()[-3000:])
+        runs = live_runs(tmp_path / "mlflow.db", "attnlab")
+        if runs and "train/loss_epoch" in runs[0]["metrics"]:
+            return proc
+    proc.kill()
+    pytest.fail("training never logged an epoch")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_training_ends_the_run_killed(tmp_path, sig, code):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _start_training(tmp_path, uri)
+    try:
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, out[-3000:]
+    (run,) = _runs(uri)
+    assert run.info.status == "KILLED"
+    assert "Traceback" not in out, out[-3000:]
+
+
+def test_a_run_a_sigkill_left_running_is_marked_failed_by_the_next_command(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _start_training(tmp_path, uri)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert _runs(uri)[0].info.status == "RUNNING"  # nobody could end it
+    out = subprocess.run(
+        [str(BIN / "attnlab"), "best", "--experiment", "attnlab", "--tracking-uri", uri],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "marked it FAILED" in out.stderr and str(proc.pid) in out.stderr, out.stderr
+    assert _runs(uri)[0].info.status == "FAILED"
