@@ -9,14 +9,14 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -c constraints.txt torch torchvision
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch torchvision
 
 install: $(BIN)/python
-	$(BIN)/pip install -c constraints.txt -e .
+	$(BIN)/pip install -q -c constraints.txt -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 
 # Main job on embedded defaults.
 run: install

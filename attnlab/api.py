@@ -54,7 +54,8 @@ def sweep(
 
     cfg = load_sweep(preset, config, name, None, size)
     check_data(cfg)
-    return run_sweep(cfg, storage, tracking_uri, ray_address)
+    origin = f"preset {preset}" if preset else f"config {config}"
+    return run_sweep(cfg, storage, tracking_uri, ray_address, origin=f"{origin} (Python API)")
 
 
 def best(

@@ -12,11 +12,13 @@ import signal
 import sys
 import threading
 
+from pipeline import interrupts
 from pipeline.errors import ConfigError
 
-from .commands import attention, best, data, findings, report, submit, sweep, train
+from .commands import attention, best, data, findings, report, submit, train
+from .commands import sweep as sweep_cmd
 
-COMMANDS = [attention, data, train, sweep, best, report, findings, submit]
+COMMANDS = [attention, data, train, sweep_cmd, best, report, findings, submit]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -24,16 +26,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.queries import fetch_runs, rank, render
     from pipeline.report import write_report
     from pipeline.tracking import resolve_tracking_uri
-    from tune.sweep import run_sweep
+    from tune.sweep import errored
     from tune.sweep_config import load_sweep
 
     sweep = load_sweep("smoke", None, None)
-    from tune.sweep import errored
-
-    summary = run_sweep(sweep)
+    summary = sweep_cmd.run_quietly("run", sweep, origin="preset smoke (`attnlab run`)")
     runs = fetch_runs(resolve_tracking_uri(None), sweep.name)
     print(render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table"))
-    index = write_report(runs, sweep.name, "attnlab_runs/report")
+    index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report")
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
     print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)")
@@ -53,16 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame) -> None:
-    """SIGTERM becomes an exception, so the open MLflow run ends KILLED before the process does."""
-    raise SystemExit(128 + signum)
+def _stop(signum, frame) -> None:
+    """Ctrl-C and SIGTERM become exceptions, so the open MLflow run ends KILLED before the process
+    does; the signal is recorded too, so training stops at its next batch should a library have
+    swallowed the exception."""
+    interrupts.record(signum)
+    raise interrupts.stop_error()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
     try:
         return args.func(args)
     except KeyboardInterrupt:

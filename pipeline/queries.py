@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from .costs import COSTS
+from .costs import COSTS, UNITS
 from .errors import ConfigError
-from .tags import ATTENTION, KIND, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
+from .tags import ATTENTION, EPOCHS_DONE, KIND, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
 from .tasks import TASKS
 from .tracking import reap_stale
 
@@ -42,7 +42,10 @@ class Row:
 
 
 def epochs_trained(run) -> int:
-    """Lightning logs the 0-based `epoch`; a run with no metric yet trained 0 epochs."""
+    """Epochs trained and evaluated (`epochs_done`). Runs logged before it existed fall back on
+    Lightning's 0-based `epoch`; a run with neither trained 0 epochs."""
+    if EPOCHS_DONE in run.data.metrics:
+        return int(run.data.metrics[EPOCHS_DONE])
     epoch = run.data.metrics.get("epoch")
     return 0 if epoch is None else int(epoch) + 1
 
@@ -178,7 +181,8 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
         name = metric or TASKS[t].metric
         parts.append(
             f"{t}: ranked by {name} (mean over seeds, 95% CI with 2+ seeds) among trials that trained "
-            f"their full budget; * = Pareto front vs {cost}; early-stopped trials follow, unranked"
+            f"their full budget; * = Pareto front vs {UNITS[cost].label}; early-stopped trials follow, "
+            "unranked"
         )
         parts.append(
             format_rows(
@@ -188,7 +192,7 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
                         "attention": r.attention,
                         name: f"{r.metric:.4f}",
                         "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
-                        cost: f"{r.cost:.4g}",
+                        UNITS[cost].label: UNITS[cost].show(r.cost),
                         "seeds": r.seeds,
                         "epochs": r.epochs,
                         "stopped": "early" if r.stopped_early else "",

@@ -11,6 +11,13 @@ TASK, ATTENTION, SEED = "task", "attention", "seed"
 CODE_VERSION = "code_version"  # git commit of the checkout (or the package version)
 HOST, PID = "attnlab.host", "attnlab.pid"  # the process that owns a standalone run while it is RUNNING
 PARENT = "mlflow.parentRunId"  # MLflow's own: nests trial runs under their sweep's run
+DESCRIPTION = "mlflow.note.content"  # MLflow's own: the run's description (markdown) in the UI
 
 KIND_TRAIN, KIND_TRIAL, KIND_SWEEP = "train", "trial", "sweep"
 TRAINING_KINDS = (KIND_TRIAL, KIND_TRAIN)  # runs that trained a model (what queries rank)
+
+EPOCHS_DONE = "epochs_done"  # a metric, not a tag: epochs trained and evaluated (1-based)
+
+# MLflow's own experiment tag: which view its UI opens (values from MLflow 3's UI, checked by a test).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_MODEL_TRAINING = "custom_model_development"

@@ -8,20 +8,25 @@ their tags, so a resumed training or trial continues its run instead of creating
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import mlflow
 from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from .errors import ConfigError
-from .tags import HOST, KIND, KIND_TRAIN, PARENT, PID
+from .tags import EXPERIMENT_KIND, HOST, KIND, KIND_MODEL_TRAINING, KIND_TRAIN, PARENT, PID
 from .tracking_uri import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from .data.inputs import DataInput
 
 __all__ = ["resolve_tracking_uri"]  # re-exported: callers that already import this module
 
@@ -34,16 +39,28 @@ def _artifact_root(uri: str, experiment: str) -> str | None:
 
 
 def ensure_experiment(client: MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, created on first use as a model-training experiment.
+
+    MLflow 3's UI opens an experiment by its `mlflow.experimentKind` tag; without one it guesses
+    and may show its GenAI overview. attnlab trains models, so it says so, unless a user already
+    chose a kind for the experiment.
+    """
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise ConfigError(
                 f"MLflow experiment {name!r} is deleted; restore it in the UI or pick another name"
             )
+        if EXPERIMENT_KIND not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, KIND_MODEL_TRAINING)
         return exp.experiment_id
     root = _artifact_root(uri, name)
     try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        return client.create_experiment(
+            name,
+            artifact_location=f"{root}/{name}" if root else None,
+            tags={EXPERIMENT_KIND: KIND_MODEL_TRAINING},
+        )
     except mlflow.exceptions.MlflowException:  # created concurrently by another trial
         return client.get_experiment_by_name(name).experiment_id
 
@@ -186,6 +203,28 @@ def reap_stale(uri: str, experiment: str) -> list[str]:
 
 def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path), artifact_path)
+
+
+def log_data_inputs(uri: str, run_id: str, inputs: Sequence[DataInput]) -> None:
+    """The run's data as MLflow dataset inputs (the UI's Dataset column): source, digest, size."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    datasets = []
+    for data in inputs:
+        with warnings.catch_warnings():  # file:// matches MLflow's local source twice; it warns so
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(data.source)
+        entity = Dataset(
+            name=data.name,
+            digest=data.digest,
+            source_type=source._get_source_type(),
+            source=source.to_json(),
+            profile=json.dumps({"num_rows": data.items}),
+        )
+        datasets.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data.context)]))
+    MlflowClient(uri).log_inputs(run_id, datasets=datasets)
 
 
 def finish_run(

@@ -18,8 +18,11 @@ from lightning.pytorch.utilities import move_data_to_device
 
 from lightning_modules.attention import placed_modules
 
-from . import tags, tracking
+from . import interrupts, tags, tracking
+from .best_checkpoint import BestCheckpointToMlflow
 from .efficiency import measure_efficiency
+from .epoch_line import EpochLine
+from .system_metrics import SystemMetrics
 from .tasks import TASKS, data_root
 from .train_config import TrainConfig
 
@@ -59,6 +62,42 @@ class EfficiencyStats(Callback):
             logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
 
 
+class EpochsDone(Callback):
+    """Logs `epochs_done` (1-based) once an epoch has trained and been evaluated. Lightning's own
+    `epoch` metric moves on with the first step of the next epoch, so a trial that early stopping
+    cuts mid-epoch would otherwise count an epoch it never finished."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics({tags.EPOCHS_DONE: trainer.current_epoch + 1}, step=trainer.global_step)
+
+
+class LogDataInputs(Callback):
+    """Records the splits the run reads as MLflow dataset inputs, once the data module is set up."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri, self.run_id = uri, run_id
+
+    def on_fit_start(self, trainer, pl_module):
+        if trainer.is_global_zero and not trainer.ckpt_path:  # a resumed run logged them already
+            tracking.log_data_inputs(self.uri, self.run_id, trainer.datamodule.data_inputs())
+
+
+class StopOnSignal(Callback):
+    """Raises again at each batch once Ctrl-C or SIGTERM was recorded (see pipeline.interrupts)."""
+
+    def _check(self) -> None:
+        if interrupts.received() is not None:
+            raise interrupts.stop_error()
+
+    def on_train_batch_end(self, *args, **kwargs):
+        self._check()
+
+    def on_validation_batch_end(self, *args, **kwargs):
+        self._check()
+
+
 def run_tags(cfg: TrainConfig, kind: str = tags.KIND_TRAIN) -> dict[str, str]:
     return {
         tags.TASK: cfg.task,
@@ -81,6 +120,8 @@ def _signal_exit_code(error: BaseException, trainer: L.Trainer | None) -> int:
     Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into its SIGTERMException; the CLI turns a
     SIGTERM outside fit into SystemExit(143).
     """
+    if interrupts.received() is not None:
+        return 128 + interrupts.received()
     if getattr(trainer, "received_sigterm", False) or getattr(error, "code", None) == 143:
         return 143
     return 130
@@ -102,12 +143,15 @@ def run_training(
     progress_bar: bool = True,
     prepare: Callable[[L.Trainer], L.Trainer] | None = None,
     finish: bool = True,
+    local_checkpoints: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate `cfg`; return {'run_id', 'metrics', 'checkpoint_dir', 'efficiency'}.
 
     Everything that can reject the input (data layout, pretrained path, spec) runs before the
     MLflow run is opened, so bad input leaves nothing behind. With `finish`, the run ends here
     (FINISHED, or FAILED/KILLED with the error); a sweep's trial passes False and ends it itself.
+    With `local_checkpoints`, best.ckpt and last.ckpt go to `out_dir` and then to MLflow; a trial
+    passes False: Ray keeps its checkpoints, and only the best epoch's weights go to MLflow.
     """
     L.seed_everything(cfg.seed, workers=True)
     task = TASKS[cfg.task]
@@ -134,15 +178,18 @@ def run_training(
     trainer = None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         logger = RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-        ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
-        checkpoint = ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="best",
-            monitor=task.metric,
-            mode="max",
-            save_last=True,
-            enable_version_counter=False,
-        )
+        ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id if local_checkpoints else None
+        if local_checkpoints:
+            checkpoint = ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="best",
+                monitor=task.metric,
+                mode="max",
+                save_last=True,
+                enable_version_counter=False,
+            )
+        else:
+            checkpoint = BestCheckpointToMlflow(task.metric, uri, run_id)
         efficiency = EfficiencyStats(dm)
         options = dict(
             max_epochs=cfg.max_epochs,
@@ -150,7 +197,17 @@ def run_training(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
             logger=logger,
-            callbacks=[checkpoint, efficiency, LearningRateMonitor(), *callbacks],
+            callbacks=[
+                checkpoint,
+                efficiency,
+                EpochsDone(),
+                LogDataInputs(uri, run_id),
+                StopOnSignal(),
+                LearningRateMonitor(),
+                *([EpochLine(task.metric)] if owner else []),
+                *([SystemMetrics(run_id, uri)] if cfg.tracking.system_metrics else []),
+                *callbacks,
+            ],
             limit_train_batches=cfg.limit_train_batches,
             gradient_clip_val=cfg.optim.grad_clip,
             accumulate_grad_batches=cfg.accumulate_grad_batches,
@@ -177,7 +234,7 @@ def run_training(
         if not ddp_child_run:
             os.environ.pop(DDP_RUN_ENV, None)
     if trainer.is_global_zero:
-        for name in ("best.ckpt", "last.ckpt"):
+        for name in ("best.ckpt", "last.ckpt") if local_checkpoints else ():
             if (ckpt_dir / name).is_file():
                 tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
         if owner:
@@ -186,7 +243,7 @@ def run_training(
     return {
         "run_id": run_id,
         "metrics": metrics,
-        "checkpoint_dir": str(ckpt_dir),
+        "checkpoint_dir": str(ckpt_dir) if ckpt_dir else None,
         "efficiency": efficiency.stats,
         "tracking_uri": uri,
         "global_rank": trainer.global_rank,

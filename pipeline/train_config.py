@@ -38,6 +38,9 @@ class TrackingConfig(StrictModel):
     )
     experiment: str = "attnlab"
     run_name: str | None = None
+    system_metrics: bool = Field(
+        True, description="MLflow's system metrics (CPU, memory; GPU where there is one) every 10 s"
+    )
 
 
 def normalise_attention(task: str | None, text: str) -> str:

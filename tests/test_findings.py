@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
@@ -20,13 +21,7 @@ ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
 def _log(client, exp_id, task, spec, seed, metric, value, cost=1.0, status="FINISHED", stopped=False):
-    tags = {"attnlab.kind": "trial", "task": task, "attention": spec, "seed": str(seed)}
-    if stopped:
-        tags["attnlab.stopped_early"] = "true"
-    run = client.create_run(exp_id, tags=tags)
-    client.log_metric(run.info.run_id, metric, value)
-    client.log_metric(run.info.run_id, "cost/flops", cost)
-    client.set_terminated(run.info.run_id, status)
+    log_trial(client, exp_id, task, spec, seed, {metric: value, "cost/flops": cost}, stopped, status)
 
 
 @pytest.fixture

@@ -2,20 +2,19 @@
 one seed), early-stopped rows listed after with the epoch they stopped at, never on the front."""
 
 import pytest
+from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 
 from pipeline.queries import fetch_runs, rank, render
 
 
 def _log(client, exp, spec, seed, miou, cost, epochs, stopped=False):
-    tags = {"attnlab.kind": "trial", "task": "segmentation", "attention": spec, "seed": str(seed)}
-    if stopped:
-        tags["attnlab.stopped_early"] = "true"
-    run = client.create_run(exp, tags=tags)
-    client.log_metric(run.info.run_id, "val/mIoU", miou)
-    client.log_metric(run.info.run_id, "cost/attention_flops", cost)
-    client.log_metric(run.info.run_id, "epoch", epochs - 1)
-    client.set_terminated(run.info.run_id, "KILLED" if stopped else "FINISHED")
+    metrics = {
+        "val/mIoU": miou,
+        "cost/attention_flops": cost,
+        "epoch": epochs - 1,
+    }  # Lightning's 0-based epoch
+    log_trial(client, exp, "segmentation", spec, seed, metrics, stopped)
 
 
 @pytest.fixture
@@ -54,3 +53,15 @@ def test_table_shows_epochs_interval_and_no_spread_for_one_seed(runs):
     assert "[" not in wo and "±" not in text
     deform = next(line for line in lines if "deform" in line)
     assert deform.split()[0] == "-" and "early" in deform
+
+
+def test_epochs_count_what_trained_not_the_epoch_lightning_moved_on_to(tmp_path):
+    """A trial cut right after its third evaluation has Lightning's `epoch` at 3 (the fourth epoch
+    began) but `epochs_done` at 3: it trained three epochs."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    metrics = {"val/mIoU": 0.5, "cost/attention_flops": 1.0, "epoch": 3, "epochs_done": 3}
+    log_trial(client, exp, "segmentation", "0010", 0, metrics, stopped=True)
+    (row,) = rank(fetch_runs(uri, "e"), None, None, "attention_flops")["segmentation"]
+    assert row.epochs == 3 and row.stopped_early

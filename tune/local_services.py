@@ -104,7 +104,15 @@ def init_ray(address: str | None) -> None:
         _loopback_only()
         # The dashboard serves Ray's State API, which Train needs to clean up the placement groups
         # of trials that Tune stops early; it listens on loopback only.
-        ray.init(runtime_env=env, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+        # "local": a Ray of our own even when `ray start` left a cluster on this machine, which a
+        # bare ray.init() would join (it reads /tmp/ray/ray_current_cluster).
+        ray.init(
+            address="local",
+            runtime_env=env,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            log_to_driver=True,
+        )
 
 
 def _loopback_only() -> None:

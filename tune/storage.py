@@ -25,18 +25,31 @@ def join(root: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts]) + sep + query
 
 
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow file system, path inside it) of a local path or a URI."""
+    import pyarrow.fs as pafs  # here, not at the top: validating a sweep never needs it
+
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+def remove_tree(location: str) -> None:
+    """Delete a folder and everything in it, on a path or a URI; a missing folder is fine."""
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(location)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
 class SweepStore:
     """The sweep's folder: its location for Tune, and whole-file reads and atomic writes beside it."""
 
     def __init__(self, root: str, name: str):
         self.root, self.name = root, name
         self.location = join(root, name)
-        import pyarrow.fs as pafs  # here, not at the top: validating a sweep never needs it
-
-        if is_uri(root):
-            self.fs, self.path = pafs.FileSystem.from_uri(self.location)
-        else:
-            self.fs, self.path = pafs.LocalFileSystem(), str(Path(self.location).resolve())
+        self.fs, self.path = _filesystem(self.location)
 
     @classmethod
     def from_folder(cls, folder: str) -> "SweepStore":

@@ -15,11 +15,12 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from pipeline import tags, tracking
 
+from .live_view import LiveView
 from .local_services import init_ray, tracking_server
 from .schedulers import PerTaskScheduler
-from .storage import SweepStore
+from .storage import SweepStore, scratch_dir
 from .sweep_config import SweepConfig, check_resources, storage_root
-from .trainable import trial_function
+from .trainable import drop_checkpoints, trial_function
 
 STATE_FILE = "attnlab_sweep.json"
 
@@ -78,15 +79,21 @@ def run_sweep(
     tracking_uri: str | None = None,
     ray_address: str | None = None,
     restart_errored: bool = False,
+    origin: str | None = None,
 ) -> dict:
-    """Run the sweep, or resume it if its folder already holds a Tune experiment."""
+    """Run the sweep, or resume it if its folder already holds a Tune experiment.
+
+    `origin` (e.g. "preset smoke", "config my.yaml") goes into the parent run's description; a
+    resume passes None and keeps the description the sweep started with.
+    """
     check_resources(sweep, ray_address)
     store = sweep_store(sweep.name, storage)
     root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
     config = sweep.model_dump(mode="json")
     saved = store.read_text(STATE_FILE)
-    if saved is not None and json.loads(saved)["sweep"] != config:
+    # Compared after validation, so a field a newer attnlab added (with its default) is no change.
+    if saved is not None and _normalised(json.loads(saved)["sweep"]) != config:
         from pipeline.errors import ConfigError
 
         raise ConfigError(
@@ -108,6 +115,7 @@ def run_sweep(
                 tags.KIND: tags.KIND_SWEEP,
                 tags.SWEEP: sweep.name,
                 tags.CODE_VERSION: tracking.code_version(),
+                **({tags.DESCRIPTION: describe(sweep, origin)} if origin else {}),
             },
             match={tags.KIND: tags.KIND_SWEEP, tags.SWEEP: sweep.name},
         )
@@ -141,11 +149,62 @@ def run_sweep(
                     name=sweep.name,
                     storage_path=root,
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    # Pickled with the experiment, so a resumed sweep keeps its live view.
+                    callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs)],
                 ),
             )
         results = tuner.fit()
-        summary = _reconcile(results, served, sweep, parent_id)
+        summary = _reconcile(results, served, sweep, parent_id, root)
+        summary["report"] = publish_report(served, sweep.name, parent_id, root)
     return summary
+
+
+def _normalised(config: dict) -> dict | None:
+    try:
+        return SweepConfig.model_validate(config).model_dump(mode="json")
+    except ValueError:
+        return None
+
+
+def describe(sweep: SweepConfig, origin: str) -> str:
+    """The parent run's description: where the sweep came from and what its grid holds."""
+    grids = "\n".join(
+        f"- {g.task}: {len(g.specs)} specs x {len(g.seeds)} seeds, preset {g.preset}, data {g.data}"
+        for g in sweep.grid
+    )
+    stopping = sweep.early_stopping.policy
+    return (
+        f"attnlab sweep **{sweep.name}** from {origin}: {len(sweep.trials())} trials, "
+        f"{sweep.max_epochs or 'preset'} epochs each, early stopping: {stopping}.\n\n{grids}"
+    )
+
+
+def publish_report(uri: str, name: str, parent_id: str, storage: str) -> str | None:
+    """Write the sweep's HTML report, attach it to the parent run and link it from the run's
+    description. A report that cannot be made never fails the sweep; the reason is logged."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.queries import fetch_runs
+    from pipeline.report import write_report
+
+    try:
+        out = scratch_dir(storage, name, "report")
+        index = write_report(fetch_runs(uri, name), name, out)
+        client = MlflowClient(uri)
+        client.log_artifacts(parent_id, out, "report")
+        run = client.get_run(parent_id)
+        text = run.data.tags.get(tags.DESCRIPTION, "").split(REPORT_LINE)[0].rstrip()
+        link = f"#/experiments/{run.info.experiment_id}/runs/{parent_id}/artifacts/report/index.html"
+        client.set_tag(parent_id, tags.DESCRIPTION, f"{text}\n\n{REPORT_LINE} [report/index.html]({link})")
+        return str(index)
+    except Exception as exc:  # the trials are done; a report is a convenience
+        logging.getLogger(__name__).warning("no report for sweep %s: %s", name, exc)
+        return None
+
+
+REPORT_LINE = "Report (HTML, also `attnlab report`):"
 
 
 def _error_log(trial_path: str | None) -> str:
@@ -160,8 +219,9 @@ def errored(summary: dict) -> list[dict]:
     return [t for t in summary["trials"] if t["status"] == "error"]
 
 
-def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
-    """Close what Tune stopped: early-stopped trials get a tag and KILLED; errors FAILED."""
+def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str) -> dict:
+    """Close what Tune stopped: early-stopped trials get a tag and KILLED (and lose their Ray
+    checkpoints, which nothing resumes); errors FAILED, their checkpoints kept for `resume`."""
     runs = {
         r.data.tags.get(tags.TRIAL): r
         for r in tracking.find_runs(uri, sweep.name, {tags.KIND: tags.KIND_TRIAL})
@@ -179,6 +239,8 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str) -> dict:
                 tracking.finish_run(uri, run.info.run_id, "FAILED")
             else:
                 tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
+        if status != "error":
+            drop_checkpoints(storage, sweep.name, key)
         entry = {
             "trial": key,
             "status": status,

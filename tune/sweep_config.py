@@ -66,6 +66,7 @@ class SweepConfig(StrictModel):
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster fits")
     max_failures: int = Field(2, ge=0, description="retries of a failed trial, each from its last checkpoint")
+    system_metrics: bool = Field(True, description="MLflow system metrics (CPU, memory, GPU) for each trial")
 
     @model_validator(mode="after")
     def _checks(self):
@@ -118,7 +119,12 @@ def trial_train_config(
         "seed": param["seed"],
         "data": {"path": param["data"]},
         "out_dir": out_dir,
-        "tracking": {"tracking_uri": tracking_uri, "experiment": sweep.name, "run_name": param["trial_key"]},
+        "tracking": {
+            "tracking_uri": tracking_uri,
+            "experiment": sweep.name,
+            "run_name": param["trial_key"],
+            "system_metrics": sweep.system_metrics,
+        },
     }
     if sweep.max_epochs:
         flags["max_epochs"] = sweep.max_epochs
@@ -170,6 +176,7 @@ def load_sweep(
     name: str | None,
     config_json: str | None = None,
     size: str | None = None,
+    system_metrics: bool | None = None,
 ) -> SweepConfig:
     """Preset (+ its size), YAML file or inline JSON (+ --name), validated with every trial's TrainConfig."""
     from .presets import PRESETS, SIZES
@@ -198,6 +205,8 @@ def load_sweep(
         data = read_yaml(config_file)
     if name:
         data = {**data, "name": name}
+    if system_metrics is not None:
+        data = {**data, "system_metrics": system_metrics}
     sweep = validate(SweepConfig, data, "sweep")
     for trial in sweep.trials():
         try:

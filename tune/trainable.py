@@ -22,7 +22,7 @@ from pipeline.train import run_tags, run_training
 from pipeline.train_config import TrainConfig
 
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
-from .storage import join, scratch_dir
+from .storage import join, remove_tree, scratch_dir
 from .sweep_config import SweepConfig, trial_train_config
 
 
@@ -45,7 +45,20 @@ def worker_loop(config: dict) -> None:
             progress_bar=False,
             extra_tags=trial_tags(cfg, config["sweep_name"], config["trial_key"]),
             finish=False,
+            local_checkpoints=False,
         )
+
+
+def train_storage(storage: str, sweep_name: str) -> str:
+    """Where Ray Train keeps the trials' full checkpoints (one folder per trial key)."""
+    return join(storage, sweep_name, "train")
+
+
+def drop_checkpoints(storage: str, sweep_name: str, key: str) -> None:
+    """A trial that finished or was stopped early never resumes: its Ray checkpoints can go (its
+    best epoch is already in MLflow). Best effort: a folder still being written is left alone."""
+    with contextlib.suppress(OSError):
+        remove_tree(join(train_storage(storage, sweep_name), key))
 
 
 def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
@@ -101,7 +114,7 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
         ),
         run_config=RunConfig(
             name=key,
-            storage_path=join(storage, sweep_cfg.name, "train"),
+            storage_path=train_storage(storage, sweep_cfg.name),
             failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()],
@@ -109,3 +122,4 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
     )
     trainer.fit()
     tracking.finish_run(uri, run_id, "FINISHED")
+    drop_checkpoints(storage, sweep_cfg.name, key)

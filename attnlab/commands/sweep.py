@@ -15,6 +15,11 @@ def _common(p) -> None:
     p.add_argument(
         "--ray-address", help="running Ray cluster (default: RAY_ADDRESS or an embedded local Ray)"
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's, Lightning's and MLflow's own output here instead of in a log file",
+    )
 
 
 def register(sub) -> None:
@@ -34,6 +39,11 @@ def register(sub) -> None:
         "--config-json", help=argparse.SUPPRESS
     )  # the validated config, inline: what `submit` sends
     p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
+    p.add_argument(
+        "--no-system-metrics",
+        action="store_true",
+        help="do not record MLflow system metrics (CPU, memory, GPU) for the trials",
+    )
     _common(p)
     p.set_defaults(func=run_sweep_cmd)
     r = sub.add_parser("resume", help="continue an interrupted sweep; finished trials are not retrained")
@@ -45,6 +55,36 @@ def register(sub) -> None:
     )
     _common(r)
     r.set_defaults(func=run_resume_cmd)
+
+
+def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
+    """`run_sweep` with a live view on the terminal; everything the libraries print goes to a log
+    file whose path is printed first. `verbose`, or a submitted Ray job (whose log is the job's
+    output), shows it all on the console instead."""
+    import os
+
+    from tune.live_view import show_on
+    from tune.sweep import run_sweep
+
+    from ..console import everything_to, new_log_file
+
+    trials = len(sweep.trials())
+    if verbose or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        show_on(sys.stdout)
+        try:
+            return run_sweep(sweep, **kwargs)
+        finally:
+            show_on(None)
+    log = new_log_file(command)
+    print(
+        f"attnlab: sweep {sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}", flush=True
+    )
+    with everything_to(log) as terminal:
+        show_on(terminal)
+        try:
+            return run_sweep(sweep, **kwargs)
+        finally:
+            show_on(None)
 
 
 def _finish(summary: dict) -> int:
@@ -71,19 +111,34 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     from pipeline.tracking_uri import resolve_tracking_uri
     from tune.sweep_config import check_data, load_sweep
 
-    sweep = load_sweep(args.preset, args.config, args.name, args.config_json, args.size)
+    sweep = load_sweep(
+        args.preset,
+        args.config,
+        args.name,
+        args.config_json,
+        args.size,
+        system_metrics=False if args.no_system_metrics else None,
+    )
     check_data(sweep)  # every grid's data layout, before Ray is imported or started
     resolve_tracking_uri(args.tracking_uri)
-    from tune.sweep import run_sweep
-
-    return _finish(run_sweep(sweep, args.storage, args.tracking_uri, args.ray_address))
+    return _finish(
+        run_quietly(
+            "sweep",
+            sweep,
+            args.verbose,
+            storage=args.storage,
+            tracking_uri=args.tracking_uri,
+            ray_address=args.ray_address,
+            origin=f"preset {args.preset}" if args.preset else f"config {args.config or '(submitted)'}",
+        )
+    )
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
     from pipeline.config import validate
     from pipeline.errors import ConfigError
     from tune.storage import SweepStore
-    from tune.sweep import STATE_FILE, run_sweep, sweep_store
+    from tune.sweep import STATE_FILE, sweep_store
     from tune.sweep_config import SweepConfig
 
     store = SweepStore.from_folder(args.sweep)  # the sweep's folder, a path or a URI ...
@@ -99,11 +154,13 @@ def run_resume_cmd(args: argparse.Namespace) -> int:
     sweep = validate(SweepConfig, state["sweep"], "sweep")
     storage = store.root if args.storage is None else args.storage
     return _finish(
-        run_sweep(
+        run_quietly(
+            "resume",
             sweep,
-            storage,
-            args.tracking_uri or state["tracking_uri"],
-            args.ray_address,
+            args.verbose,
+            storage=storage,
+            tracking_uri=args.tracking_uri or state["tracking_uri"],
+            ray_address=args.ray_address,
             restart_errored=args.restart_errored,
         )
     )

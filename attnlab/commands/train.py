@@ -32,6 +32,11 @@ def register(sub) -> None:
     p.add_argument("--out-dir", help="where checkpoints and generated data go (default attnlab_runs)")
     p.add_argument("--pretrained", help="local torchvision ResNet state dict for the backbone")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument(
+        "--no-system-metrics",
+        action="store_true",
+        help="do not record MLflow system metrics (CPU, memory, GPU)",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,6 +54,7 @@ def flags_to_config(args: argparse.Namespace) -> dict:
         ("tracking", "tracking_uri"): args.tracking_uri,
         ("tracking", "experiment"): args.experiment,
         ("backbone", "pretrained"): getattr(args, "pretrained", None),
+        ("tracking", "system_metrics"): False if getattr(args, "no_system_metrics", False) else None,
     }
     for path, value in pairs.items():
         if value is None:
@@ -74,9 +80,15 @@ def run(args: argparse.Namespace) -> int:
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"data: {root} ({layout.name} layout)", flush=True)
-    from pipeline.train import run_training
+    from pipeline.train import run_training  # imports Lightning and MLflow, which set their loggers
 
-    result = run_training(cfg, progress_bar=not args.no_progress)
+    from ..console import libraries_to, new_log_file
+
+    log = new_log_file("train")
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"warnings and library messages: {log}", flush=True)
+    with libraries_to(log):
+        result = run_training(cfg, progress_bar=not args.no_progress)
     if result["global_rank"] != 0:
         return 0
     summary = {

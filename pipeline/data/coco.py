@@ -20,6 +20,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from ..errors import ConfigError
+from .inputs import DataInput, files_digest, split_input
 from .sharding import eval_sampler, train_sampler
 
 SPLITS = ("train", "val")
@@ -153,6 +154,12 @@ class CocoDataModule(L.LightningDataModule):
             self.train_coco, self.paths["train"][1], self.cat_to_label, train=True
         )
         self.val_set = CocoDetectionSet(self.val_coco, self.paths["val"][1], self.cat_to_label, train=False)
+
+    def data_inputs(self) -> list[DataInput]:
+        """Each split's annotation file and image folder, with its image count (after setup)."""
+        self.setup()
+        sets = {"train": self.train_set, "val": self.val_set}
+        return [split_input(self.root, s, files_digest(self.paths[s][:1]), len(sets[s])) for s in SPLITS]
 
     @property
     def num_classes(self) -> int:

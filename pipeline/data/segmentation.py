@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 
 from lightning_modules.labels import IGNORE
 
+from .inputs import DataInput, files_digest, split_input
 from .sharding import eval_sampler, train_sampler
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -105,6 +106,13 @@ class SegmentationDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def data_inputs(self) -> list[DataInput]:
+        """Each split's image/label pairs: digest of their files, count of pairs."""
+        return [
+            split_input(self.root, split, files_digest(f for pair in pairs for f in pair), len(pairs))
+            for split, pairs in self.split_pairs.items()
+        ]
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from lightning_modules.labels import BOS, EOS, PAD, UNK
 
 from ..errors import ConfigError
+from .inputs import DataInput, split_input, texts_digest
 from .sharding import rank_and_world
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
@@ -240,6 +241,15 @@ class TranslationDataModule(L.LightningDataModule):
         self.sp = train_vocabulary([x for x in src + tgt if x.strip()], self.vocab_dir, self.vocab_size)
         self.train_pairs, self.valid_pairs = self._encode("train"), self._encode("valid")
         self.valid_refs = [t for s, t in zip(*self.raw["valid"]) if s.strip() and t.strip()]
+
+    def data_inputs(self) -> list[DataInput]:
+        """Each split's sentences: digest of the text, count of pairs kept after filtering."""
+        self.setup()
+        kept = {"train": len(self.train_pairs), "valid": len(self.valid_pairs)}
+        return [
+            split_input(self.root, "train" if split == "train" else "val", texts_digest(*self.raw[split]), n)
+            for split, n in kept.items()
+        ]
 
     @property
     def vocab(self) -> int:

@@ -1,0 +1,57 @@
+"""A sweep trial's best epoch, kept once: as the MLflow artifact `checkpoints/best.ckpt`.
+
+Ray Train already holds the trial's latest full checkpoints for resuming, so a trial keeps no
+Lightning checkpoints of its own on disk. Each time the task's metric improves, the weights (no
+optimizer state) are written to a temporary folder, uploaded over the previous best, and deleted.
+Trials that early stopping cuts therefore still leave their best epoch in MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import lightning as L
+
+from . import tracking
+
+ARTIFACT_DIR = "checkpoints"
+BEST_NAME = "best.ckpt"
+
+
+class BestCheckpointToMlflow(L.Callback):
+    """Upload the weights of each new best epoch (by `monitor`, higher is better) to the run."""
+
+    def __init__(self, monitor: str, uri: str, run_id: str):
+        self.monitor, self.uri, self.run_id = monitor, uri, run_id
+        self.best: float | None = None
+
+    def state_dict(self) -> dict:  # rides in Ray's checkpoint, so a resumed trial keeps its best
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        value = float(value) if value is not None else math.nan
+        # Rank 0 decides for everyone: saving a checkpoint is a collective call under DDP.
+        improved = trainer.strategy.broadcast(
+            not math.isnan(value) and (self.best is None or value > self.best), src=0
+        )
+        if not improved:
+            return
+        self.best = trainer.strategy.broadcast(value, src=0)
+        folder = tempfile.mkdtemp(prefix="attnlab-best-") if trainer.is_global_zero else None
+        folder = trainer.strategy.broadcast(folder, src=0)
+        try:
+            trainer.save_checkpoint(Path(folder, BEST_NAME), weights_only=True)
+            if trainer.is_global_zero:
+                tracking.log_artifact(self.uri, self.run_id, Path(folder, BEST_NAME), ARTIFACT_DIR)
+        finally:
+            if trainer.is_global_zero:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,33 @@
+"""One line per epoch for a standalone run: the epoch, the training loss, the task's metric and
+the best so far, printed through the progress bar so the two never tear each other apart."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+
+
+class EpochLine(L.Callback):
+    def __init__(self, metric: str):
+        self.metric = metric
+        self.best: float | None = None
+        self.started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
+        if loss is not None:
+            parts.append(f"train/loss {float(loss):.4f}")
+        if self.metric in metrics:
+            value = float(metrics[self.metric])
+            self.best = value if self.best is None else max(self.best, value)
+            parts.append(f"{self.metric} {value:.4f} (best {self.best:.4f})")
+        parts.append(f"{time.monotonic() - self.started:.1f} s")
+        pl_module.print("  ".join(parts))

@@ -1,0 +1,35 @@
+"""MLflow's own system metrics (CPU, memory, disk, network and, where there is one, GPU utilisation
+and memory) for a run, sampled by MLflow's monitor thread on the process that owns the run."""
+
+from __future__ import annotations
+
+import lightning as L
+
+SAMPLING_S = 10.0
+
+
+class SystemMetrics(L.Callback):
+    """Starts MLflow's SystemMetricsMonitor when fit starts on global rank 0; stops it on teardown,
+    which Lightning also reaches when fit fails or is interrupted."""
+
+    def __init__(self, run_id: str, uri: str):
+        self.run_id, self.uri = run_id, uri
+        self.monitor = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(
+            self.run_id,
+            sampling_interval=SAMPLING_S,
+            resume_logging=trainer.ckpt_path is not None,  # a resumed run continues its steps
+            tracking_uri=self.uri,
+        )
+        self.monitor.start()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None

@@ -1,0 +1,121 @@
+"""The report shows what the runs hold, in units people read, with labels that never overlap.
+
+Runs are logged into a real MLflow store with chosen metrics, so every section's presence, order
+and numbers are known in advance.
+"""
+
+import itertools
+import re
+
+import matplotlib.pyplot as plt
+import pytest
+from logged_runs import log_trial
+from matplotlib.text import Text
+from mlflow.tracking import MlflowClient
+
+from pipeline.queries import Row, fetch_runs
+from pipeline.report import scatter_figure, write_report
+
+
+def _log(client, exp, task, spec, seed, metric, value, gflops, stopped=False, epochs=4):
+    metrics = {metric: value, "epochs_done": epochs, "cost/attention_flops": gflops * 1e9}
+    log_trial(client, exp, task, spec, seed, metrics, stopped)
+
+
+@pytest.fixture
+def uri(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _report(uri, tmp_path, logged) -> str:
+    client = MlflowClient(uri)
+    exp = client.create_experiment("r", artifact_location=(tmp_path / "a").as_uri())
+    for args in logged:
+        _log(client, exp, *args)
+    index = write_report(fetch_runs(uri, "r"), "r", tmp_path / "report")
+    return re.sub(r'src="data:image/png;base64,[^"]*"', "", index.read_text())  # the text, not the PNGs
+
+
+def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
+    seg = [
+        ("segmentation", spec, seed, "val/mIoU", value + seed * 0.01, gflops)
+        for spec, value, gflops in [
+            ("w/o", 0.30, 0.0),
+            ("0100", 0.40, 0.3372),
+            ("0010", 0.45, 0.1),
+            ("deform", 0.42, 0.05),
+            ("0010+deform", 0.50, 0.15),
+        ]
+        for seed in (0, 1)
+    ]
+    seg.append(("segmentation", "1111", 0, "val/mIoU", 0.90, 2.0, True, 1))  # stopped after epoch 1
+    tr = [
+        ("translation", f"enc_self={e},dec_self=1000,enc_dec={d}", 0, "val/bleu", bleu, 0.5)
+        for e, d, bleu in [("1000", "1000", 20.0), ("0010", "1000", 22.0), ("0100", "1000", 21.0)]
+    ] + [("translation", "enc_self=1000,dec_self=1000,enc_dec=1100", 0, "val/bleu", 23.0, 0.6)]
+    page = _report(uri, tmp_path, seg + tr)
+
+    # Units: attention GFLOPs with three decimals, never raw FLOPs.
+    assert "attention GFLOPs" in page and "0.337" in page and "337200000" not in page
+    # Findings: only the comparisons these runs hold; the rest are counted, not listed.
+    assert "deform vs 0100" in page and "no finished runs of" not in page
+    assert "need runs this experiment lacks" in page
+    # The E2 comparison names only what is there: deformable, no dynamic run.
+    assert "Deformable convolution against E2 (0100)" in page and "dynamic" not in page.lower()
+    # The segmentation table is sorted by val/mIoU and says so; the stopped trial comes last.
+    seg_part = page[page.index("<h2>segmentation</h2>") : page.index("<h2>translation</h2>")]
+    assert "Per-term ablation, by val/mIoU" in seg_part and "val/mIoU (mean [95% CI])" in seg_part
+    order = [
+        seg_part.index(f"<td>{s}</td>") for s in ("0010+deform", "0010", "deform", "0100", "w/o", "1111")
+    ]
+    assert order == sorted(order)
+    assert "1 (stopped early)" in seg_part and "1 of 6 configurations were stopped early" in seg_part
+    # Translation: a Figure 3 view for each site that varies (enc_self, enc_dec), none for dec_self.
+    tr_part = page[page.index("<h2>translation</h2>") :]
+    assert "enc_self attention: val/bleu" in tr_part and "enc_dec attention: val/bleu" in tr_part
+    assert "dec_self attention" not in tr_part
+    pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert pngs == [
+        "segmentation-accuracy-vs-cost.png",
+        "segmentation-conv-vs-e2.png",
+        "segmentation-pareto.png",
+        "translation-enc_dec-accuracy-vs-cost.png",
+        "translation-enc_self-accuracy-vs-cost.png",
+        "translation-pareto.png",
+    ]
+
+
+def test_no_e2_spec_means_no_e2_section(uri, tmp_path):
+    page = _report(
+        uri,
+        tmp_path,
+        [("segmentation", s, 0, "val/mIoU", v, g) for s, v, g in [("w/o", 0.3, 0.0), ("deform", 0.4, 0.1)]],
+    )
+    assert "against E2" not in page and "Per-term ablation" in page and "Pareto front" in page
+
+
+def _overlaps(fig) -> list[tuple[str, str]]:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [
+        (t.get_text(), t.get_window_extent(renderer))
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip()
+    ]
+    return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+
+
+def test_labels_never_overlap_even_when_points_coincide():
+    specs = ["w/o", "1000", "0100", "0010", "0001", "1100", "1010", "1001", "0110", "0101", "0011", "1111"]
+    rows = [
+        # pairs of near-identical points, far apart from the next pair: where names on points collide
+        Row("segmentation", s, 0.5 + (i // 2) * 0.05, None, None, (i // 2) * 1e8 + (i % 2) * 1e3, 1, 4, False)
+        for i, s in enumerate(specs)
+    ]
+    fig = scatter_figure(
+        rows, specs, "segmentation: val/mIoU against attention GFLOPs", "val/mIoU", "attention_flops"
+    )
+    try:
+        assert _overlaps(fig) == []
+    finally:
+        plt.close(fig)
