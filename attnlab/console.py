@@ -26,6 +26,15 @@ def new_log_file(command: str) -> Path:
     return (LOG_DIR / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log").resolve()
 
 
+def forget_log_file(path: Path) -> None:
+    """Bad input writes nothing: remove the log and the folders it alone made (never the cwd)."""
+    path.unlink(missing_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        if folder != Path.cwd().resolve():
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                folder.rmdir()
+
+
 @contextlib.contextmanager
 def libraries_to(path: Path) -> Iterator[None]:
     """Python warnings and the libraries' loggers go to `path`; the terminal keeps everything else

@@ -86,20 +86,10 @@ def run_sweep(
     `origin` (e.g. "preset smoke", "config my.yaml") goes into the parent run's description; a
     resume passes None and keeps the description the sweep started with.
     """
-    check_resources(sweep, ray_address)
-    store = sweep_store(sweep.name, storage)
+    store = preflight(sweep, storage, ray_address)
     root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
     config = sweep.model_dump(mode="json")
-    saved = store.read_text(STATE_FILE)
-    # Compared after validation, so a field a newer attnlab added (with its default) is no change.
-    if saved is not None and _normalised(json.loads(saved)["sweep"]) != config:
-        from pipeline.errors import ConfigError
-
-        raise ConfigError(
-            f"sweep {sweep.name!r} already exists at {store.location} with another config; "
-            "resume it unchanged (`attnlab resume`) or pick a new --name"
-        )
     from mlflow.tracking import MlflowClient
 
     # Created against the store itself, so its artifact location is a path every process here can read.
@@ -157,6 +147,23 @@ def run_sweep(
         summary = _reconcile(results, served, sweep, parent_id, root)
         summary["report"] = publish_report(served, sweep.name, parent_id, root)
     return summary
+
+
+def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) -> SweepStore:
+    """The checks that need no Ray and write nothing: the trial fits this machine, and a sweep
+    already stored under this name has this config. Returns the sweep's store."""
+    check_resources(sweep, ray_address)
+    store = sweep_store(sweep.name, storage)
+    saved = store.read_text(STATE_FILE)
+    # Compared after validation, so a field a newer attnlab added (with its default) is no change.
+    if saved is not None and _normalised(json.loads(saved)["sweep"]) != sweep.model_dump(mode="json"):
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(
+            f"sweep {sweep.name!r} already exists at {store.location} with another config; "
+            "resume it unchanged (`attnlab resume`) or pick a new --name"
+        )
+    return store
 
 
 def _normalised(config: dict) -> dict | None:

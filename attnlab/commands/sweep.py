@@ -64,10 +64,13 @@ def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
     import os
 
     from tune.live_view import show_on
-    from tune.sweep import run_sweep
+    from tune.sweep import preflight, run_sweep
 
     from ..console import everything_to, new_log_file
 
+    preflight(
+        sweep, kwargs.get("storage"), kwargs.get("ray_address")
+    )  # bad input writes nothing, not even a log
     trials = len(sweep.trials())
     if verbose or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
         show_on(sys.stdout)

@@ -80,15 +80,20 @@ def run(args: argparse.Namespace) -> int:
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"data: {root} ({layout.name} layout)", flush=True)
+    from pipeline.errors import ConfigError
     from pipeline.train import run_training  # imports Lightning and MLflow, which set their loggers
 
-    from ..console import libraries_to, new_log_file
+    from ..console import forget_log_file, libraries_to, new_log_file
 
     log = new_log_file("train")
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"warnings and library messages: {log}", flush=True)
-    with libraries_to(log):
-        result = run_training(cfg, progress_bar=not args.no_progress)
+    try:
+        with libraries_to(log):
+            result = run_training(cfg, progress_bar=not args.no_progress)
+    except (ConfigError, ValueError, FileNotFoundError):  # bad input found while reading the data
+        forget_log_file(log)
+        raise
     if result["global_rank"] != 0:
         return 0
     summary = {
