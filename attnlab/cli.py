@@ -23,10 +23,11 @@ COMMANDS = [attention, data, train, sweep_cmd, best, report, findings, submit]
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
+    from mlflow.tracking import MlflowClient
+
     from pipeline.queries import fetch_runs, rank, render
     from pipeline.report import write_report
-    from pipeline.tracking import resolve_tracking_uri
-    from tune.sweep import errored
+    from pipeline.tracking import experiment_url, resolve_tracking_uri
     from tune.sweep_config import load_sweep
 
     sweep = load_sweep("smoke", None, None)
@@ -36,11 +37,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report")
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
     print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
-    print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)")
-    failed = errored(summary)
-    for trial in failed:
-        print(f"attnlab: trial {trial['trial']} failed; log: {trial['log']}", file=sys.stderr)
-    return 1 if failed else 0
+    uri = resolve_tracking_uri(None)
+    exp = MlflowClient(uri).get_experiment_by_name(sweep.name).experiment_id
+    print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
+    return sweep_cmd.exit_status(summary)
 
 
 def build_parser() -> argparse.ArgumentParser:

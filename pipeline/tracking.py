@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -22,6 +21,7 @@ from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from .errors import ConfigError
+from .processes import gone, this_host
 from .tags import EXPERIMENT_KIND, HOST, KIND, KIND_MODEL_TRAINING, KIND_TRAIN, PARENT, PID
 from .tracking_uri import resolve_tracking_uri
 
@@ -63,6 +63,18 @@ def ensure_experiment(client: MlflowClient, name: str, uri: str) -> str:
         )
     except mlflow.exceptions.MlflowException:  # created concurrently by another trial
         return client.get_experiment_by_name(name).experiment_id
+
+
+# MLflow 3's UI opens an experiment in its GenAI or its model-training view by this URL parameter
+# (or the user's last choice), whatever the experiment's kind tag says; attnlab's links ask for training.
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def experiment_url(uri: str, experiment_id: str) -> str:
+    """The experiment's runs table in MLflow's UI: on the tracking server itself, or for a local
+    store on the default port of `mlflow ui`."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}{TRAINING_VIEW}"
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -162,17 +174,7 @@ def open_run(
 
 def owner_tags() -> dict[str, str]:
     """Who owns a standalone run: if that process is gone while the run says RUNNING, it died."""
-    return {HOST: socket.gethostname(), PID: str(os.getpid())}
-
-
-def _gone(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return False
+    return {HOST: this_host(), PID: str(os.getpid())}
 
 
 def reap_stale(uri: str, experiment: str) -> list[str]:
@@ -185,12 +187,12 @@ def reap_stale(uri: str, experiment: str) -> list[str]:
         return []
     where = (
         f"attributes.status = 'RUNNING' and tags.`{KIND}` = '{KIND_TRAIN}' "
-        f"and tags.`{HOST}` = '{socket.gethostname()}'"
+        f"and tags.`{HOST}` = '{this_host()}'"
     )
     reaped = []
     for run in client.search_runs([exp.experiment_id], filter_string=where, max_results=1000):
         pid = run.data.tags.get(PID, "")
-        if pid and _gone(pid):
+        if pid and gone(pid):
             client.set_terminated(run.info.run_id, status="FAILED")
             print(
                 f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, "

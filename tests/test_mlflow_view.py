@@ -11,6 +11,8 @@ from mlflow.tracking import MlflowClient
 from services import clean_env
 
 from pipeline import tags, tracking
+from pipeline.data.inputs import DataInput
+from tune.local_services import tracking_server
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
@@ -58,6 +60,12 @@ def _train(workdir: Path, *flags: str, **env: str) -> dict:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # The console: one line per epoch with the task's metric; library warnings went to the log file.
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"] and all("val/mIoU" in e for e in epochs)
+    assert "Warning" not in proc.stdout + proc.stderr and "INFO" not in proc.stdout + proc.stderr
+    log = Path(proc.stdout.split("warnings and library messages: ", 1)[1].split()[0])
+    assert log.is_file() and "Seed set to 0" in log.read_text()
     return json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index('{\n  "run_id"') :])[0]
 
 
@@ -90,3 +98,42 @@ def test_runs_record_their_data_as_datasets_and_system_metrics_unless_told_not_t
     assert train2.dataset.digest != train.dataset.digest
     assert json.loads(train2.dataset.profile) == {"num_rows": images - 1}
     assert not any(k.startswith("system/") for k in run2.data.metrics)
+
+
+def test_the_link_attnlab_prints_opens_the_runs_table_with_datasets_in_headless_chromium(tmp_path):
+    """MLflow 3.17's UI picks its GenAI or training view from a URL parameter (or the browser's last
+    choice), not from the kind tag; the experiment link attnlab prints asks for the training view."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    data = [
+        DataInput("camvid/train", "training", "file:///data/camvid", "abc123def456", 367),
+        DataInput("camvid/val", "validation", "file:///data/camvid", "0123456789ab", 101),
+    ]
+    for spec in ("0010", "1111"):
+        run_id, _ = tracking.open_run(
+            uri, "ui", name=f"segmentation-{spec}-s0", params={}, tags={"task": "segmentation"}
+        )
+        tracking.log_data_inputs(uri, run_id, data)
+        tracking.finish_run(uri, run_id, "FINISHED")
+    experiment = MlflowClient(uri).get_experiment_by_name("ui").experiment_id
+    chromium = next(p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists())
+    with tracking_server(uri) as served:
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'chrome'}",
+                "--virtual-time-budget=30000",
+                "--dump-dom",
+                tracking.experiment_url(served, experiment),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        ).stdout
+    assert "segmentation-0010-s0" in dom and "segmentation-1111-s0" in dom, dom[-2000:]
+    assert "camvid/train" in dom and "abc123def456" in dom  # the Dataset column
+    for genai in ("Detect Issues", "Tool calls", "Overview"):  # the GenAI overview's panels
+        assert genai not in dom

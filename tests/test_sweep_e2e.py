@@ -268,6 +268,12 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     )
     try:
         _wait_for_finished_child(workdir, time.time() + 600)
+        # A second driver of the same sweep is refused with one line naming the first.
+        second = subprocess.run(
+            [ATTNLAB, "sweep", "--config", "drill.yaml"], cwd=workdir, env=env, capture_output=True, text=True
+        )
+        assert second.returncode == 2 and second.stdout == "", second.stdout + second.stderr
+        assert second.stderr.count("\n") == 1 and f"being run by pid {driver.pid} on " in second.stderr
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
         driver.wait()
@@ -289,6 +295,7 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(t["status"] == "finished" for t in _summary(proc.stdout)["trials"])
+    assert f"took over the lock of a driver that is gone (pid {driver.pid} on " in proc.stdout  # stale lock
 
     client, after = _runs(workdir, "drill")
     children = [r for r in after if r.data.tags.get("attnlab.kind") == "trial"]

@@ -7,6 +7,7 @@ terminal one status line redraws in place; in a log or a pipe, a line is written
 
 from __future__ import annotations
 
+import sys
 from typing import TextIO
 
 from ray import tune
@@ -20,6 +21,13 @@ def show_on(stream: TextIO | None) -> None:
     """Where live views in this process write (None: nowhere)."""
     global _terminal
     _terminal = stream
+
+
+def say(line: str) -> None:
+    """One line for the user: on the live view's terminal when there is one, else on stdout."""
+    stream = _terminal or sys.stdout
+    stream.write(f"{line}\n")
+    stream.flush()
 
 
 class LiveView(tune.Callback):
@@ -55,7 +63,7 @@ class LiveView(tune.Callback):
         return best
 
     def _status(self, trials) -> str:
-        running = sum(t.status == "RUNNING" for t in trials)
+        running = sum(t.status == "RUNNING" and self._key(t)[0] not in self.ended for t in trials)
         done = len(self.ended)
         stopped = sum(v == "stopped" for v in self.ended.values())
         failed = sum(v == "error" for v in self.ended.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,7 +64,16 @@ def tracking_server(uri: str):
         "1",
     ]
     log = open(db.parent / "mlflow-server.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
+    # Its own process group (the server starts uvicorn and job-runner workers), stopped as a whole;
+    # and on Linux told to stop when this process dies, however it dies.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=db.parent,
+        start_new_session=True,
+        preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_healthy(url, proc):
@@ -72,12 +82,28 @@ def tracking_server(uri: str):
             )
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_group(proc)
         log.close()
+
+
+def _stop_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM it when its parent (this driver) dies."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's whole process group, then SIGKILL what is left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the server
+    proc.wait(timeout=20)
 
 
 def init_ray(address: str | None) -> None:

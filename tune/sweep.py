@@ -15,11 +15,13 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from pipeline import tags, tracking
 
-from .live_view import LiveView
+from .ended_trials import EndedTrials, ended
+from .live_view import LiveView, say
 from .local_services import init_ray, tracking_server
 from .schedulers import PerTaskScheduler
 from .storage import SweepStore, scratch_dir
 from .sweep_config import SweepConfig, check_resources, storage_root
+from .sweep_lock import SweepLock
 from .trainable import drop_checkpoints, trial_function
 
 STATE_FILE = "attnlab_sweep.json"
@@ -87,6 +89,18 @@ def run_sweep(
     resume passes None and keeps the description the sweep started with.
     """
     store = preflight(sweep, storage, ray_address)
+    with SweepLock(store) as lock:
+        if lock.recovered:
+            held = lock.recovered
+            say(
+                f"attnlab: took over the lock of a driver that is gone (pid {held.get('pid')} on "
+                f"{held.get('host')}, since {held.get('started')})"
+            )
+        return _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin)
+
+
+def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> dict:
+    """The sweep itself, under its driver lock."""
     root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
     config = sweep.model_dump(mode="json")
@@ -140,7 +154,7 @@ def run_sweep(
                     storage_path=root,
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     # Pickled with the experiment, so a resumed sweep keeps its live view.
-                    callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs)],
+                    callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),
             )
         results = tuner.fit()
@@ -163,6 +177,7 @@ def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) 
             f"sweep {sweep.name!r} already exists at {store.location} with another config; "
             "resume it unchanged (`attnlab resume`) or pick a new --name"
         )
+    SweepLock(store).check()
     return store
 
 
@@ -226,27 +241,40 @@ def errored(summary: dict) -> list[dict]:
     return [t for t in summary["trials"] if t["status"] == "error"]
 
 
+def _status(result, run, ended: set[str], key: str) -> str:
+    """finished | stopped (by early stopping) | error | interrupted (the driver stopped mid-way)."""
+    if result.error:
+        return "error"
+    if run is not None and run.info.status == "FINISHED":
+        return "finished"
+    if key in ended or (run is not None and run.data.tags.get(tags.STOPPED_EARLY) == "true"):
+        return "stopped"
+    return "interrupted"
+
+
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str) -> dict:
-    """Close what Tune stopped: early-stopped trials get a tag and KILLED (and lose their Ray
-    checkpoints, which nothing resumes); errors FAILED, their checkpoints kept for `resume`."""
+    """Close what Tune stopped: early-stopped trials get a tag and KILLED, and lose their Ray
+    checkpoints, which nothing resumes; errors FAILED and interrupted trials KILLED, both keeping
+    their checkpoints for `attnlab resume`."""
     runs = {
         r.data.tags.get(tags.TRIAL): r
         for r in tracking.find_runs(uri, sweep.name, {tags.KIND: tags.KIND_TRIAL})
     }
     summary = {"trials": [], "parent_run_id": parent_id}
+    done = ended()
     for result in results:
         key = result.config["trial"]["trial_key"]
         epochs = int(result.metrics.get("epoch", 0)) if result.metrics else 0
         run = runs.get(key)
-        status = (
-            "error" if result.error else ("finished" if run and run.info.status == "FINISHED" else "stopped")
-        )
+        status = _status(result, run, done, key)
         if run is not None and run.info.status == "RUNNING":
-            if result.error:
+            if status == "error":
                 tracking.finish_run(uri, run.info.run_id, "FAILED")
-            else:
+            elif status == "stopped":
                 tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
-        if status != "error":
+            else:
+                tracking.finish_run(uri, run.info.run_id, "KILLED")
+        if status in ("finished", "stopped"):
             drop_checkpoints(storage, sweep.name, key)
         entry = {
             "trial": key,
@@ -262,6 +290,20 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             )
             entry["log"] = _error_log(result.path)
         summary["trials"].append(entry)
-    if all(t["status"] != "error" for t in summary["trials"]):
+    seen = {t["trial"] for t in summary["trials"]}
+    for trial in sweep.trials():  # never started: an interrupted driver had not reached them
+        if trial.trial_key not in seen:
+            summary["trials"].append(
+                {"trial": trial.trial_key, "status": "interrupted", "epochs": 0, "score": None}
+            )
+    statuses = {t["status"] for t in summary["trials"]}
+    if statuses <= {"finished", "stopped"}:
         tracking.finish_run(uri, parent_id, "FINISHED")
+    elif "interrupted" in statuses:
+        tracking.finish_run(uri, parent_id, "KILLED")
     return summary
+
+
+def interrupted(summary: dict) -> list[dict]:
+    """The trials a stopped driver left mid-way (or never started): `attnlab resume` runs them."""
+    return [t for t in summary["trials"] if t["status"] == "interrupted"]

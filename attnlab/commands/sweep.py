@@ -91,10 +91,15 @@ def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
 
 
 def _finish(summary: dict) -> int:
-    """Print the summary; exit 0 only if every trial finished or early stopping ended it."""
-    from tune.sweep import errored
-
     print(json.dumps(summary, indent=2))
+    return exit_status(summary)
+
+
+def exit_status(summary: dict) -> int:
+    """0 only if every trial finished or early stopping ended it; 1 with a line per failed trial;
+    130 when the driver was interrupted (Ctrl-C) with trials unfinished."""
+    from tune.sweep import errored, interrupted
+
     failed = errored(summary)
     for trial in failed:
         print(
@@ -107,6 +112,15 @@ def _finish(summary: dict) -> int:
             "`attnlab resume` continues them from their checkpoints",
             file=sys.stderr,
         )
+    unfinished = interrupted(summary)
+    if unfinished:
+        print(
+            f"attnlab: interrupted with {len(unfinished)} of {len(summary['trials'])} trials unfinished "
+            "(their runs are KILLED, their checkpoints kept); `attnlab resume` or the same command "
+            "continues them",
+            file=sys.stderr,
+        )
+        return 130
     return 1 if failed else 0
 
 
