@@ -1,6 +1,7 @@
 # The two set-up commands of the README. Both create .venv, install torch/torchvision from
 # this machine's disk with pip (never uv/poetry for torch), then attnlab with the tested set
-# (constraints.txt; pyproject.toml states the ranges).
+# (constraints.txt; pyproject.toml states the ranges). pip -qq prints errors only: setuptools
+# warns on every editable install, which is no news to a user.
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,10 +14,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q -c constraints.txt torch torchvision
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -c constraints.txt -e .
+	$(BIN)/pip install -qq -c constraints.txt -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -qq -c constraints.txt -e '.[test]'
 
 # Main job on embedded defaults.
 run: install
