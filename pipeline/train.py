@@ -127,8 +127,15 @@ def _signal_exit_code(error: BaseException, trainer: L.Trainer | None) -> int:
     return 130
 
 
+def _interrupted(error: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, whatever exception it surfaced as: a library may wrap the
+    KeyboardInterrupt it was in the middle of (MLflow's sqlite store re-raises it as an
+    MlflowException), so a recorded signal counts too."""
+    return isinstance(error, (KeyboardInterrupt, SystemExit)) or interrupts.received() is not None
+
+
 def _ending(error: BaseException) -> str:
-    return "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
+    return "KILLED" if _interrupted(error) else "FAILED"
 
 
 def run_training(
@@ -227,7 +234,7 @@ def run_training(
     except BaseException as error:
         if owner and (trainer is None or trainer.is_global_zero):
             tracking.finish_run(uri, run_id, _ending(error))
-        if owner and isinstance(error, (KeyboardInterrupt, SystemExit)):
+        if owner and _interrupted(error):
             raise SystemExit(_signal_exit_code(error, trainer)) from error
         raise
     finally:

@@ -80,3 +80,36 @@ def test_a_run_a_sigkill_left_running_is_marked_failed_by_the_next_command(tmp_p
     )
     assert "marked it FAILED" in out.stderr and str(proc.pid) in out.stderr, out.stderr
     assert _runs(uri)[0].info.status == "FAILED"
+
+
+def test_a_signal_a_library_wrapped_in_its_own_exception_still_ends_the_run_killed(tmp_path, monkeypatch):
+    """MLflow's sqlite store re-raises a KeyboardInterrupt that lands inside it as an
+    MlflowException; the recorded signal makes it an interrupt all the same: KILLED, exit 130."""
+    import lightning as L
+
+    from pipeline import interrupts
+    from pipeline.train import run_training
+    from pipeline.train_config import build_train_config
+
+    monkeypatch.setattr(interrupts, "_received", None)
+
+    class CtrlCInsideALibrary(L.Callback):
+        def on_train_batch_end(self, *args, **kwargs):
+            interrupts.record(signal.SIGINT)
+            raise RuntimeError("a library's own error, wrapping the KeyboardInterrupt")
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = build_train_config(
+        {
+            "task": "translation",
+            "max_epochs": 1,
+            "out_dir": str(tmp_path / "runs"),
+            "tracking": {"tracking_uri": uri, "system_metrics": False},
+        },
+        preset="tiny",
+    )
+    with pytest.raises(SystemExit) as stop:
+        run_training(cfg, callbacks=[CtrlCInsideALibrary()], progress_bar=False)
+    assert stop.value.code == 130
+    (run,) = _runs(uri)
+    assert run.info.status == "KILLED"
