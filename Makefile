@@ -1,7 +1,8 @@
 # The two set-up commands of the README. Both create .venv, install torch/torchvision from
 # this machine's disk with pip (never uv/poetry for torch), then attnlab with the tested set
-# (constraints.txt; pyproject.toml states the ranges). pip -qq prints errors only: setuptools
-# warns on every editable install, which is no news to a user.
+# (constraints.txt; pyproject.toml states the ranges). pip -qq prints errors only: setuptools'
+# notice on every editable install and pip's warnings about this machine's index configuration
+# are no news to a user, and a failing install still fails loudly.
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,8 +11,8 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt torch torchvision
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c constraints.txt torch torchvision
 
 install: $(BIN)/python
 	$(BIN)/pip install -qq -c constraints.txt -e .
