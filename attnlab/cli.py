@@ -32,12 +32,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     sweep = load_sweep("smoke", None, None)
     summary = sweep_cmd.run_quietly("run", sweep, origin="preset smoke (`attnlab run`)")
-    runs = fetch_runs(resolve_tracking_uri(None), sweep.name)
+    uri = resolve_tracking_uri(None)
+    runs = fetch_runs(uri, sweep.name)
     print(render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table"))
     index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report")
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
     print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
-    uri = resolve_tracking_uri(None)
     exp = MlflowClient(uri).get_experiment_by_name(sweep.name).experiment_id
     print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
     return sweep_cmd.exit_status(summary)

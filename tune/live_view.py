@@ -1,14 +1,15 @@
 """A sweep's live view for the terminal: trials done, running and stopped, and the best so far.
 
 Tune pickles its callbacks with the experiment (tuner.pkl), so this one holds no stream: it writes
-to the terminal this process set with `show_on` (the CLI does), and to nothing otherwise. On a
+to the terminal this process set with `showing` (the CLI does), and to nothing otherwise. On a
 terminal one status line redraws in place; in a log or a pipe, a line is written per trial that ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from ray import tune
 
@@ -17,10 +18,15 @@ from pipeline.tasks import TASKS
 _terminal: TextIO | None = None
 
 
-def show_on(stream: TextIO | None) -> None:
-    """Where live views in this process write (None: nowhere)."""
+@contextlib.contextmanager
+def showing(stream: TextIO) -> Iterator[None]:
+    """Live views in this process write to `stream` while inside; to nothing after."""
     global _terminal
     _terminal = stream
+    try:
+        yield
+    finally:
+        _terminal = None
 
 
 def say(line: str) -> None:

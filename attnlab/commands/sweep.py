@@ -63,31 +63,22 @@ def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
     output), shows it all on the console instead."""
     import os
 
-    from tune.live_view import show_on
+    from tune.live_view import showing
     from tune.sweep import preflight, run_sweep
 
     from ..console import everything_to, new_log_file
 
-    preflight(
-        sweep, kwargs.get("storage"), kwargs.get("ray_address")
-    )  # bad input writes nothing, not even a log
-    trials = len(sweep.trials())
+    preflight(sweep, kwargs.get("storage"), kwargs.get("ray_address"))  # bad input writes nothing
     if verbose or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
-        show_on(sys.stdout)
-        try:
+        with showing(sys.stdout):
             return run_sweep(sweep, **kwargs)
-        finally:
-            show_on(None)
     log = new_log_file(command)
+    trials = len(sweep.trials())
     print(
         f"attnlab: sweep {sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}", flush=True
     )
-    with everything_to(log) as terminal:
-        show_on(terminal)
-        try:
-            return run_sweep(sweep, **kwargs)
-        finally:
-            show_on(None)
+    with everything_to(log) as terminal, showing(terminal):
+        return run_sweep(sweep, **kwargs)
 
 
 def _finish(summary: dict) -> int:
