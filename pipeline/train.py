@@ -185,8 +185,8 @@ def run_training(
     trainer = None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         logger = RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-        ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id if local_checkpoints else None
         if local_checkpoints:
+            ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
             checkpoint = ModelCheckpoint(
                 dirpath=ckpt_dir,
                 filename="best",
@@ -196,7 +196,7 @@ def run_training(
                 enable_version_counter=False,
             )
         else:
-            checkpoint = BestCheckpointToMlflow(task.metric, uri, run_id)
+            ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, uri, run_id)
         efficiency = EfficiencyStats(dm)
         options = dict(
             max_epochs=cfg.max_epochs,
@@ -241,7 +241,7 @@ def run_training(
         if not ddp_child_run:
             os.environ.pop(DDP_RUN_ENV, None)
     if trainer.is_global_zero:
-        for name in ("best.ckpt", "last.ckpt") if local_checkpoints else ():
+        for name in ("best.ckpt", "last.ckpt") if ckpt_dir else ():
             if (ckpt_dir / name).is_file():
                 tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
         if owner:

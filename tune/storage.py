@@ -81,6 +81,11 @@ class SweepStore:
             f.write(data)
         self.fs.move(tmp, self._file(name))
 
+    def delete(self, name: str) -> None:
+        """Remove the file; a missing one is fine."""
+        if self.exists(name):
+            self.fs.delete_file(self._file(name))
+
     def read_text(self, name: str) -> str | None:
         data = self.read_bytes(name)
         return None if data is None else data.decode()

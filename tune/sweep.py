@@ -241,13 +241,13 @@ def errored(summary: dict) -> list[dict]:
     return [t for t in summary["trials"] if t["status"] == "error"]
 
 
-def _status(result, run, ended: set[str], key: str) -> str:
+def _status(result, run, completed: set[str], key: str) -> str:
     """finished | stopped (by early stopping) | error | interrupted (the driver stopped mid-way)."""
     if result.error:
         return "error"
     if run is not None and run.info.status == "FINISHED":
         return "finished"
-    if key in ended or (run is not None and run.data.tags.get(tags.STOPPED_EARLY) == "true"):
+    if key in completed or (run is not None and run.data.tags.get(tags.STOPPED_EARLY) == "true"):
         return "stopped"
     return "interrupted"
 

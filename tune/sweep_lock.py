@@ -83,7 +83,7 @@ class SweepLock:
             if not self.stale(lock):
                 raise self._busy(lock)
             self.recovered = lock
-            self._remove()
+            self.store.delete(LOCK)
         record = json.dumps(self._record())
         if is_uri(self.store.location):
             self.store.write_text(LOCK, record)
@@ -109,16 +109,13 @@ class SweepLock:
                 return  # taken over (we were presumed dead): never write over the new owner
             self.store.write_text(LOCK, json.dumps({**lock, "beat": time.time()}))
 
-    def _remove(self) -> None:
-        self.store.fs.delete_file(f"{self.store.path}/{LOCK}")
-
     def release(self) -> None:
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=10)
         lock = self.held()
         if lock is not None and lock.get("token") == self.token:
-            self._remove()
+            self.store.delete(LOCK)
 
     def __enter__(self) -> "SweepLock":
         self.acquire()
