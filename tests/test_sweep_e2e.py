@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from drill_sweep import drill_sweep
 from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
@@ -229,20 +230,6 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     assert loaded in out.stdout, out.stdout[:500] + out.stderr[-500:]
 
 
-FAULT_SWEEP = """
-name: drill
-max_epochs: 3
-grid:
-  - task: segmentation
-    specs: ["w/o", "0010", "0001"]
-    preset: tiny
-    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 6}
-early_stopping: {policy: none}
-max_concurrent_trials: 1
-max_failures: 2
-"""
-
-
 def _wait_for_finished_child(workdir: Path, deadline: float) -> None:
     while time.time() < deadline:
         if any(
@@ -256,7 +243,7 @@ def _wait_for_finished_child(workdir: Path, deadline: float) -> None:
 
 def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(tmp_path):
     workdir = tmp_path
-    (workdir / "drill.yaml").write_text(FAULT_SWEEP)
+    (workdir / "drill.yaml").write_text(drill_sweep("drill"))
     env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
     driver = subprocess.Popen(
         [ATTNLAB, "sweep", "--config", "drill.yaml"],

@@ -11,23 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from drill_sweep import drill_sweep
 from services import clean_env
 from store_probe import live_runs
 
 pytestmark = pytest.mark.slow
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
-SWEEP = """
-name: ctrlc
-max_epochs: 3
-grid:
-  - task: segmentation
-    specs: ["w/o", "0010", "0001"]
-    preset: tiny
-    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 6}
-early_stopping: {policy: none}
-max_concurrent_trials: 1
-"""
 
 
 def _trials(workdir: Path) -> dict[str, str]:
@@ -36,7 +26,7 @@ def _trials(workdir: Path) -> dict[str, str]:
 
 
 def test_ctrl_c_stops_the_sweep_keeps_its_work_and_the_same_command_finishes_it(tmp_path):
-    (tmp_path / "s.yaml").write_text(SWEEP)
+    (tmp_path / "s.yaml").write_text(drill_sweep("ctrlc"))
     command = [ATTNLAB, "sweep", "--config", "s.yaml"]
     driver = subprocess.Popen(
         command,
