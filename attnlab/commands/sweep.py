@@ -78,7 +78,14 @@ def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
         f"attnlab: sweep {sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}", flush=True
     )
     with everything_to(log) as terminal, showing(terminal):
-        return run_sweep(sweep, **kwargs)
+        try:
+            return run_sweep(sweep, **kwargs)
+        finally:
+            # Ray forwards its workers' output to this process a moment late; disconnect while that
+            # output still goes to the log, or its last lines land on the terminal.
+            import ray
+
+            ray.shutdown()
 
 
 def _finish(summary: dict) -> int:
