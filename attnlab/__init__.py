@@ -1,7 +1,7 @@
 """attnlab: the ICCV 2019 study of spatial attention mechanisms as a training pipeline.
 
 Public API (imported on first use, so `import attnlab` stays fast):
-`train`, `sweep`, `best` (attnlab/api.py), and the attention factory's `build_attention`,
+`train`, `sweep`, `best`, `register_best` (attnlab/api.py), and the attention factory's `build_attention`,
 `parse_spec` and `register_mechanism` (lightning_modules/attention).
 """
 
@@ -13,6 +13,7 @@ _EXPORTS = {
     "train": "attnlab.api",
     "sweep": "attnlab.api",
     "best": "attnlab.api",
+    "register_best": "attnlab.api",
     "build_attention": "lightning_modules.attention",
     "parse_spec": "lightning_modules.attention",
     "register_mechanism": "lightning_modules.attention",

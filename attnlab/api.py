@@ -73,3 +73,26 @@ def best(
     return rank(
         fetch_runs(resolve_tracking_uri(tracking_uri, read_only=True), experiment), task, metric, cost
     )
+
+
+def register_best(
+    experiment: str,
+    name: str,
+    *,
+    task: str | None = None,
+    rank: int | None = None,
+    metric: str | None = None,
+    cost: str = "attention_flops",
+    tracking_uri: str | None = None,
+) -> list:
+    """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
+    as an MLflow model in the Model Registry; returns what was registered, with each version."""
+    from pipeline.models import chosen_rows, register_rows
+    from pipeline.queries import fetch_runs
+    from pipeline.queries import rank as rank_runs
+    from pipeline.tracking_uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, read_only=True)
+    runs = fetch_runs(uri, experiment)
+    ranking = rank_runs(runs, task, metric, cost)
+    return register_rows(uri, experiment, runs, chosen_rows(ranking, rank), name, metric, len(ranking))

@@ -29,7 +29,12 @@ def _spatial_width(block: nn.Module) -> int:
     """Channels of the slot's 3x3 conv (conv2 in both block types; read from bn2, since the
     conv itself may have been replaced). A BasicBlock's conv2 is the one that keeps its
     channel count, so a channels -> channels mechanism can replace it."""
-    return block.bn2.num_features
+    return _channels(block.bn2)
+
+
+def _channels(norm: nn.Module) -> int:
+    """Channels of a BatchNorm2d or a FrozenBatchNorm2d (which has no `num_features`)."""
+    return norm.weight.shape[0]
 
 
 def _bottleneck_forward(self, x):
@@ -77,7 +82,7 @@ def _norm_layer(norm: str):
 def stage_channels(model: resnet.ResNet) -> list[int]:
     """Output channels of res2..res5 (what an FPN takes)."""
     last = lambda layer: layer[-1].bn3 if isinstance(layer[-1], resnet.Bottleneck) else layer[-1].bn2  # noqa: E731
-    return [last(getattr(model, LAYERS[s])).num_features for s in STAGES]
+    return [_channels(last(getattr(model, LAYERS[s]))) for s in STAGES]
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
@@ -98,7 +103,11 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     sites = tuple(f"{name}." for name in placed_modules(model))
     own = model.state_dict()
     state = {
-        k: v for k, v in state.items() if not k.startswith("fc.") and (k in own or not k.startswith(sites))
+        k: v
+        for k, v in state.items()
+        if not k.startswith("fc.")
+        and (k in own or not k.startswith(sites))
+        and (k in own or not k.endswith("num_batches_tracked"))  # frozen BN keeps no such counter
     }
     unexpected = sorted(set(state) - set(own))
     missing = [k for k in own if k not in state and not k.startswith(sites) and not k.startswith("fc.")]
@@ -158,7 +167,7 @@ def _insert_attention(block, spec, position, options) -> None:
         channels, slot = _spatial_width(block), "attention"
     else:
         last_bn = block.bn3 if isinstance(block, resnet.Bottleneck) else block.bn2
-        channels, slot = last_bn.num_features, "block_attention"
+        channels, slot = _channels(last_bn), "block_attention"
     _, attn = build_attention_parts(spec, channels, 2, **options_for(spec, 2, options))
     if attn is not None:
         setattr(block, slot, attn)

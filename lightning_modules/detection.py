@@ -12,6 +12,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from .backbone import LAYERS, STAGES, build_resnet, stage_channels
 from .coco_eval import coco_box_ap, to_coco_results
 from .distributed import gather_lists
+from .serving import DetectionServing, Serving
 from .settings import ModuleConfig
 from .vision_recipe import SgdRecipe
 
@@ -112,3 +113,16 @@ class DetectionModule(SgdRecipe, L.LightningModule):
         """One evaluation image, as the model sees it at evaluation time."""
         image, _ = datamodule.val_set[0]
         return ([image],)
+
+    def serving(self) -> Serving:
+        most = self.cfg.detection.detections_per_image
+        images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        return Serving(
+            DetectionServing(self.model, self.label_to_cat, most).eval(),
+            (("images", torch.float32, (-1, 3, -1, -1)),),
+            (images,),
+            ("detections", torch.float32, (-1, most, 6)),
+            format="pickle",
+            describes=f"RGB images in [0, 1] (N, 3, H, W) -> detections (N, {most}, 6): x1, y1, x2, "
+            "y2, score, COCO category id (-1 on unused rows)",
+        )

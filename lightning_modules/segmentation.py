@@ -13,6 +13,7 @@ from torchvision.models.segmentation.fcn import FCNHead
 from .backbone import stage_channels
 from .detection import build_resnet_from
 from .labels import IGNORE
+from .serving import SegmentationServing, Serving
 from .settings import ModuleConfig
 from .vision_recipe import SgdRecipe
 
@@ -82,3 +83,14 @@ class SegmentationModule(SgdRecipe, L.LightningModule):
     def efficiency_input(self, datamodule):
         image, _ = datamodule.val_set[0]
         return (image[None],)
+
+    def serving(self) -> Serving:
+        images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        return Serving(
+            SegmentationServing(self.model).eval(),
+            (("images", torch.float32, (-1, 3, -1, -1)),),
+            (images,),
+            ("logits", torch.float32, (-1, self.num_classes, -1, -1)),
+            describes=f"RGB images in [0, 1] (N, 3, H, W) -> logits (N, {self.num_classes}, H, W) of "
+            f"the classes {', '.join(self.class_names)}",
+        )

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from lightning_modules.attention import parse_sites
 
 from .distributed import gather_lists
-from .labels import PAD
+from .labels import BOS, EOS, PAD
+from .serving import Serving, TranslationServing
 from .settings import ModuleConfig
 from .transformer import Transformer, beam_search, greedy_decode
 
@@ -26,6 +27,7 @@ class TranslationModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.cfg = ModuleConfig.model_validate(config)
+        self.vocab = vocab
         t = self.cfg.translation
         self.sites = parse_sites(self.cfg.attention)
         self.model = Transformer(
@@ -107,6 +109,20 @@ class TranslationModule(L.LightningModule):
     def efficiency_input(self, datamodule):
         src, tgt_in, _, _ = next(iter(datamodule.val_dataloader()))
         return (src[:1], tgt_in[:1])
+
+    def serving(self) -> Serving:
+        g = torch.Generator().manual_seed(0)
+        src = torch.randint(EOS + 1, self.vocab, (2, 7), generator=g)
+        tgt_in = torch.randint(EOS + 1, self.vocab, (2, 5), generator=g)
+        tgt_in[:, 0] = BOS
+        return Serving(
+            TranslationServing(self.model).eval(),
+            (("src", torch.int64, (-1, -1)), ("tgt_in", torch.int64, (-1, -1))),
+            (src, tgt_in),
+            ("logits", torch.float32, (-1, -1, self.vocab)),
+            describes=f"source ids (N, S) and target ids so far, from BOS={BOS} (N, T) -> next-token "
+            f"logits (N, T, {self.vocab}); PAD={PAD}, EOS={EOS}",
+        )
 
     def efficiency_items(self, inputs) -> int:
         """Cost is per target token."""

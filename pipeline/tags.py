@@ -6,11 +6,14 @@ One module, so a writer and a query can never disagree on a spelling.
 KIND = "attnlab.kind"  # what a run is: one of the kinds below
 SWEEP = "attnlab.sweep"  # the sweep a parent or trial run belongs to
 TRIAL = "attnlab.trial_key"  # a trial's key inside its sweep (task, spec, seed)
+TORN_CHECKPOINT = "attnlab.torn_checkpoint"  # what a trial found torn on restore, and used instead
 STOPPED_EARLY = "attnlab.stopped_early"  # "true" on trials early stopping cut short
 TASK, ATTENTION, SEED = "task", "attention", "seed"
 CODE_VERSION = "code_version"  # git commit of the checkout (or the package version)
 HOST, PID = "attnlab.host", "attnlab.pid"  # the process that owns a standalone run while it is RUNNING
 PARENT = "mlflow.parentRunId"  # MLflow's own: nests trial runs under their sweep's run
+MODEL_URI = "attnlab.model_uri"  # the run's best checkpoint as an MLflow model (models:/...)
+MODEL_FORMAT = "attnlab.model_format"  # how that model is saved: pt2 (torch.export) or pickle
 DESCRIPTION = "mlflow.note.content"  # MLflow's own: the run's description (markdown) in the UI
 
 KIND_TRAIN, KIND_TRIAL, KIND_SWEEP = "train", "trial", "sweep"

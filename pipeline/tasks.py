@@ -40,6 +40,7 @@ class Task:
     make_tiny: Callable[[Path], Path]
     layouts: tuple[Layout, ...]
     make_module: Callable[[TrainConfig, L.LightningDataModule], L.LightningModule]
+    module: str  # "package.module:Class" of its LightningModule, which a checkpoint is restored into
     tiny: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
 
@@ -49,6 +50,12 @@ class Task:
 
     def make_data(self, cfg: TrainConfig, root: Path) -> L.LightningDataModule:
         return detect_layout(cfg.task, root).make_data(cfg, root)
+
+    def module_class(self) -> type[L.LightningModule]:
+        import importlib
+
+        module, name = self.module.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def _detection_tiny(out: Path) -> Path:
@@ -157,6 +164,7 @@ _TASK_LIST = [
             ),
         ),
         _detection_module,
+        "lightning_modules.detection:DetectionModule",
         tiny={
             "max_epochs": 12,
             "backbone": _TINY_BACKBONE,
@@ -194,6 +202,7 @@ _TASK_LIST = [
             ),
         ),
         _segmentation_module,
+        "lightning_modules.segmentation:SegmentationModule",
         tiny={
             "max_epochs": 12,
             "backbone": _TINY_BACKBONE,
@@ -236,6 +245,7 @@ _TASK_LIST = [
             ),
         ),
         _translation_module,
+        "lightning_modules.translation:TranslationModule",
         tiny={
             "max_epochs": 12,
             "optim": {"lr_steps": []},

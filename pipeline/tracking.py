@@ -229,11 +229,14 @@ def log_data_inputs(uri: str, run_id: str, inputs: Sequence[DataInput]) -> None:
     MlflowClient(uri).log_inputs(run_id, datasets=datasets)
 
 
+def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
 def finish_run(
     uri: str, run_id: str, status: str = "FINISHED", tags: Mapping[str, str] | None = None
 ) -> None:
     """End the run with `status` (FINISHED, FAILED or KILLED), setting `tags` first."""
-    client = MlflowClient(uri)
-    for key, value in (tags or {}).items():
-        client.set_tag(run_id, key, value)
-    client.set_terminated(run_id, status=status)
+    if tags:
+        set_tags(uri, run_id, tags)
+    MlflowClient(uri).set_terminated(run_id, status=status)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from model_checks import check_registered_model
 from services import clean_env
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def _summary(stdout: str) -> dict:
     return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "trials"') :])[0]
 
 
-def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path):
+def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path, monkeypatch):
     (tmp_path / "every.yaml").write_text(EVERY_TASK)
     env = clean_env(ATTNLAB_FAIL_ONCE=f"{TRANSLATION_KEY}:1")
     proc = subprocess.run(
@@ -77,6 +78,19 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
         assert "cost/attention_flops" in run.data.metrics and run.data.metrics["cost/attention_flops"] > 0
     translation = next(r for r in children if r.data.tags["task"] == "translation")
     assert "val/chrf" in translation.data.metrics
+
+    # Each task's best trial into the Model Registry; twice, and the second time changes nothing.
+    register = [ATTNLAB, "best", "--experiment", "every-task", "--register", "every"]
+    first = subprocess.run(register, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and first.stderr == "", first.stdout[-2000:] + first.stderr[-2000:]
+    again = subprocess.run(register, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.stdout.count("already registered as models:/every-") == 3, again.stdout[-2000:]
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # detection's model is a pickle
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for run in children:
+        task = run.data.tags["task"]
+        assert f"{task} " in first.stdout and f"registered as models:/every-{task}/1" in first.stdout
+        check_registered_model(client, f"every-{task}", run)
 
 
 ERRORED = """

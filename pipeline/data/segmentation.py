@@ -17,11 +17,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from lightning_modules.labels import IGNORE
+from lightning_modules.serving import IMAGENET_MEAN as MEAN
+from lightning_modules.serving import IMAGENET_STD as STD
 
 from .inputs import DataInput, files_digest, split_input
 from .sharding import eval_sampler, train_sampler
-
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 class PairedSegmentation(Dataset):

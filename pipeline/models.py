@@ -1,0 +1,265 @@
+"""A run's best checkpoint as an MLflow pytorch model, and the best configurations in MLflow's
+Model Registry.
+
+Models are made on request (`attnlab best --register`), not per trial: a sweep's trials already
+keep their best weights as `checkpoints/best.ckpt`, and turning one into a model costs an export.
+A run gets at most one model (its id is tagged on the run) and a registered model at most one
+version per run, so registering again changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
+
+from .best_checkpoint import ARTIFACT_DIR, BEST_NAME
+from .costs import COSTS
+from .errors import ConfigError
+from .queries import Row
+from .tags import MODEL_FORMAT, MODEL_URI, TASK
+from .tasks import TASKS
+
+MODEL_NAME = "model"
+PICKLE_OPT_IN = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+EXPERIMENT_ID = "MLFLOW_EXPERIMENT_ID"  # where MLflow puts a logged model when no run is active
+
+
+def portable(config: dict) -> dict:
+    """The module config without the local path of pretrained weights (the checkpoint holds every
+    weight); the norm those weights implied stays."""
+    backbone = dict(config.get("backbone") or {})
+    if backbone.get("pretrained"):
+        backbone["norm"] = backbone.get("norm") or "frozen_bn"
+        backbone["pretrained"] = None
+    return {**config, "backbone": backbone}
+
+
+def restore_module(task: str, checkpoint: str | Path):
+    """The task's LightningModule with the checkpoint's weights, in eval mode, on CPU."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    cls = TASKS[task].module_class()
+    wanted = inspect.signature(cls.__init__).parameters
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in wanted}
+    hparams["config"] = portable(hparams["config"])
+    module = cls(**hparams)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval()
+
+
+def _no_checkpoint(run, why: str) -> ConfigError:
+    return ConfigError(
+        f"run {run.info.run_name} ({run.info.run_id}) has no {ARTIFACT_DIR}/{BEST_NAME} artifact "
+        f"({why}); it did not finish an evaluation, or was logged before attnlab kept one. "
+        "Pick another row with --rank; nothing was registered"
+    )
+
+
+def check_checkpoint(uri: str, run) -> None:
+    """Fail before any export when the run kept no best checkpoint."""
+    try:
+        names = [a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, ARTIFACT_DIR)]
+    except (MlflowException, OSError) as error:
+        raise _no_checkpoint(run, str(error)) from None
+    if f"{ARTIFACT_DIR}/{BEST_NAME}" not in names:
+        raise _no_checkpoint(run, f"its {ARTIFACT_DIR}/ holds {', '.join(names) or 'nothing'}")
+
+
+def download_checkpoint(uri: str, run, into: str) -> str:
+    """The run's `checkpoints/best.ckpt`, downloaded."""
+    try:
+        return MlflowClient(uri).download_artifacts(run.info.run_id, f"{ARTIFACT_DIR}/{BEST_NAME}", into)
+    except (MlflowException, OSError) as error:
+        raise _no_checkpoint(run, str(error)) from None
+
+
+def _signature(serving) -> ModelSignature:
+    def spec(name, dtype, shape):
+        return TensorSpec(np.dtype(str(dtype).removeprefix("torch.")), shape, name)
+
+    return ModelSignature(
+        inputs=Schema([spec(*i) for i in serving.inputs]), outputs=Schema([spec(*serving.output)])
+    )
+
+
+def _requirements() -> list[str]:
+    """The libraries a loader needs, as installed (stated, so MLflow does not load the model again
+    in a subprocess to guess them)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "torchvision", "mlflow")]
+
+
+@contextlib.contextmanager
+def _mlflow_at(uri: str, experiment_id: str | None = None):
+    """MLflow's model functions read the global tracking URI and experiment: point them at `uri` and
+    `experiment_id` for a while. MLflow's progress bars and registry news go to stderr; they are
+    dropped (attnlab prints one line a model)."""
+    before, experiment = mlflow.get_tracking_uri(), os.environ.get(EXPERIMENT_ID)
+    mlflow.set_tracking_uri(uri)
+    if experiment_id:
+        os.environ[EXPERIMENT_ID] = experiment_id
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        mlflow.set_tracking_uri(before)
+        if experiment is None:
+            os.environ.pop(EXPERIMENT_ID, None)
+        else:
+            os.environ[EXPERIMENT_ID] = experiment
+
+
+def log_model(uri: str, run) -> tuple[str, str]:
+    """The run's best checkpoint as a pytorch-flavour model of the run (once): (models:/ URI, format)."""
+    if run.data.tags.get(MODEL_URI):
+        return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
+    task = run.data.tags[TASK]
+    with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp, _mlflow_at(uri):
+        module = restore_module(task, download_checkpoint(uri, run, tmp))
+    serving = module.serving()
+    example = [t.numpy() for t in serving.example]
+    metadata = {"task": task, "io": serving.describes}
+    if len(example) > 1:  # MLflow saves no input example of several tensors; the metadata keeps it
+        metadata["input_example"] = {name: a.tolist() for (name, *_), a in zip(serving.inputs, example)}
+    with _mlflow_at(uri, run.info.experiment_id), torch.no_grad():
+        info = mlflow.pytorch.log_model(
+            serving.model,
+            name=MODEL_NAME,
+            run_id=run.info.run_id,
+            signature=_signature(serving),
+            input_example=example[0] if len(example) == 1 else tuple(example),
+            serialization_format=serving.format,
+            pip_requirements=_requirements(),
+            metadata=metadata,
+        )
+    client = MlflowClient(uri)
+    client.set_tag(run.info.run_id, MODEL_FORMAT, serving.format)
+    client.set_tag(run.info.run_id, MODEL_URI, info.model_uri)  # last: it marks the model complete
+    return info.model_uri, serving.format
+
+
+def how_to_load(name: str, version: str, fmt: str) -> str:
+    """The line a user runs to get the model back."""
+    load = f"mlflow.pytorch.load_model('models:/{name}/{version}')"
+    if fmt == "pickle":
+        return (
+            f"{PICKLE_OPT_IN}=true then {load} (saved with pickle: torch.export cannot capture this "
+            "network, and MLflow loads pickles only when allowed)"
+        )
+    return load
+
+
+@dataclass
+class Registered:
+    task: str
+    attention: str
+    run_id: str
+    name: str
+    version: str
+    model_uri: str
+    format: str
+    new: bool
+
+
+def chosen_rows(ranking: dict[str, list[Row]], rank: int | None) -> list[Row]:
+    """The top row of each task, or the row ranked `rank` of the one task; errors name what exists."""
+    if rank is not None and len(ranking) != 1:
+        raise ConfigError(
+            f"--rank picks a row of one task, and this ranking has {len(ranking)}: "
+            f"{', '.join(ranking) or 'none'}; add --task"
+        )
+    rows = []
+    for task, ranked in ranking.items():
+        want = rank or 1
+        row = next((r for r in ranked if r.rank == want), None)
+        if row is None:
+            have = [str(r.rank) for r in ranked if r.rank]
+            raise ConfigError(
+                f"{task} has no row ranked {want}; ranked rows: {', '.join(have) or 'none'} "
+                "(trials that early stopping cut are not ranked and cannot be registered)"
+            )
+        rows.append(row)
+    return rows
+
+
+def registered_name(name: str, task: str, tasks: int) -> str:
+    """One registered model per task: NAME alone for one task, NAME-<task> for several."""
+    return name if tasks == 1 else f"{name}-{task}"
+
+
+def best_run(row: Row, runs_by_id: dict, metric: str):
+    """The row's seed with the highest metric: the one whose weights stand for the configuration."""
+    return max((runs_by_id[i] for i in row.runs), key=lambda r: r.data.metrics.get(metric, -np.inf))
+
+
+def version_tags(row: Row, run, metric: str, experiment: str) -> dict[str, str]:
+    """What a registry user compares versions by: the spec, its metric over seeds, its costs."""
+    tags = {
+        "task": row.task,
+        "attention": row.attention,
+        "experiment": experiment,
+        "metric": metric,
+        metric: f"{row.metric:.6g}",
+        f"{metric} of this run": f"{run.data.metrics.get(metric, float('nan')):.6g}",
+        "seeds": str(row.seeds),
+        "epochs": str(row.epochs),
+        "rank": str(row.rank),
+    }
+    if row.ci_low is not None:
+        tags["ci95"] = f"[{row.ci_low:.6g}, {row.ci_high:.6g}]"
+    for key in COSTS.values():
+        if key in run.data.metrics:
+            tags[key] = f"{run.data.metrics[key]:.6g}"
+    return tags
+
+
+def register(uri: str, name: str, row: Row, runs_by_id: dict, metric: str, experiment: str) -> Registered:
+    """Register the row's best seed under `name`, unless a version of `name` already comes from it."""
+    run = best_run(row, runs_by_id, metric)
+    client = MlflowClient(uri)
+    model_uri, fmt = log_model(uri, run)
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
+    if found:
+        version, new = found[0].version, False
+    else:
+        tags = {**version_tags(row, run, metric, experiment), "format": fmt}
+        with _mlflow_at(uri):
+            version, new = mlflow.register_model(model_uri, name, tags=tags).version, True
+        client.update_model_version(
+            name,
+            version,
+            f"{row.task} with attention {row.attention}, from run {run.info.run_id}. "
+            f"Load: {how_to_load(name, version, fmt)}",
+        )
+    return Registered(row.task, row.attention, run.info.run_id, name, version, model_uri, fmt, new)
+
+
+def register_rows(
+    uri: str, experiment: str, runs: list, rows: list[Row], name: str, metric: str | None, tasks: int
+) -> list[Registered]:
+    """Register each chosen row (`chosen_rows`) under NAME, or NAME-<task> when `tasks` > 1."""
+    by_id = {r.info.run_id: r for r in runs}
+    return [
+        register(
+            uri,
+            registered_name(name, row.task, tasks),
+            row,
+            by_id,
+            metric or TASKS[row.task].metric,
+            experiment,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,89 @@
+"""Choosing what `attnlab best --register` registers, and its refusals: named, before any export,
+with nothing registered. (Registering real trials and loading them back: test_sweep_every_task.)"""
+
+import pytest
+import torch
+from logged_runs import log_trial
+from mlflow.tracking import MlflowClient
+
+from attnlab.cli import main
+from pipeline.errors import ConfigError
+from pipeline.models import chosen_rows, portable, registered_name, restore_module
+from pipeline.queries import fetch_runs, rank
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("m", artifact_location=(tmp_path / "a").as_uri())
+    for task, metric, spec, value in (
+        ("segmentation", "val/mIoU", "0010", 0.5),
+        ("segmentation", "val/mIoU", "1111", 0.4),
+        ("translation", "val/bleu", "enc_self=0010", 3.0),
+    ):
+        log_trial(client, exp, task, spec, 0, {metric: value, "cost/attention_flops": 1.0, "epochs_done": 2})
+    log_trial(
+        client, exp, "detection", "0010", 0, {"val/bbox_AP": 0.1, "cost/attention_flops": 1.0}, stopped=True
+    )
+    return uri, client
+
+
+def test_the_top_row_of_each_task_or_one_chosen_rank(store):
+    uri, _ = store
+    ranking = rank(fetch_runs(uri, "m"), None, None, "attention_flops")
+    with pytest.raises(
+        ConfigError, match="detection has no row ranked 1; ranked rows: none .*early stopping"
+    ):
+        chosen_rows(ranking, None)
+    del ranking["detection"]
+    assert [(r.task, r.attention) for r in chosen_rows(ranking, None)] == [
+        ("segmentation", "0010"),
+        ("translation", "enc_self=0010"),
+    ]
+    with pytest.raises(
+        ConfigError, match="--rank picks a row of one task.*segmentation, translation; add --task"
+    ):
+        chosen_rows(ranking, 2)
+    one = {"segmentation": ranking["segmentation"]}
+    assert chosen_rows(one, 2)[0].attention == "1111"
+    with pytest.raises(ConfigError, match="segmentation has no row ranked 3; ranked rows: 1, 2"):
+        chosen_rows(one, 3)
+    assert registered_name("best", "segmentation", 1) == "best"
+    assert registered_name("best", "segmentation", 2) == "best-segmentation"
+
+
+def test_a_run_without_a_checkpoint_is_refused_and_nothing_is_registered(store, capsys):
+    uri, client = store
+    code = main(
+        ["best", "--experiment", "m", "--task", "segmentation", "--register", "x", "--tracking-uri", uri]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "has no checkpoints/best.ckpt artifact" in err and "nothing was registered" in err
+    assert client.search_registered_models() == []
+    assert main(["best", "--experiment", "m", "--rank", "2", "--tracking-uri", uri]) == 2
+    assert "--rank chooses the row --register registers" in capsys.readouterr().err
+
+
+def test_a_checkpoint_restores_without_the_pretrained_file_it_was_trained_from(tmp_path):
+    from lightning_modules.segmentation import SegmentationModule
+
+    weights = tmp_path / "resnet18.pth"
+    config = {"attention": "0010", "backbone": {"depth": 18, "attention_options": {"num_heads": 2}}}
+    module = SegmentationModule(config, ["road", "car"])
+    torch.save(module.model.backbone.state_dict(), weights)  # stands for local pretrained weights
+    trained = SegmentationModule(
+        {**config, "backbone": {**config["backbone"], "pretrained": str(weights)}}, ["road", "car"]
+    )
+    ckpt = tmp_path / "best.ckpt"
+    torch.save({"hyper_parameters": dict(trained.hparams), "state_dict": trained.state_dict()}, ckpt)
+    weights.unlink()  # another machine: the pretrained file is not there
+    restored = restore_module("segmentation", ckpt)
+    assert restored.cfg.backbone.norm == "frozen_bn" and restored.cfg.backbone.pretrained is None
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(restored(x), trained.eval()(x))
+    assert portable({"backbone": {"pretrained": "/w.pth", "norm": "bn"}})["backbone"] == {
+        "pretrained": None,
+        "norm": "bn",
+    }
