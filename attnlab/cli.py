@@ -13,7 +13,7 @@ import sys
 import threading
 
 from pipeline import interrupts
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StorageFull
 
 from .commands import attention, best, data, findings, report, submit, train
 from .commands import sweep as sweep_cmd
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"attnlab: error: {exc}", file=sys.stderr)
         return 2
+    except StorageFull as exc:
+        print(f"attnlab: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,43 @@
 """The fault drills' sweep: three tiny segmentation trials of three epochs, one at a time and no
-early stopping, so a drill can stop the driver after the first trial and check the rest resume."""
+early stopping, so a drill can stop the driver after the first trial and check the rest resume;
+and how a drill runs `attnlab`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
-def drill_sweep(name: str) -> str:
+def start_driver(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    """`attnlab ARGS` in its own process group, so a drill can signal or kill it with all it started."""
+    return subprocess.Popen(
+        [ATTNLAB, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def attnlab(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`attnlab ARGS` to the end, its output captured."""
+    return subprocess.run([ATTNLAB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def drill_sweep(
+    name: str, specs: str = '"w/o", "0010", "0001"', max_epochs: int = 3, max_failures: int = 2
+) -> str:
     return f"""
 name: {name}
-max_epochs: 3
+max_epochs: {max_epochs}
 grid:
   - task: segmentation
-    specs: ["w/o", "0010", "0001"]
+    specs: [{specs}]
     preset: tiny
     overrides: {{segmentation: {{crop_size: 64}}, data: {{batch_size: 4}}, limit_train_batches: 6}}
 early_stopping: {{policy: none}}
 max_concurrent_trials: 1
-max_failures: 2
+max_failures: {max_failures}
 """

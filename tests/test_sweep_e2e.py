@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from drill_sweep import drill_sweep
+from drill_sweep import drill_sweep, start_driver
 from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
@@ -245,14 +245,7 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     workdir = tmp_path
     (workdir / "drill.yaml").write_text(drill_sweep("drill"))
     env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
-    driver = subprocess.Popen(
-        [ATTNLAB, "sweep", "--config", "drill.yaml"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    driver = start_driver(["sweep", "--config", "drill.yaml"], workdir, env)
     try:
         _wait_for_finished_child(workdir, time.time() + 600)
         # A second driver of the same sweep is refused with one line naming the first.

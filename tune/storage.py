@@ -43,6 +43,23 @@ def remove_tree(location: str) -> None:
         fs.delete_dir(path)
 
 
+LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any model attnlab trains
+
+
+def storage_full(root: str) -> str | None:
+    """How little space is left where a local sweep lives, when it is too little to go on; None on a
+    URI (its store reports its own errors) or with room to spare."""
+    import shutil
+
+    if is_uri(root):
+        return None
+    folder = Path(root).resolve()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    return None if free >= LOW_SPACE else f"{free / 2**20:.0f} MB free on the file system of {root}"
+
+
 class SweepStore:
     """The sweep's folder: its location for Tune, and whole-file reads and atomic writes beside it."""
 
@@ -92,6 +109,33 @@ class SweepStore:
 
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
+
+    def set_aside_torn_state(self) -> list[str]:
+        """When Tune's newest experiment state does not parse (a full disk cut it short), rename
+        Tune's state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a
+        fresh Tune run instead of failing to restore; the names renamed."""
+        import json
+
+        import pyarrow.fs as pafs
+
+        infos = [
+            i
+            for i in self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+            if i.type == pafs.FileType.File
+        ]
+        states = sorted(i.base_name for i in infos if i.base_name.startswith("experiment_state-"))
+        if not states:
+            return []
+        try:
+            json.loads(self.read_bytes(states[-1]) or b"")
+            return []
+        except ValueError:
+            pass
+        tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", "tuner.pkl")
+        moved = sorted(i.base_name for i in infos if i.base_name.startswith(tune_state))
+        for name in moved:
+            self.fs.move(self._file(name), self._file(f"{name}.torn"))
+        return moved
 
     def tune_path(self) -> tuple[str, pafs.FileSystem]:
         """What Tuner.can_restore / Tuner.restore take: (path inside the file system, file system)."""

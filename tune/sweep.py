@@ -14,12 +14,13 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from pipeline import tags, tracking
+from pipeline.errors import StorageFull
 
 from .ended_trials import EndedTrials, ended
 from .live_view import LiveView, say
 from .local_services import init_ray, tracking_server
 from .schedulers import PerTaskScheduler
-from .storage import SweepStore, scratch_dir
+from .storage import SweepStore, scratch_dir, storage_full
 from .sweep_config import SweepConfig, check_resources, storage_root
 from .sweep_lock import SweepLock
 from .trainable import drop_checkpoints, trial_function
@@ -128,6 +129,13 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
             json.dumps({"sweep": config, "tracking_uri": uri, "parent_run_id": parent_id}, indent=2),
         )
         trainable = _trainable(sweep, served, root, parent_id)
+        torn = store.set_aside_torn_state()
+        if torn:
+            say(
+                "attnlab: Tune's experiment state was cut short (a full disk?); its files are renamed "
+                f"*.torn ({', '.join(torn)}) and Tune starts afresh: finished trials are kept, the "
+                "others resume from their checkpoints"
+            )
         if tune.Tuner.can_restore(*store.tune_path()):
             path, fs = store.tune_path()
             tuner = tune.Tuner.restore(
@@ -157,10 +165,25 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
                     callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),
             )
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except (OSError, EOFError) as error:  # Tune's own files, written as the disk filled
+            raise _full(sweep, root) or error from error
         summary = _reconcile(results, served, sweep, parent_id, root)
         summary["report"] = publish_report(served, sweep.name, parent_id, root)
     return summary
+
+
+def _full(sweep: SweepConfig, root: str) -> StorageFull | None:
+    """The error a full storage gives, or None while there is room."""
+    low = storage_full(root)
+    if low is None:
+        return None
+    return StorageFull(
+        f"the sweep's storage is full ({low}): a checkpoint or Tune's state could not be written. "
+        "Every checkpoint written before it is intact; free space, then "
+        f"`attnlab resume {sweep.name}` continues the sweep"
+    )
 
 
 def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) -> SweepStore:
@@ -178,6 +201,9 @@ def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) 
             "resume it unchanged (`attnlab resume`) or pick a new --name"
         )
     SweepLock(store).check()
+    full = _full(sweep, store.root)
+    if full is not None:
+        raise full
     return store
 
 
@@ -283,11 +309,10 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             "score": result.metrics.get("score") if result.metrics else None,
         }
         if result.error:
-            entry["error"] = (
-                str(result.error).strip().splitlines()[-1][:300]
-                if str(result.error).strip()
-                else type(result.error).__name__
-            )
+            text = str(result.error).strip()
+            entry["error"] = text.splitlines()[-1][:300] if text else type(result.error).__name__
+            if "No space left on device" in text:
+                entry["error"] = f"disk full, free space before resuming: {entry['error']}"
             entry["log"] = _error_log(result.path)
         summary["trials"].append(entry)
     seen = {t["trial"] for t in summary["trials"]}

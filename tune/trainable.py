@@ -9,6 +9,7 @@ resumed sweeps continue the same run.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import ray.train
 import ray.tune
@@ -21,6 +22,7 @@ from pipeline.tasks import TASKS
 from pipeline.train import run_tags, run_training
 from pipeline.train_config import TrainConfig
 
+from .checkpoints import restorable
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
 from .storage import join, remove_tree, scratch_dir
 from .sweep_config import SweepConfig, trial_train_config
@@ -33,7 +35,11 @@ def worker_loop(config: dict) -> None:
     cfg = TrainConfig.model_validate(config["train"])
     callbacks = [ReportEpoch(TASKS[cfg.task].metric), FailOnce(config["trial_key"], config["marker_dir"])]
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
-    checkpoint = ray.train.get_checkpoint()  # Ray's checkpoint wins over any other on restore
+    # Ray's checkpoint wins over any other on restore; a torn one gives way to the one before it.
+    checkpoint, skipped = restorable(ray.train.get_checkpoint())
+    if skipped and ray.train.get_context().get_world_rank() == 0:
+        print(f"attnlab: trial {config['trial_key']}: {skipped}", file=sys.stderr, flush=True)
+        tracking.set_tags(cfg.tracking.tracking_uri, config["run_id"], {tags.TORN_CHECKPOINT: skipped})
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
         run_training(
             cfg,

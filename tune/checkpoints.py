@@ -1,0 +1,75 @@
+"""Which Ray checkpoint a trial restores from: the newest whole one.
+
+A trial's Lightning checkpoint is written to a local temporary folder and handed to Ray only once
+complete; Ray copies it into storage and records it only after the copy, so attnlab never points a
+trial at a half-written checkpoint. A checkpoint can still be torn afterwards (a full disk, a
+storage fault, a file truncated by hand). A checkpoint is a zip (torch.save's format): reading it
+with its CRCs checked finds a torn one before Lightning tries to resume from it. The trial then
+restores from the newest older checkpoint that is whole (Ray keeps two), and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import zipfile
+from pathlib import Path
+
+from pyarrow.fs import FileSelector, FileType
+from ray.train import Checkpoint
+
+from .ray_callbacks import CHECKPOINT_NAME
+
+
+def torn(path: str | Path) -> str | None:
+    """Why the checkpoint file at `path` cannot be read whole, or None when it can."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if bad is None else f"{bad} fails its CRC check"
+
+
+def _older(latest: Checkpoint) -> list[Checkpoint]:
+    """The trial's other checkpoints older than `latest`, newest first (Ray names them by time)."""
+    folder, name = posixpath.split(latest.path.rstrip("/"))
+    infos = latest.filesystem.get_file_info(FileSelector(folder))
+    names = sorted(
+        (
+            i.base_name
+            for i in infos
+            if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")
+        ),
+        reverse=True,
+    )
+    return [Checkpoint(posixpath.join(folder, n), latest.filesystem) for n in names if n < name]
+
+
+def _why_torn(checkpoint: Checkpoint) -> str | None:
+    try:
+        with checkpoint.as_directory() as folder:
+            return torn(Path(folder, CHECKPOINT_NAME))
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def restorable(latest: Checkpoint | None) -> tuple[Checkpoint | None, str | None]:
+    """(the checkpoint to restore from, a line saying what was skipped and why, or None)."""
+    if latest is None:
+        return None, None
+    skipped = []
+    candidates = [latest]
+    with contextlib.suppress(OSError):
+        candidates += _older(latest)
+    for checkpoint in candidates:
+        why = _why_torn(checkpoint)
+        if why is None:
+            if not skipped:
+                return checkpoint, None
+            return (
+                checkpoint,
+                f"skipped torn checkpoint(s) {'; '.join(skipped)}: restoring from {checkpoint.path}",
+            )
+        skipped.append(f"{checkpoint.path} ({why})")
+    return None, f"every checkpoint is torn ({'; '.join(skipped)}): the trial starts over from epoch 1"
