@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 
-from . import tracking
+from .tracking_spool import Spool
 
 ARTIFACT_DIR = "checkpoints"
 BEST_NAME = "best.ckpt"
@@ -24,8 +24,8 @@ BEST_NAME = "best.ckpt"
 class BestCheckpointToMlflow(L.Callback):
     """Upload the weights of each new best epoch (by `monitor`, higher is better) to the run."""
 
-    def __init__(self, monitor: str, uri: str, run_id: str):
-        self.monitor, self.uri, self.run_id = monitor, uri, run_id
+    def __init__(self, monitor: str, spool: Spool, run_id: str):
+        self.monitor, self.spool, self.run_id = monitor, spool, run_id
         self.best: float | None = None
 
     def state_dict(self) -> dict:  # rides in Ray's checkpoint, so a resumed trial keeps its best
@@ -51,7 +51,7 @@ class BestCheckpointToMlflow(L.Callback):
         try:
             trainer.save_checkpoint(Path(folder, BEST_NAME), weights_only=True)
             if trainer.is_global_zero:
-                tracking.log_artifact(self.uri, self.run_id, Path(folder, BEST_NAME), ARTIFACT_DIR)
+                self.spool.log_artifact(self.run_id, Path(folder, BEST_NAME), ARTIFACT_DIR)
         finally:
             if trainer.is_global_zero:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -203,10 +203,6 @@ def reap_stale(uri: str, experiment: str) -> list[str]:
     return reaped
 
 
-def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
-    MlflowClient(uri).log_artifact(run_id, str(path), artifact_path)
-
-
 def log_data_inputs(uri: str, run_id: str, inputs: Sequence[DataInput]) -> None:
     """The run's data as MLflow dataset inputs (the UI's Dataset column): source, digest, size."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source

@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import move_data_to_device
+from mlflow.tracking import MlflowClient
 
 from lightning_modules.attention import placed_modules
 
@@ -24,9 +25,11 @@ from .efficiency import measure_efficiency
 from .epoch_line import EpochLine
 from .system_metrics import SystemMetrics
 from .tasks import TASKS, data_root
+from .tracking_spool import Spool, SpooledClient
 from .train_config import TrainConfig
 
 DDP_RUN_ENV = "ATTNLAB_DDP_RUN_ID"
+TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
 
 
 def _ddp_child_run_id() -> str | None:
@@ -37,7 +40,18 @@ def _ddp_child_run_id() -> str | None:
 
 
 class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger, minus ending the run: `pipeline.tracking` owns a run's whole life."""
+    """Lightning's MLflow logger, minus ending the run (`pipeline.tracking` owns a run's whole life),
+    with its metrics and params sent through the run's spool, so a tracking outage never stops
+    training."""
+
+    def __init__(self, *args, spool: Spool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spool = spool
+
+    @property
+    def experiment(self):
+        client = MLFlowLogger.experiment.fget(self)
+        return SpooledClient(client, self.spool) if isinstance(client, MlflowClient) else client
 
     def finalize(self, status: str) -> None:
         pass
@@ -184,7 +198,10 @@ def run_training(
     owner = finish and not ddp_child_run
     trainer = None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
-        logger = RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
+        spool = Spool(uri, Path(cfg.out_dir).resolve() / "spool" / run_id)
+        logger = RunLogger(
+            experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id, spool=spool
+        )
         if local_checkpoints:
             ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
             checkpoint = ModelCheckpoint(
@@ -196,7 +213,7 @@ def run_training(
                 enable_version_counter=False,
             )
         else:
-            ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, uri, run_id)
+            ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, spool, run_id)
         efficiency = EfficiencyStats(dm)
         options = dict(
             max_epochs=cfg.max_epochs,
@@ -243,7 +260,12 @@ def run_training(
     if trainer.is_global_zero:
         for name in ("best.ckpt", "last.ckpt") if ckpt_dir else ():
             if (ckpt_dir / name).is_file():
-                tracking.log_artifact(uri, run_id, ckpt_dir / name, "checkpoints")
+                spool.log_artifact(run_id, ckpt_dir / name, "checkpoints")
+        if not spool.flush(wait_s=float(os.environ.get(TRACKING_WAIT_ENV, 1800))):
+            raise RuntimeError(
+                f"the tracking server {uri} stayed unreachable; what this run could not send is kept in "
+                f"{spool.file}, and resuming the run sends it"
+            )
         if owner:
             tracking.finish_run(uri, run_id, "FINISHED")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -42,6 +42,15 @@ def _checkpoint_output(task: str, module, inputs: tuple[torch.Tensor, ...]) -> t
 def check_registered_model(client, name: str, run) -> None:
     """Version 1 of `name` comes from `run`, carries its spec and metric, and loads into a model that
     computes what the run's best checkpoint computes."""
+    before = mlflow.get_tracking_uri()  # MLflow's model functions read its global URI, not the env
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        _check(client, name, run)
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
+def _check(client, name: str, run) -> None:
     task = run.data.tags["task"]
     version = client.get_model_version(name, "1")
     assert version.run_id == run.info.run_id

@@ -86,7 +86,6 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
     again = subprocess.run(register, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.stdout.count("already registered as models:/every-") == 3, again.stdout[-2000:]
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # detection's model is a pickle
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for run in children:
         task = run.data.tags["task"]
         assert f"{task} " in first.stdout and f"registered as models:/every-{task}/1" in first.stdout
