@@ -3,9 +3,14 @@ and memory) for a run, sampled by MLflow's monitor thread on the process that ow
 
 from __future__ import annotations
 
+import threading
+
 import lightning as L
 
+from .tracking_spool import quick_requests
+
 SAMPLING_S = 10.0
+FINISH_WAIT_S = 15.0
 
 
 class SystemMetrics(L.Callback):
@@ -30,6 +35,11 @@ class SystemMetrics(L.Callback):
         self.monitor.start()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Stops the monitor, waiting at most FINISH_WAIT_S: with the tracking server down, its last
+        samples are dropped rather than holding up the end of the run (MLflow would retry for minutes)."""
         if self.monitor is not None:
-            self.monitor.finish()
+            with quick_requests():
+                stopping = threading.Thread(target=self.monitor.finish, daemon=True)
+                stopping.start()
+                stopping.join(FINISH_WAIT_S)
             self.monitor = None

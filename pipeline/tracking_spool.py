@@ -52,7 +52,8 @@ def unreachable(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _quick():
+def quick_requests():
+    """MLflow requests made meanwhile fail at once when the server cannot be reached."""
     before = {k: os.environ.get(k) for k in QUICK}
     os.environ.update(QUICK)
     try:
@@ -102,7 +103,7 @@ class Spool:
             self.flush()
             return
         try:
-            with _quick():
+            with quick_requests():
                 self._send(op)
         except Exception as error:  # noqa: BLE001 - only unreachable-server errors are kept
             if not unreachable(error):
@@ -151,7 +152,7 @@ class Spool:
             ops = self.pending
             sent = 0
             try:
-                with _quick():
+                with quick_requests():
                     for op in ops:
                         self._send(op)
                         sent += 1

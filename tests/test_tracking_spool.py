@@ -2,6 +2,8 @@
 down, each call returns at once and is kept on disk; once it is back, everything is sent in order,
 uploads included, and nothing is sent twice. A bad request is still an error."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,7 +37,8 @@ class Server:
         return self
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """The server and any worker process it started, all gone (its own process group)."""
+        os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=30)
 
 
