@@ -2,6 +2,7 @@
 early stopping, so a drill can stop the driver after the first trial and check the rest resume;
 and how a drill runs `attnlab`."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,11 @@ early_stopping: {{policy: none}}
 max_concurrent_trials: 1
 max_failures: {max_failures}
 """
+
+
+def recorded_checkpoints(trial_dir: Path) -> list[Path]:
+    """The checkpoints Ray's own record of a trial names (the ones it would restore from), oldest first."""
+    snapshot = trial_dir / "checkpoint_manager_snapshot.json"
+    text = snapshot.read_text() if snapshot.exists() else ""
+    names = set(re.findall(r"checkpoint_[0-9][0-9_.\-]*[0-9]", text))
+    return sorted(trial_dir / n for n in names if (trial_dir / n / "checkpoint.ckpt").is_file())

@@ -1,6 +1,6 @@
 """The smoke sweep end to end on CPU with a real local Ray and a real MLflow store:
 ASHA stops trials early, MLflow holds one parent and one child per trial, `best` ranks them,
-`report` renders in headless Chromium; then the fault drills (driver SIGKILL, trial crash)."""
+`report` renders in headless Chromium; then the fault drills (driver SIGKILL, a torn checkpoint, trial crash)."""
 
 import json
 import os
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from drill_sweep import drill_sweep, start_driver
+from drill_sweep import drill_sweep, recorded_checkpoints, start_driver
 from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
 
 from pipeline.tasks import TASKS, data_root
 from pipeline.train_config import build_train_config
+from tune.checkpoints import torn
 
 pytestmark = pytest.mark.slow
 
@@ -246,8 +247,13 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     (workdir / "drill.yaml").write_text(drill_sweep("drill"))
     env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
     driver = start_driver(["sweep", "--config", "drill.yaml"], workdir, env)
+    cut = workdir / "attnlab_runs" / "sweeps" / "drill" / "train" / "segmentation-0010-s0"
     try:
         _wait_for_finished_child(workdir, time.time() + 600)
+        deadline = time.time() + 600
+        while len(recorded_checkpoints(cut)) < 2:  # the next trial has two epochs checkpointed
+            assert time.time() < deadline and driver.poll() is None, "no two checkpoints in time"
+            time.sleep(0.5)
         # A second driver of the same sweep is refused with one line naming the first.
         second = subprocess.run(
             [ATTNLAB, "sweep", "--config", "drill.yaml"], cwd=workdir, env=env, capture_output=True, text=True
@@ -258,6 +264,11 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
         driver.wait()
     time.sleep(3)
+    # Drill 4 too: the newest checkpoint of the trial the kill cut is torn, as a crash mid-write leaves it.
+    older, newest = recorded_checkpoints(cut)[-2:]
+    with open(newest / "checkpoint.ckpt", "r+b") as f:
+        f.truncate((newest / "checkpoint.ckpt").stat().st_size // 2)
+    assert torn(newest / "checkpoint.ckpt") and torn(older / "checkpoint.ckpt") is None
     client, before = _runs(workdir, "drill")
     done_before = {
         r.data.tags["attnlab.trial_key"]: r
@@ -298,6 +309,13 @@ def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(t
     assert (
         workdir / "attnlab_runs" / "sweeps" / "drill" / "faults" / "failed-once-segmentation-0010-s0"
     ).exists()
+    # The torn checkpoint gave way to the one before, and the trial said so (tag and log line).
+    said = next(r for r in children if r.data.tags["attnlab.trial_key"] == "segmentation-0010-s0").data.tags[
+        "attnlab.torn_checkpoint"
+    ]
+    assert f"skipped torn checkpoint(s) {newest} (BadZipFile" in said and f"restoring from {older}" in said
+    logs = list((workdir / "attnlab_runs" / "logs").glob("resume-*.log"))
+    assert any(said in log.read_text(errors="replace") for log in logs), logs
 
 
 URI_SWEEP = """
