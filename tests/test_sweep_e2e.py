@@ -1,6 +1,7 @@
 """The smoke sweep end to end on CPU with a real local Ray and a real MLflow store:
 ASHA stops trials early, MLflow holds one parent and one child per trial, `best` ranks them,
-`report` renders in headless Chromium; then the fault drills (driver SIGKILL, a torn checkpoint, trial crash)."""
+`report` renders in headless Chromium; then the fault drills (driver SIGKILL, a torn
+checkpoint, trial crash)."""
 
 import json
 import os
