@@ -252,14 +252,10 @@ def register_rows(
 ) -> list[Registered]:
     """Register each chosen row (`chosen_rows`) under NAME, or NAME-<task> when `tasks` > 1."""
     by_id = {r.info.run_id: r for r in runs}
+    metrics = [metric or TASKS[row.task].metric for row in rows]
+    for row, key in zip(rows, metrics):  # every row's checkpoint first: one missing registers none
+        check_checkpoint(uri, best_run(row, by_id, key))
     return [
-        register(
-            uri,
-            registered_name(name, row.task, tasks),
-            row,
-            by_id,
-            metric or TASKS[row.task].metric,
-            experiment,
-        )
-        for row in rows
+        register(uri, registered_name(name, row.task, tasks), row, by_id, key, experiment)
+        for row, key in zip(rows, metrics)
     ]

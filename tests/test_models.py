@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
 from pipeline.errors import ConfigError
-from pipeline.models import chosen_rows, portable, registered_name, restore_module
+from pipeline.models import chosen_rows, portable, register_rows, registered_name, restore_module
 from pipeline.queries import fetch_runs, rank
 
 
@@ -87,3 +87,22 @@ def test_a_checkpoint_restores_without_the_pretrained_file_it_was_trained_from(t
         "pretrained": None,
         "norm": "bn",
     }
+
+
+def test_every_chosen_rows_checkpoint_is_checked_before_any_is_exported(store, tmp_path):
+    """Two tasks: the first's run has a best.ckpt (not even a real one), the second's has none. The
+    second is named and nothing is registered: the first's file was never opened."""
+    uri, client = store
+    runs = fetch_runs(uri, "m")
+    by_task = {r.data.tags["task"]: r for r in runs}
+    fake = tmp_path / "best.ckpt"
+    fake.write_bytes(b"not a checkpoint")
+    client.log_artifact(by_task["segmentation"].info.run_id, str(fake), "checkpoints")
+    ranking = rank(runs, None, None, "attention_flops")
+    del ranking["detection"]  # early-stopped only: nothing ranked to register
+    rows = chosen_rows(ranking, None)
+    assert [r.task for r in rows] == ["segmentation", "translation"]
+    missing = by_task["translation"].info.run_id
+    with pytest.raises(ConfigError, match=f"{missing}.*has no checkpoints/best.ckpt artifact"):
+        register_rows(uri, "m", runs, rows, "x", None, len(ranking))
+    assert client.search_registered_models() == []
