@@ -73,7 +73,6 @@ class Spool:
         self.uri, self.folder = uri, Path(folder)
         self.file = self.folder / "pending.jsonl"
         self.next_try = 0.0
-        self.spooled = 0  # calls that had to wait, over the run's life (for the closing message)
 
     @property
     def pending(self) -> list[dict]:
@@ -123,12 +122,11 @@ class Spool:
             kept = self.folder / "files" / uuid.uuid4().hex / Path(op["path"]).name
             kept.parent.mkdir(parents=True)
             shutil.copy2(op["path"], kept)
-            op = {**op, "path": str(kept), "kept": True}
+            op = {**op, "path": str(kept)}
         with self.file.open("a") as f:
             f.write(json.dumps(op) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        self.spooled += 1
 
     def _send(self, op: dict[str, Any]) -> None:
         client = MlflowClient(self.uri)

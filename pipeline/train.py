@@ -198,12 +198,13 @@ def run_training(
     owner = finish and not ddp_child_run
     trainer = None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
-        spool = Spool(uri, Path(cfg.out_dir).resolve() / "spool" / run_id)
+        out_dir = Path(cfg.out_dir).resolve()
+        spool = Spool(uri, out_dir / "spool" / run_id)
         logger = RunLogger(
             experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id, spool=spool
         )
         if local_checkpoints:
-            ckpt_dir = Path(cfg.out_dir).resolve() / "checkpoints" / run_id
+            ckpt_dir = out_dir / "checkpoints" / run_id
             checkpoint = ModelCheckpoint(
                 dirpath=ckpt_dir,
                 filename="best",

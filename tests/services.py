@@ -3,6 +3,7 @@ PostgreSQL (initdb in a temporary folder) with an `mlflow server --app-name basi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -150,3 +151,15 @@ class AuthMlflowServer:
         if self.proc:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def auth_mlflow_on_postgres(root: Path):
+    """A throwaway PostgreSQL cluster with an auth `mlflow server` in front, both stopped after."""
+    pg = Postgres().start()
+    server = AuthMlflowServer(root, pg.uri)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        pg.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from services import AuthMlflowServer, Postgres, clean_env, free_port
+from services import auth_mlflow_on_postgres, clean_env, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -60,14 +60,8 @@ print(json.dumps({{"status": str(info.status.value), "message": info.message, "l
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pg")
-    pg = Postgres().start()
-    server = AuthMlflowServer(root, pg.uri)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        pg.stop()
+    with auth_mlflow_on_postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
 
 
 class RayCluster:

@@ -9,7 +9,7 @@ import time
 import pytest
 from drill_sweep import drill_sweep, start_driver
 from mlflow.tracking import MlflowClient
-from services import AuthMlflowServer, Postgres, clean_env
+from services import auth_mlflow_on_postgres, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +18,8 @@ OUTAGE_S = 60
 
 @pytest.fixture
 def server(tmp_path):
-    pg = Postgres().start()
-    server = AuthMlflowServer(tmp_path, pg.uri)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        pg.stop()
+    with auth_mlflow_on_postgres(tmp_path) as server:
+        yield server
 
 
 def test_a_60_s_tracking_outage_loses_nothing_and_fails_no_trial(tmp_path, server, monkeypatch):
