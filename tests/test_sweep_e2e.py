@@ -1,26 +1,19 @@
 """The smoke sweep end to end on CPU with a real local Ray and a real MLflow store:
 ASHA stops trials early, MLflow holds one parent and one child per trial, `best` ranks them,
-`report` renders in headless Chromium; then the fault drills (driver SIGKILL, a torn
-checkpoint, trial crash)."""
+`report` renders in headless Chromium. The fault drills are in test_sweep_drills.py."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from drill_sweep import drill_sweep, recorded_checkpoints, start_driver
 from mlflow.tracking import MlflowClient
 from services import clean_env
-from store_probe import live_runs
 
 from pipeline.tasks import TASKS, data_root
 from pipeline.train_config import build_train_config
-from tune.checkpoints import torn
 
 pytestmark = pytest.mark.slow
 
@@ -230,128 +223,3 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     )
     loaded = f"<title>LOADED {len(pngs)}/{len(pngs)}</title>"
     assert loaded in out.stdout, out.stdout[:500] + out.stderr[-500:]
-
-
-def _wait_for_finished_child(workdir: Path, deadline: float) -> None:
-    while time.time() < deadline:
-        if any(
-            r["status"] == "FINISHED" and r["tags"].get("attnlab.kind") == "trial"
-            for r in live_runs(workdir / "mlflow.db", "drill")
-        ):
-            return
-        time.sleep(2)
-    raise AssertionError("no trial finished in time")
-
-
-def test_killed_driver_resumes_and_a_crashed_trial_retries_from_its_checkpoint(tmp_path):
-    workdir = tmp_path
-    (workdir / "drill.yaml").write_text(drill_sweep("drill"))
-    env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0010-s0:2")
-    driver = start_driver(["sweep", "--config", "drill.yaml"], workdir, env)
-    cut = workdir / "attnlab_runs" / "sweeps" / "drill" / "train" / "segmentation-0010-s0"
-    try:
-        _wait_for_finished_child(workdir, time.time() + 600)
-        deadline = time.time() + 600
-        while len(recorded_checkpoints(cut)) < 2:  # the next trial has two epochs checkpointed
-            assert time.time() < deadline and driver.poll() is None, "no two checkpoints in time"
-            time.sleep(0.5)
-        # A second driver of the same sweep is refused with one line naming the first.
-        second = subprocess.run(
-            [ATTNLAB, "sweep", "--config", "drill.yaml"], cwd=workdir, env=env, capture_output=True, text=True
-        )
-        assert second.returncode == 2 and second.stdout == "", second.stdout + second.stderr
-        assert second.stderr.count("\n") == 1 and f"being run by pid {driver.pid} on " in second.stderr
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
-        driver.wait()
-    time.sleep(3)
-    # Drill 4 too: the newest checkpoint of the trial the kill cut is torn, as a crash mid-write leaves it.
-    older, newest = recorded_checkpoints(cut)[-2:]
-    with open(newest / "checkpoint.ckpt", "r+b") as f:
-        f.truncate((newest / "checkpoint.ckpt").stat().st_size // 2)
-    assert torn(newest / "checkpoint.ckpt") and torn(older / "checkpoint.ckpt") is None
-    client, before = _runs(workdir, "drill")
-    done_before = {
-        r.data.tags["attnlab.trial_key"]: r
-        for r in before
-        if r.data.tags.get("attnlab.kind") == "trial" and r.info.status == "FINISHED"
-    }
-    assert done_before
-    history_before = {
-        k: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")]
-        for k, r in done_before.items()
-    }
-
-    proc = subprocess.run(
-        [ATTNLAB, "resume", "drill"], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert all(t["status"] == "finished" for t in _summary(proc.stdout)["trials"])
-    assert f"took over the lock of a driver that is gone (pid {driver.pid} on " in proc.stdout  # stale lock
-
-    client, after = _runs(workdir, "drill")
-    children = [r for r in after if r.data.tags.get("attnlab.kind") == "trial"]
-    assert sorted(r.data.tags["attnlab.trial_key"] for r in children) == [
-        "segmentation-0001-s0",
-        "segmentation-0010-s0",
-        "segmentation-wo-s0",
-    ]  # exactly once each
-    assert len([r for r in after if r.data.tags.get("attnlab.kind") == "sweep"]) == 1
-    for r in children:
-        assert r.info.status == "FINISHED"
-        epochs = [int(m.value) for m in client.get_metric_history(r.info.run_id, "epoch")]
-        assert max(epochs) == 2  # Lightning's 0-based epoch: three epochs trained
-        key = r.data.tags["attnlab.trial_key"]
-        if key in done_before:  # finished trials are untouched
-            assert r.info.end_time == done_before[key].info.end_time
-            assert [
-                (m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val/mIoU")
-            ] == history_before[key]
-    assert (
-        workdir / "attnlab_runs" / "sweeps" / "drill" / "faults" / "failed-once-segmentation-0010-s0"
-    ).exists()
-    # The torn checkpoint gave way to the one before, and the trial said so (tag and log line).
-    said = next(r for r in children if r.data.tags["attnlab.trial_key"] == "segmentation-0010-s0").data.tags[
-        "attnlab.torn_checkpoint"
-    ]
-    assert f"skipped torn checkpoint(s) {newest} (BadZipFile" in said and f"restoring from {older}" in said
-    logs = list((workdir / "attnlab_runs" / "logs").glob("resume-*.log"))
-    assert any(said in log.read_text(errors="replace") for log in logs), logs
-
-
-URI_SWEEP = """
-name: on-uri
-max_epochs: 2
-grid:
-  - task: segmentation
-    specs: ["w/o", "0010"]
-    preset: tiny
-    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 4}
-early_stopping: {policy: asha, grace_period: 1, reduction_factor: 2}
-"""
-
-
-def test_a_sweep_on_uri_storage_runs_and_resumes_there(tmp_path):
-    """--storage as a URI (file://, the code path of s3://bucket/...?endpoint_override=...): Tune's
-    experiment, attnlab's sweep state and the ASHA rungs all live there, and resume finds them."""
-    (tmp_path / "s.yaml").write_text(URI_SWEEP)
-    store = tmp_path / "bucket" / "sweeps"
-    proc = _run(["sweep", "--config", "s.yaml", "--storage", store.as_uri()], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    first = _summary(proc.stdout)
-    assert sorted(t["status"] for t in first["trials"]) in (["finished", "stopped"], ["finished", "finished"])
-    folder = store / "on-uri"
-    names = {p.name for p in folder.iterdir()}
-    assert {"attnlab_sweep.json", "early_stopping-segmentation.pkl", "tuner.pkl"} <= names, names
-    assert any(n.startswith("experiment_state-") for n in names)
-    assert not (tmp_path / "attnlab_runs" / "sweeps").exists()  # nothing went to the default local storage
-
-    again = _run(["resume", (folder).as_uri()], tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert sorted(map(str, _summary(again.stdout)["trials"])) == sorted(map(str, first["trials"]))
-    _, runs = _runs(tmp_path, "on-uri")
-    assert sorted(r.data.tags.get("attnlab.kind") for r in runs) == [
-        "sweep",
-        "trial",
-        "trial",
-    ]  # no duplicates

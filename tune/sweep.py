@@ -61,7 +61,12 @@ def _concurrency(sweep: SweepConfig) -> int:
 
 def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
     fn = tune.with_parameters(
-        trial_function, sweep=sweep.model_dump(mode="json"), uri=uri, storage=storage, parent_id=parent_id
+        trial_function,
+        sweep=sweep.model_dump(mode="json"),
+        uri=uri,
+        storage=storage,
+        scratch=scratch_dir(storage, sweep.name),
+        parent_id=parent_id,
     )
     # The trial function only drives a TorchTrainer; its workers hold the real resources.
     # A zero-CPU request needs some resource to be a valid bundle: a little memory.
@@ -167,8 +172,11 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
             )
         try:
             results = tuner.fit()
-        except (OSError, EOFError) as error:  # Tune's own files, written as the disk filled
-            raise _full(sweep, root) or error from error
+        except Exception as error:  # e.g. Tune reading back its own files, cut short as the disk filled
+            full = _full(sweep, root)
+            if full is None:
+                raise
+            raise full from error
         summary = _reconcile(results, served, sweep, parent_id, root)
         summary["report"] = publish_report(served, sweep.name, parent_id, root)
     return summary

@@ -24,7 +24,7 @@ from pipeline.train_config import TrainConfig
 
 from .checkpoints import restorable
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
-from .storage import join, remove_tree, scratch_dir
+from .storage import join, remove_tree
 from .sweep_config import SweepConfig, trial_train_config
 
 
@@ -88,12 +88,16 @@ def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, pare
     return run_id, False
 
 
-def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_id: str) -> None:
-    """One Tune trial: a TorchTrainer over `workers_per_trial` workers."""
+def trial_function(
+    config: dict, *, sweep: dict, uri: str, storage: str, scratch: str, parent_id: str
+) -> None:
+    """One Tune trial: a TorchTrainer over `workers_per_trial` workers. `scratch` is the sweep's
+    scratch folder as the driver resolved it: Tune runs a trial in a working folder of its own
+    Ray session, so a relative one would change with every driver (losing a resumed trial's spool)."""
     param = config["trial"]
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
-    cfg = trial_train_config(param, sweep_cfg, uri, scratch_dir(storage, sweep_cfg.name, "runs"))
+    cfg = trial_train_config(param, sweep_cfg, uri, join(scratch, "runs"))
     run_id, finished = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
     if finished:  # a resumed sweep never retrains a finished trial
         from mlflow.tracking import MlflowClient
@@ -111,7 +115,7 @@ def trial_function(config: dict, *, sweep: dict, uri: str, storage: str, parent_
             "run_id": run_id,
             "trial_key": key,
             "sweep_name": sweep_cfg.name,
-            "marker_dir": scratch_dir(storage, sweep_cfg.name, "faults"),
+            "marker_dir": join(scratch, "faults"),
         },
         scaling_config=ScalingConfig(
             num_workers=r.workers_per_trial,
