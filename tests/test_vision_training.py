@@ -25,7 +25,7 @@ def _untrained_score(cfg, metric):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "task,spec,metric,epochs,margin",
-    [("detection", "0010", "val/bbox_AP", 8, 0.05), ("segmentation", "0010+deform", "val/mIoU", 8, 0.15)],
+    [("detection", "0010", "val/bbox_AP", 5, 0.05), ("segmentation", "0010+deform", "val/mIoU", 4, 0.15)],
 )
 def test_short_cpu_run_learns(task, spec, metric, epochs, margin, workdir, request):
     data = request.getfixturevalue(f"tiny_{task}")
