@@ -7,6 +7,7 @@ KIND = "attnlab.kind"  # what a run is: one of the kinds below
 SWEEP = "attnlab.sweep"  # the sweep a parent or trial run belongs to
 TRIAL = "attnlab.trial_key"  # a trial's key inside its sweep (task, spec, seed)
 TORN_CHECKPOINT = "attnlab.torn_checkpoint"  # what a trial found torn on restore, and used instead
+RESUMED = "attnlab.resumed"  # the epoch (and checkpoint) a trial last resumed from after a fault
 STOPPED_EARLY = "attnlab.stopped_early"  # "true" on trials early stopping cut short
 TASK, ATTENTION, SEED = "task", "attention", "seed"
 CODE_VERSION = "code_version"  # git commit of the checkout (or the package version)

@@ -149,6 +149,7 @@ def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothi
     # The torn checkpoint gave way to the one before, and the trial said so (tag and log line).
     said = final["segmentation-0001-s0"]["tags"]["attnlab.torn_checkpoint"]
     assert f"skipped torn checkpoint(s) {newest} (BadZipFile" in said and f"restoring from {older}" in said
+    assert final["segmentation-0001-s0"]["tags"]["attnlab.resumed"].endswith(f" ({older})")
     logs = list((workdir / "attnlab_runs" / "logs").glob("resume-*.log"))
     assert any(said in log.read_text(errors="replace") for log in logs), logs
     # The sweep lives on its URI storage: Tune's experiment, attnlab's state; finished trials keep no

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -47,3 +48,15 @@ class FailOnce(L.Callback):
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self.marker.write_text("injected")
             raise RuntimeError(f"ATTNLAB_FAIL_ONCE: injected crash at epoch {self.epoch}")
+
+
+class SayResumed(L.Callback):
+    """A trial restored from a checkpoint says after which epoch it goes on (once Lightning has
+    restored it), so a resume after a fault is visible in MLflow, not only in the epoch numbers."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.ckpt_path and trainer.is_global_zero:
+            self.say(f"resumed after epoch {trainer.current_epoch}")

@@ -23,7 +23,7 @@ from pipeline.train import run_tags, run_training
 from pipeline.train_config import TrainConfig
 
 from .checkpoints import restorable
-from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch
+from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch, SayResumed
 from .storage import join, remove_tree
 from .sweep_config import SweepConfig, trial_train_config
 
@@ -37,9 +37,15 @@ def worker_loop(config: dict) -> None:
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     # Ray's checkpoint wins over any other on restore; a torn one gives way to the one before it.
     checkpoint, skipped = restorable(ray.train.get_checkpoint())
+
+    def say(tag: str, line: str) -> None:  # a line in the sweep's log and a tag on the trial's run
+        print(f"attnlab: trial {config['trial_key']}: {line}", file=sys.stderr, flush=True)
+        tracking.set_tags(cfg.tracking.tracking_uri, config["run_id"], {tag: line})
+
     if skipped and ray.train.get_context().get_world_rank() == 0:
-        print(f"attnlab: trial {config['trial_key']}: {skipped}", file=sys.stderr, flush=True)
-        tracking.set_tags(cfg.tracking.tracking_uri, config["run_id"], {tags.TORN_CHECKPOINT: skipped})
+        say(tags.TORN_CHECKPOINT, skipped)
+    if checkpoint is not None:
+        callbacks.append(SayResumed(lambda line: say(tags.RESUMED, f"{line} ({checkpoint.path})")))
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
         run_training(
             cfg,
