@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
 from .best_checkpoint import ARTIFACT_DIR, BEST_NAME
+from .checkpoint_files import torn
 from .costs import COSTS
 from .errors import ConfigError
 from .queries import Row
@@ -78,11 +79,21 @@ def check_checkpoint(uri: str, run) -> None:
 
 
 def download_checkpoint(uri: str, run, into: str) -> str:
-    """The run's `checkpoints/best.ckpt`, downloaded."""
+    """The run's `checkpoints/best.ckpt`, downloaded and checked whole (MLflow's upload is not atomic:
+    a crash mid-upload leaves a torn file until the run's next best epoch replaces it)."""
+    Path(into).mkdir(parents=True, exist_ok=True)
     try:
-        return MlflowClient(uri).download_artifacts(run.info.run_id, f"{ARTIFACT_DIR}/{BEST_NAME}", into)
+        path = MlflowClient(uri).download_artifacts(run.info.run_id, f"{ARTIFACT_DIR}/{BEST_NAME}", into)
     except (MlflowException, OSError) as error:
         raise _no_checkpoint(run, str(error)) from None
+    why = torn(path)
+    if why is not None:
+        raise ConfigError(
+            f"run {run.info.run_name} ({run.info.run_id}): its {ARTIFACT_DIR}/{BEST_NAME} is torn ({why}), "
+            "as an upload cut short leaves it. Train the configuration again or pick another row with "
+            "--rank; nothing was registered"
+        )
+    return path
 
 
 def _signature(serving) -> ModelSignature:
@@ -122,13 +133,14 @@ def _mlflow_at(uri: str, experiment_id: str | None = None):
             os.environ[EXPERIMENT_ID] = experiment
 
 
-def log_model(uri: str, run) -> tuple[str, str]:
-    """The run's best checkpoint as a pytorch-flavour model of the run (once): (models:/ URI, format)."""
+def log_model(uri: str, run, checkpoint: str | None) -> tuple[str, str]:
+    """The run's best checkpoint (downloaded to `checkpoint`; None when the run has its model already)
+    as a pytorch-flavour model of the run (once): (models:/ URI, format)."""
     if run.data.tags.get(MODEL_URI):
         return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
     task = run.data.tags[TASK]
-    with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp, _mlflow_at(uri):
-        module = restore_module(task, download_checkpoint(uri, run, tmp))
+    with _mlflow_at(uri):
+        module = restore_module(task, checkpoint)
     serving = module.serving()
     example = [t.numpy() for t in serving.example]
     metadata = {"task": task, "io": serving.describes}
@@ -226,11 +238,12 @@ def version_tags(row: Row, run, metric: str, experiment: str) -> dict[str, str]:
     return tags
 
 
-def register(uri: str, name: str, row: Row, runs_by_id: dict, metric: str, experiment: str) -> Registered:
-    """Register the row's best seed under `name`, unless a version of `name` already comes from it."""
-    run = best_run(row, runs_by_id, metric)
+def register(
+    uri: str, name: str, row: Row, run, checkpoint: str | None, metric: str, experiment: str
+) -> Registered:
+    """Register the row's best seed (`run`) under `name`, unless a version of `name` already comes from it."""
     client = MlflowClient(uri)
-    model_uri, fmt = log_model(uri, run)
+    model_uri, fmt = log_model(uri, run, checkpoint)
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
     if found:
         version, new = found[0].version, False
@@ -253,9 +266,24 @@ def register_rows(
     """Register each chosen row (`chosen_rows`) under NAME, or NAME-<task> when `tasks` > 1."""
     by_id = {r.info.run_id: r for r in runs}
     metrics = [metric or TASKS[row.task].metric for row in rows]
-    for row, key in zip(rows, metrics):  # every row's checkpoint first: one missing registers none
-        check_checkpoint(uri, best_run(row, by_id, key))
-    return [
-        register(uri, registered_name(name, row.task, tasks), row, by_id, key, experiment)
-        for row, key in zip(rows, metrics)
-    ]
+    chosen = [best_run(row, by_id, key) for row, key in zip(rows, metrics)]
+    # Every row's checkpoint first, there and then whole: one missing or torn registers none.
+    new = [run for run in chosen if not run.data.tags.get(MODEL_URI)]
+    for run in new:
+        check_checkpoint(uri, run)
+    with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp:
+        checkpoints = {
+            run.info.run_id: download_checkpoint(uri, run, f"{tmp}/{run.info.run_id}") for run in new
+        }
+        return [
+            register(
+                uri,
+                registered_name(name, row.task, tasks),
+                row,
+                run,
+                checkpoints.get(run.info.run_id),
+                key,
+                experiment,
+            )
+            for row, run, key in zip(rows, chosen, metrics)
+        ]

@@ -14,7 +14,7 @@ from drill_sweep import attnlab, drill_sweep
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from tune.checkpoints import torn
+from pipeline.checkpoint_files import torn
 
 pytestmark = pytest.mark.slow
 

@@ -106,3 +106,24 @@ def test_every_chosen_rows_checkpoint_is_checked_before_any_is_exported(store, t
     with pytest.raises(ConfigError, match=f"{missing}.*has no checkpoints/best.ckpt artifact"):
         register_rows(uri, "m", runs, rows, "x", None, len(ranking))
     assert client.search_registered_models() == []
+
+
+def test_a_torn_checkpoint_is_named_before_any_is_exported(store, tmp_path):
+    """Both rows have a best.ckpt; the second's was cut short, as an upload a crash stopped leaves it.
+    It is named, and nothing is registered."""
+    uri, client = store
+    runs = fetch_runs(uri, "m")
+    by_task = {r.data.tags["task"]: r for r in runs}
+    for task in ("segmentation", "translation"):
+        ckpt = tmp_path / task / "best.ckpt"
+        ckpt.parent.mkdir()
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, ckpt)
+        if task == "translation":
+            ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+        client.log_artifact(by_task[task].info.run_id, str(ckpt), "checkpoints")
+    ranking = rank(runs, None, None, "attention_flops")
+    del ranking["detection"]
+    torn_run = by_task["translation"].info.run_id
+    with pytest.raises(ConfigError, match=f"{torn_run}.*best.ckpt is torn \\(BadZipFile"):
+        register_rows(uri, "m", runs, chosen_rows(ranking, None), "x", None, len(ranking))
+    assert client.search_registered_models() == []

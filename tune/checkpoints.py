@@ -3,8 +3,7 @@
 A trial's Lightning checkpoint is written to a local temporary folder and handed to Ray only once
 complete; Ray copies it into storage and records it only after the copy, so attnlab never points a
 trial at a half-written checkpoint. A checkpoint can still be torn afterwards (a full disk, a
-storage fault, a file truncated by hand). A checkpoint is a zip (torch.save's format): reading it
-with its CRCs checked finds a torn one before Lightning tries to resume from it. The trial then
+storage fault, a file truncated by hand): `torn` finds it before Lightning resumes from it. The trial then
 restores from the newest older checkpoint that is whole (Ray keeps two), and says so.
 """
 
@@ -12,23 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import zipfile
 from pathlib import Path
 
 from pyarrow.fs import FileSelector, FileType
 from ray.train import Checkpoint
 
+from pipeline.checkpoint_files import torn
+
 from .ray_callbacks import CHECKPOINT_NAME
-
-
-def torn(path: str | Path) -> str | None:
-    """Why the checkpoint file at `path` cannot be read whole, or None when it can."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        return f"{type(error).__name__}: {error}"
-    return None if bad is None else f"{bad} fails its CRC check"
 
 
 def _older(latest: Checkpoint) -> list[Checkpoint]:
