@@ -3,8 +3,8 @@
 A trial's Lightning checkpoint is written to a local temporary folder and handed to Ray only once
 complete; Ray copies it into storage and records it only after the copy, so attnlab never points a
 trial at a half-written checkpoint. A checkpoint can still be torn afterwards (a full disk, a
-storage fault, a file truncated by hand): `torn` finds it before Lightning resumes from it. The trial then
-restores from the newest older checkpoint that is whole (Ray keeps two), and says so.
+storage fault, a file truncated by hand): `torn` finds it before Lightning resumes from it. The
+trial then restores from the newest older checkpoint that is whole (Ray keeps two), and says so.
 """
 
 from __future__ import annotations
