@@ -16,7 +16,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from pipeline import tags, tracking
 from pipeline.errors import StorageFull
 
-from .ended_trials import EndedTrials, ended
+from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
 from .local_services import init_ray, tracking_server
 from .schedulers import PerTaskScheduler
@@ -170,6 +170,7 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
                     callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),
             )
+        when_a_trial_ends(lambda key: close_stopped(served, sweep.name, key))
         try:
             results = tuner.fit()
         except Exception as error:  # e.g. Tune reading back its own files, cut short as the disk filled
@@ -284,6 +285,15 @@ def _status(result, run, completed: set[str], key: str) -> str:
     if key in completed or (run is not None and run.data.tags.get(tags.STOPPED_EARLY) == "true"):
         return "stopped"
     return "interrupted"
+
+
+def close_stopped(uri: str, sweep_name: str, key: str) -> None:
+    """A trial Tune ended whose run is still RUNNING was stopped by early stopping: its run is closed
+    at once (KILLED, tagged), so no later driver trains it again, even one that lost Tune's record
+    of it (Tune state set aside after a full disk). The sweep's end closes the rest."""
+    run = tracking.find_run(uri, sweep_name, {tags.TRIAL: key})
+    if run is not None and run.info.status == "RUNNING":
+        tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
 
 
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str) -> dict:

@@ -78,9 +78,12 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
 
 
 def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
-    """(run id, finished?) of this trial's MLflow child run: found by its key, created on first use."""
+    """(run id, ended?) of this trial's MLflow child run: found by its key, created on first use.
+    Ended: finished, or stopped by early stopping."""
     found = tracking.find_run(uri, sweep.name, {tags.TRIAL: key})
-    if found is not None and found.info.status == "FINISHED":  # a resumed sweep never retrains it
+    if found is not None and (
+        found.info.status == "FINISHED" or found.data.tags.get(tags.STOPPED_EARLY) == "true"
+    ):  # a resumed sweep never retrains it
         return found.info.run_id, True
     run_id, _ = tracking.open_run(
         uri,
@@ -104,14 +107,13 @@ def trial_function(
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
     cfg = trial_train_config(param, sweep_cfg, uri, join(scratch, "runs"))
-    run_id, finished = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
-    if finished:  # a resumed sweep never retrains a finished trial
+    run_id, ended = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
+    if ended:  # a resumed sweep never retrains a finished or early-stopped trial
         from mlflow.tracking import MlflowClient
 
         metrics = MlflowClient(uri).get_run(run_id).data.metrics
-        ray.tune.report(
-            {**metrics, "epoch": cfg.max_epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)}
-        )
+        epochs = int(metrics.get(tags.EPOCHS_DONE, cfg.max_epochs))
+        ray.tune.report({**metrics, "epoch": epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)})
         return
     r = sweep_cfg.resources
     trainer = TorchTrainer(
