@@ -272,9 +272,10 @@ def register_rows(
     for run in new:
         check_checkpoint(uri, run)
     with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp:
-        checkpoints = {
-            run.info.run_id: download_checkpoint(uri, run, f"{tmp}/{run.info.run_id}") for run in new
-        }
+        with _mlflow_at(uri):  # no progress bars
+            checkpoints = {
+                run.info.run_id: download_checkpoint(uri, run, f"{tmp}/{run.info.run_id}") for run in new
+            }
         return [
             register(
                 uri,
