@@ -29,7 +29,12 @@ def sweep_runs(tmp_path):
     def trial_run(n: int):
         param = sweep.trials()[n].param()
         cfg = trial_train_config(param, sweep, uri, str(tmp_path / "runs"))
-        return param["trial_key"], lambda: _trial_run_id(cfg, uri, sweep, param["trial_key"], parent)
+
+        def open_trial() -> tuple[str, bool]:  # (run id, ended?)
+            run_id, ended = _trial_run_id(cfg, uri, sweep, param["trial_key"], parent)
+            return run_id, ended is not None
+
+        return param["trial_key"], open_trial
 
     return uri, trial_run
 

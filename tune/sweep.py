@@ -15,6 +15,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from pipeline import tags, tracking
 from pipeline.errors import StorageFull
+from pipeline.queries import stopped_early
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
@@ -282,7 +283,7 @@ def _status(result, run, completed: set[str], key: str) -> str:
         return "error"
     if run is not None and run.info.status == "FINISHED":
         return "finished"
-    if key in completed or (run is not None and run.data.tags.get(tags.STOPPED_EARLY) == "true"):
+    if key in completed or (run is not None and stopped_early(run)):
         return "stopped"
     return "interrupted"
 
@@ -293,7 +294,11 @@ def close_stopped(uri: str, sweep_name: str, key: str) -> None:
     of it (Tune state set aside after a full disk). The sweep's end closes the rest."""
     run = tracking.find_run(uri, sweep_name, {tags.TRIAL: key})
     if run is not None and run.info.status == "RUNNING":
-        tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
+        _end_stopped(uri, run.info.run_id)
+
+
+def _end_stopped(uri: str, run_id: str) -> None:
+    tracking.finish_run(uri, run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
 
 
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str) -> dict:
@@ -315,7 +320,7 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             if status == "error":
                 tracking.finish_run(uri, run.info.run_id, "FAILED")
             elif status == "stopped":
-                tracking.finish_run(uri, run.info.run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
+                _end_stopped(uri, run.info.run_id)
             else:
                 tracking.finish_run(uri, run.info.run_id, "KILLED")
         if status in ("finished", "stopped"):

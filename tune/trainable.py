@@ -18,6 +18,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from pipeline import tags, tracking
+from pipeline.queries import epochs_trained, stopped_early
 from pipeline.tasks import TASKS
 from pipeline.train import run_tags, run_training
 from pipeline.train_config import TrainConfig
@@ -78,13 +79,11 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
 
 
 def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
-    """(run id, ended?) of this trial's MLflow child run: found by its key, created on first use.
-    Ended: finished, or stopped by early stopping."""
+    """(run id, the run when it ended) of this trial's MLflow child run: found by its key, created on
+    first use. Ended: finished, or stopped by early stopping; a resumed sweep never retrains it."""
     found = tracking.find_run(uri, sweep.name, {tags.TRIAL: key})
-    if found is not None and (
-        found.info.status == "FINISHED" or found.data.tags.get(tags.STOPPED_EARLY) == "true"
-    ):  # a resumed sweep never retrains it
-        return found.info.run_id, True
+    if found is not None and (found.info.status == "FINISHED" or stopped_early(found)):
+        return found.info.run_id, found
     run_id, _ = tracking.open_run(
         uri,
         sweep.name,
@@ -94,7 +93,7 @@ def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, pare
         run_id=found.info.run_id if found else None,
         parent_run_id=parent_id,
     )
-    return run_id, False
+    return run_id, None
 
 
 def trial_function(
@@ -108,12 +107,11 @@ def trial_function(
     key = param["trial_key"]
     cfg = trial_train_config(param, sweep_cfg, uri, join(scratch, "runs"))
     run_id, ended = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
-    if ended:  # a resumed sweep never retrains a finished or early-stopped trial
-        from mlflow.tracking import MlflowClient
-
-        metrics = MlflowClient(uri).get_run(run_id).data.metrics
-        epochs = int(metrics.get(tags.EPOCHS_DONE, cfg.max_epochs))
-        ray.tune.report({**metrics, "epoch": epochs, "score": metrics.get(TASKS[cfg.task].metric, 0.0)})
+    if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
+        metrics = ended.data.metrics
+        ray.tune.report(
+            {**metrics, "epoch": epochs_trained(ended), "score": metrics.get(TASKS[cfg.task].metric, 0.0)}
+        )
         return
     r = sweep_cfg.resources
     trainer = TorchTrainer(
