@@ -21,6 +21,7 @@ from lightning_modules.attention import placed_modules
 
 from . import interrupts, tags, tracking
 from .best_checkpoint import BestCheckpointToMlflow
+from .device_line import DeviceLine
 from .efficiency import measure_efficiency
 from .epoch_line import EpochLine
 from .system_metrics import SystemMetrics
@@ -223,6 +224,7 @@ def run_training(
             devices=cfg.devices,
             logger=logger,
             callbacks=[
+                DeviceLine(),
                 checkpoint,
                 efficiency,
                 EpochsDone(),

@@ -1,7 +1,51 @@
-"""Shared fixtures: deterministic seeds and small CPU threads so the suite fits a 2-core CI."""
+"""Shared fixtures: deterministic seeds, small CPU threads so the suite fits a 2-core CI, and the
+host each test means.
+
+The suite means a CPU: on a CUDA host the GPUs are hidden from it (and from every process it
+starts: `attnlab`, Ray, Lightning's DDP ranks), so a test never changes meaning because a GPU is
+there. Tests marked `cuda` mean a GPU: `pytest -m cuda` runs them with the GPUs visible, and
+they skip cleanly on a host without CUDA.
+"""
+
+import os
+import shutil
+import tempfile
 
 import pytest
-import torch
+import torch  # importing torch initialises no CUDA: CUDA_VISIBLE_DEVICES still counts below
+
+CUDA_MARK = "cuda"
+
+
+def _selects_cuda(config) -> bool:
+    expr = config.getoption("markexpr") or ""
+    return CUDA_MARK in expr and f"not {CUDA_MARK}" not in expr
+
+
+def pytest_configure(config):
+    if not _selects_cuda(config):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything initialises CUDA
+    # Every Ray the suite starts (in this process, in `attnlab` subprocesses, in `ray start`) keeps
+    # its sessions in a temp dir of the suite's own, never /tmp/ray, where another Ray may live.
+    # Short on purpose: Ray's socket paths must stay under 107 characters.
+    config._ray_tmpdir = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ray-")
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_ray_tmpdir", None):
+        shutil.rmtree(config._ray_tmpdir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    why = "needs CUDA (run `pytest -m cuda` on a GPU host)"
+    if not _selects_cuda(config) and os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        why = "the CPU suite hides GPUs; `pytest -m cuda` runs the GPU tests"
+    for item in items:
+        if CUDA_MARK in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=why))
+
 
 torch.set_num_threads(2)
 

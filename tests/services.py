@@ -1,5 +1,6 @@
-"""Real services for integration tests, started on loopback by the tests themselves:
-PostgreSQL (initdb in a temporary folder) with an `mlflow server --app-name basic-auth` in front."""
+"""Real services for integration tests, started by the tests themselves: PostgreSQL (initdb in a
+temporary folder, reached through a Unix socket in that folder, so no TCP port can race) with an
+`mlflow server --app-name basic-auth` in front, on a loopback port the kernel picks."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from tune.local_services import free_port, wait_healthy
+from tune.local_services import start_mlflow_server, stop_group
 
 
 def clean_env(**extra) -> dict:
@@ -43,7 +43,7 @@ class Postgres:
     def __init__(self):
         import tempfile
 
-        self.root, self.port = Path(tempfile.mkdtemp(prefix="attnlab-pg-")), free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="attnlab-pg-"))
         self.data, self.socket_dir = self.root / "pgdata", self.root / "pgsock"
 
     def start(self) -> "Postgres":
@@ -57,7 +57,7 @@ class Postgres:
             check=True,
             capture_output=True,
         )
-        opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        opts = f"-k {self.socket_dir} -c listen_addresses=''"  # its own socket folder, no TCP
         subprocess.run(
             _as_postgres(
                 [
@@ -76,9 +76,7 @@ class Postgres:
             capture_output=True,
         )
         subprocess.run(
-            _as_postgres(
-                [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "attnlab", "mlflow"]
-            ),
+            _as_postgres([_pg_bin("createdb"), "-h", str(self.socket_dir), "-U", "attnlab", "mlflow"]),
             check=True,
             capture_output=True,
         )
@@ -86,7 +84,7 @@ class Postgres:
 
     @property
     def uri(self) -> str:
-        return f"postgresql+psycopg2://attnlab@127.0.0.1:{self.port}/mlflow"
+        return f"postgresql+psycopg2://attnlab@/mlflow?host={self.socket_dir}"
 
     def stop(self) -> None:
         subprocess.run(
@@ -99,11 +97,12 @@ class AuthMlflowServer:
     """mlflow server with basic-auth on a PostgreSQL backend; admin credentials generated here."""
 
     def __init__(self, root: Path, backend_uri: str):
-        self.root, self.backend_uri, self.port = root, backend_uri, free_port()
+        self.root, self.backend_uri, self.port = root, backend_uri, 0
         self.username, self.password = "admin", secrets.token_urlsafe(16)
-        self.proc = None
+        self.proc, self.url = None, None
 
     def start(self) -> "AuthMlflowServer":
+        """Start (the first time on a port the kernel picks; again on that same port)."""
         ini = self.root / "basic_auth.ini"
         # The admin credentials travel in the environment only; the file holds no secret.
         ini.write_text(
@@ -118,39 +117,15 @@ class AuthMlflowServer:
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         }
         env.pop("MLFLOW_TRACKING_URI", None)
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            self.backend_uri,
-            "--artifacts-destination",
-            (self.root / "artifacts").as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--app-name",
-            "basic-auth",
-            "--workers",
-            "1",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=open(self.root / "mlflow.log", "wb"), stderr=subprocess.STDOUT
-        )
-        if wait_healthy(self.url, self.proc):
-            return self
-        raise RuntimeError("mlflow server did not start: " + (self.root / "mlflow.log").read_text()[-2000:])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        args = ["--backend-store-uri", self.backend_uri, "--artifacts-destination"]
+        args += [(self.root / "artifacts").as_uri(), "--app-name", "basic-auth", "--workers", "1"]
+        self.proc, self.url = start_mlflow_server(args, self.root / "mlflow.log", self.port, env)
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self
 
     def stop(self) -> None:
         if self.proc:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+            stop_group(self.proc)
 
 
 @contextlib.contextmanager

@@ -138,6 +138,14 @@ def test_dynamic_2d_stride_and_shape():
 
 
 def test_combination_puts_the_convolution_before_the_attention():
+    """With gamma and offsets away from their initial zeros (where the attention is the identity and
+    the order invisible), the stack is attention after convolution, and the other order differs."""
     stack = build_attention("1111+deform", 32, num_heads=4)
+    _with_gamma(stack.attn, 1.0)
+    with torch.no_grad():
+        stack.conv.offset.weight.normal_(0, 0.1)
     x = torch.randn(SHAPE)
-    torch.testing.assert_close(stack(x), stack.attn(stack.conv(x)))
+    with torch.no_grad():
+        torch.testing.assert_close(stack(x), stack.attn(stack.conv(x)))
+        swapped = stack.conv(stack.attn(x))
+        assert (stack(x) - swapped).norm() > 1e-2 * swapped.norm()

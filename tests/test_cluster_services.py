@@ -10,20 +10,26 @@ Fault drill 2, node loss: once a trial training on the worker node has a checkpo
 raylet is SIGKILLed (its workers go with it). The trial moves to the head node, resumes from its
 last checkpoint and the sweep finishes: one run per trial, none left RUNNING."""
 
+import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from drill_sweep import recorded_checkpoints
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from services import auth_mlflow_on_postgres, clean_env, free_port
+from services import auth_mlflow_on_postgres, clean_env
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -85,54 +91,42 @@ def auth_server(tmp_path_factory):
         yield server
 
 
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class RayCluster:
-    """`ray start --head` plus one `ray start --address` worker node, both on 127.0.0.1."""
+    """`ray start --head` plus one `ray start --address` worker node, both on 127.0.0.1, both in a
+    temp dir of their own; `stop` ends exactly their processes (never `ray stop`, which stops every
+    Ray on the machine). `ray start` cannot bind port 0, so a start that loses its ports to another
+    process is retried with new ones."""
 
     def __init__(self, env: dict):
-        self.env, self.port, self.dashboard, self.worker_port = env, free_port(), free_port(), free_port()
+        self.env, self.temp = env, tempfile.mkdtemp(prefix="ray-cluster-")
 
-    def start(self) -> "RayCluster":
-        subprocess.run(
-            [
-                RAY,
-                "start",
-                "--head",
-                "--node-ip-address",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dashboard-host",
-                "127.0.0.1",
-                "--dashboard-port",
-                str(self.dashboard),
-                "--num-cpus",
-                "1",
-                "--disable-usage-stats",
-            ],
-            check=True,
-            env=self.env,
-            capture_output=True,
-            timeout=180,
-        )
-        subprocess.run(
-            [
-                RAY,
-                "start",
-                "--address",
-                f"127.0.0.1:{self.port}",
-                "--node-ip-address",
-                "127.0.0.1",
-                "--node-manager-port",
-                str(self.worker_port),
-                "--num-cpus",
-                "1",
-            ],
-            check=True,
-            env=self.env,
-            capture_output=True,
-            timeout=180,
-        )
+    def start(self, tries: int = 3) -> "RayCluster":
+        for attempt in range(tries):
+            self.port, self.dashboard, self.worker_port = _unused_port(), _unused_port(), _unused_port()
+            try:
+                self._start_nodes()
+                return self
+            except subprocess.CalledProcessError as error:
+                self.stop(keep_temp=True)
+                if attempt == tries - 1 or b"in use" not in (error.stderr or b"") + (error.stdout or b""):
+                    raise
         return self
+
+    def _start_nodes(self) -> None:
+        common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", self.temp]
+        head = ["--head", "--port", str(self.port), "--dashboard-host", "127.0.0.1"]
+        head += ["--dashboard-port", str(self.dashboard), "--disable-usage-stats"]
+        worker = ["--address", f"127.0.0.1:{self.port}", "--node-manager-port", str(self.worker_port)]
+        for args in (head, worker):
+            subprocess.run(
+                [RAY, "start", *args, *common], check=True, env=self.env, capture_output=True, timeout=180
+            )
 
     def probe(self) -> dict:
         out = subprocess.run(
@@ -189,8 +183,30 @@ class RayCluster:
                 return int(proc.name)
         raise AssertionError(f"no raylet with node manager port {self.worker_port}")
 
-    def stop(self) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
+    def _processes(self) -> list[psutil.Process]:
+        """This cluster's processes: each names its temp dir or its GCS port on its command line."""
+        mark = re.compile(rf"{re.escape(self.temp)}|(\d:|gcs_server_port=){self.port}(?!\d)")
+        found = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or [])
+            if proc.pid != os.getpid() and mark.search(line):
+                found[proc.pid] = proc
+                with contextlib.suppress(psutil.Error):  # agents rename themselves (ray::DashboardAgent)
+                    found.update({child.pid: child for child in proc.children(recursive=True)})
+        return list(found.values())
+
+    def stop(self, keep_temp: bool = False) -> None:
+        procs = self._processes()
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(procs, timeout=15)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=15)
+        if not keep_temp:
+            shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,40 +1,20 @@
 """Every manifest validates: built-in kinds with kubernetes-validate, RayJob/RayCluster against
 KubeRay v1.7.0's CRD schemas with jsonschema; no secret is ever written into a manifest."""
 
-import gzip
+import copy
 import re
 import shlex
 from pathlib import Path
 
-import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
+from manifest_validation import ManifestError, validate
 
 from attnlab.cli import main
 from tune.submit import render_rayjob
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-SCHEMAS = K8S / "schemas" / "kuberay-v1.7.0"
-K8S_VERSION = "1.33.0"
-
-
-def _crd_schema(kind: str) -> dict:
-    crd = yaml.safe_load(gzip.open(SCHEMAS / f"ray.io_{kind.lower()}s.yaml.gz", "rt"))
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    return version["schema"]["openAPIV3Schema"]
-
-
-SCHEMA = {"RayJob": _crd_schema("RayJob"), "RayCluster": _crd_schema("RayCluster")}
-
-
-def validate(doc: dict) -> None:
-    """Raise on an invalid manifest."""
-    if doc["apiVersion"].startswith("ray.io/"):
-        jsonschema.Draft7Validator(SCHEMA[doc["kind"]]).validate(doc)
-    else:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def _manifests():
@@ -100,22 +80,65 @@ def test_submit_puts_the_sweeps_where_storage_says(capsys):
 def test_an_invalid_manifest_fails():
     bad = render_rayjob("x", "img", ["--preset", "smoke"])
     bad["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "four"
-    with pytest.raises(jsonschema.ValidationError):
+    with pytest.raises(ManifestError, match="four") as error:
         validate(bad)
-    with pytest.raises(Exception):
-        validate(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "x"},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {},
-                    "template": {"spec": {"containers": [{"image": "i"}]}},
-                    "bogus": True,
-                },
-            }
-        )
+    assert error.value.path == "spec.rayClusterSpec.workerGroupSpecs[0].replicas"
+
+
+def _rayjob():
+    return render_rayjob("x", "img", ["--preset", "smoke"])
+
+
+def _misspell(doc: dict, path: str) -> dict:
+    """`doc` with one more key at `path` (dotted, `[i]` for list items): a typo of a real field."""
+    doc, node = copy.deepcopy(doc), None
+    *parents, key = re.findall(r"[^.\[\]]+", path)
+    node = doc
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[key] = "x"
+    return doc
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "spec.rayClusterSpec.rayVersoin",
+        "spec.entrypiont",
+        "spec.rayClusterSpec.workerGroupSpecs.0.replicsa",
+        "spec.rayClusterSpec.headGroupSpec.template.spec.containers.0.imagee",
+    ],
+)
+def test_a_misspelt_rayjob_field_is_refused_by_its_path(path):
+    with pytest.raises(ManifestError, match="unknown field") as error:
+        validate(_misspell(_rayjob(), path))
+    assert error.value.path == re.sub(r"\.(\d+)", r"[\1]", path)
+
+
+def test_a_misspelt_field_of_a_builtin_kind_is_refused_by_its_path():
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "replicas": 1,
+            "selector": {},
+            "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagee": "j"}]}},
+        },
+    }
+    with pytest.raises(ManifestError, match="unknown field") as error:
+        validate(deployment)
+    assert error.value.path == "spec.template.spec.containers[0].imagee"
+    deployment["spec"]["template"]["spec"]["containers"][0].pop("imagee")
+    validate(deployment)  # without the typo it is valid
+
+
+def test_a_misspelt_raycluster_field_is_refused():
+    cluster = next(d for d in _static_docs() if d["kind"] == "RayCluster")
+    validate(cluster)
+    with pytest.raises(ManifestError, match="unknown field") as error:
+        validate(_misspell(cluster, "spec.headGroupSpec.rayStartParmas"))
+    assert error.value.path == "spec.headGroupSpec.rayStartParmas"
 
 
 def test_submit_refuses_bad_input_before_sending(capsys):

@@ -1,11 +1,14 @@
-"""from_mmcv: same weights, same outputs as mmcv's GeneralizedAttention (mmcv-lite is a test dependency)."""
+"""from_mmcv: same weights, same outputs as mmcv's GeneralizedAttention; the combined specs as an
+independent deformable/dynamic reference followed by mmcv's module. mmcv-lite is in the test set,
+so a missing mmcv fails here rather than skipping."""
 
+import mmcv.cnn as mmcv_cnn
 import pytest
 import torch
+from conv_references import deform2d, dynamic2d
 
-from lightning_modules.attention import GeneralizedAttention2d, all_codes, from_mmcv
+from lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention, from_mmcv
 
-mmcv_cnn = pytest.importorskip("mmcv.cnn", reason="mmcv-lite is installed by the [test] extra")
 MMCV_WRONG = {"0100", "0110", "1100", "1110"}  # E2 without E4: mmcv transposes the query (docs/study.md)
 
 
@@ -33,19 +36,37 @@ def test_matches_mmcv(code, strides, shape):
 
 
 @pytest.mark.parametrize("code", sorted(MMCV_WRONG))
-def test_e2_without_e4_is_mathematically_correct_on_non_square_maps(code):
+def test_e2_without_e4_is_mathematically_correct_where_mmcv_is_not(code):
     theirs = _mmcv(code)
     ours = from_mmcv(theirs)
     reference = GeneralizedAttention2d(64, code, num_heads=4, impl="direct")
     reference.load_state_dict(ours.state_dict())
-    x = torch.randn(2, 64, 10, 14)
+    square, wide = torch.randn(2, 64, 12, 12), torch.randn(2, 64, 10, 14)
     with torch.no_grad():
-        assert _rel(ours(x), reference(x)) < 1e-5
-        try:
-            wrong = theirs(x)
-        except RuntimeError:  # mmcv cannot even run these codes on non-square maps
-            return
-        assert _rel(ours(x), wrong) > 1e-3
+        for x in (square, wide):
+            assert _rel(ours(x), reference(x)) < 1e-5
+        assert _rel(ours(square), theirs(square)) > 1e-2  # mmcv's transposed query
+        with pytest.raises(RuntimeError, match="must match the size"):
+            theirs(wide)  # and on non-square maps mmcv cannot run these codes at all
+
+
+@pytest.mark.parametrize(
+    "code,conv,reference", [("0010", "deform", deform2d), ("1111", "dynamic", dynamic2d)]
+)
+def test_combined_spec_is_the_convolution_then_mmcvs_attention(code, conv, reference):
+    """`CODE+CONV` = the convolution (independent reference) followed by mmcv's GeneralizedAttention
+    with the same weights, away from the identity at init (gamma 1, offsets perturbed)."""
+    theirs = _mmcv(code)
+    stack = build_attention(f"{code}+{conv}", 64, num_heads=4, kv_stride=2)
+    stack.attn.load_state_dict(from_mmcv(theirs).state_dict())
+    with torch.no_grad():
+        for name, p in stack.conv.named_parameters():
+            if "offset" in name:
+                p.normal_(0, 0.3)
+    stack.eval()
+    x = torch.randn(2, 64, 12, 12)
+    with torch.no_grad():
+        assert _rel(stack(x), theirs(reference(stack.conv, x))) < 1e-4
 
 
 def test_refuses_spatial_range():

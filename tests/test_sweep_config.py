@@ -1,6 +1,7 @@
 """Bad sweep configs fail before Ray starts, with one clear message each."""
 
 import pytest
+import torch
 import yaml
 
 from attnlab.cli import main
@@ -22,7 +23,10 @@ BASE = {"name": "t", "grid": [{"task": "detection", "specs": ["w/o", "1111"], "p
         ({"grid": [{"task": "classification", "specs": ["1111"]}]}, "grid.0.task"),
         ({"grid": [{"task": "detection", "specs": ["1112"]}]}, "unknown part '1112'"),
         ({"resources": {"workers_per_trial": 64, "cpus_per_worker": 4}}, "needs 256 CPUs"),
-        ({"resources": {"gpus_per_worker": 1}}, "GPUs but this machine has 0"),
+        (
+            {"resources": {"gpus_per_worker": torch.cuda.device_count() + 1}},
+            f"GPUs but this machine has {torch.cuda.device_count()}",
+        ),
         ({"name": "bad name!"}, "sweep name"),
         ({"grid": [{"task": "detection", "specs": ["w/o", "W/O"], "preset": "tiny"}]}, "repeats trial"),
         (

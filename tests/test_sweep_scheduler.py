@@ -3,6 +3,8 @@
 Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 for translation,
 mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,21 +29,21 @@ def _scored(config):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """A single-machine Ray on loopback (as attnlab's embedded one), undone afterwards."""
-    from ray._private import ray_constants
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
-        mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
-        )  # workers import _scored
-        yield
-        ray.shutdown()
+def local_ray(tmp_path_factory):
+    """A Ray of this module's own (address="local": never a cluster already on the machine), in a
+    temp dir of its own, shut down afterwards."""
+    temp = tempfile.mkdtemp(prefix="ray-")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
+    )  # workers import _scored
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:

@@ -4,8 +4,6 @@ uploads included, and nothing is sent twice. A bad request is still an error."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,26 +12,21 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking_spool import Spool
-from tune.local_services import free_port, wait_healthy
+from tune.local_services import start_mlflow_server
 
 
 class Server:
-    """`mlflow server` on a sqlite file, on a fixed loopback port, that can stop and start again."""
+    """`mlflow server` on a sqlite file, on a loopback port the kernel picks the first time, that
+    can stop and start again on that same port."""
 
     def __init__(self, root):
-        self.root, self.port, self.proc = root, free_port(), None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.root, self.port, self.proc, self.url = root, 0, None, None
 
     def start(self) -> "Server":
-        cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}", "--workers", "1"]
-        cmd += ["--artifacts-destination", (self.root / "artifacts").as_uri()]
-        log = open(self.root / "server.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        assert wait_healthy(self.url, self.proc), (self.root / "server.log").read_text()[-2000:]
+        args = ["--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}", "--workers", "1"]
+        args += ["--artifacts-destination", (self.root / "artifacts").as_uri()]
+        self.proc, self.url = start_mlflow_server(args, self.root / "server.log", self.port)
+        self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
     def stop(self) -> None:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LISTENING = re.compile(rb"Uvicorn running on (http://[\w.\[\]:]+:(\d+))")
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
@@ -38,6 +33,45 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool
     return False
 
 
+def listening_url(log: Path, offset: int, proc: subprocess.Popen, timeout: float = 120) -> str | None:
+    """The address an `mlflow server --port 0` bound, read back from what it wrote to `log` after
+    `offset` (uvicorn names the real port): nothing can take the port between choosing and binding."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            found = LISTENING.search(f.read())
+        if found:
+            return found.group(1).decode()
+        time.sleep(0.2)
+    return None
+
+
+def start_mlflow_server(
+    args: list[str], log: Path, port: int = 0, env: dict | None = None, cwd: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`mlflow server ARGS` on 127.0.0.1 (`port` 0: one the kernel picks), healthy; returns
+    (process, url). Its own process group (the server starts uvicorn and job-runner workers), so
+    `stop_group` stops it as a whole; on Linux it is also told to stop when this process dies."""
+    offset = log.stat().st_size if log.exists() else 0
+    cmd = [sys.executable, "-m", "mlflow", "server", *args, "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+        )
+    url = listening_url(log, offset, proc)
+    if url is None or not wait_healthy(url, proc):
+        stop_group(proc)
+        raise RuntimeError(f"the MLflow server did not start; see {log}")
+    return proc, url
+
+
 @contextlib.contextmanager
 def tracking_server(uri: str):
     """Yield an http URI serving `uri` (sqlite) on loopback; other URIs pass through untouched."""
@@ -45,45 +79,13 @@ def tracking_server(uri: str):
         yield uri
         return
     db = Path(uri.removeprefix("sqlite:///"))
-    port = free_port()
     artifacts = (db.parent / "mlartifacts").resolve()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--artifacts-destination",
-        artifacts.as_uri(),
-        "--workers",
-        "1",
-    ]
-    log = open(db.parent / "mlflow-server.log", "ab")
-    # Its own process group (the server starts uvicorn and job-runner workers), stopped as a whole;
-    # and on Linux told to stop when this process dies, however it dies.
-    proc = subprocess.Popen(
-        cmd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=db.parent,
-        start_new_session=True,
-        preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
-    )
-    url = f"http://127.0.0.1:{port}"
+    args = ["--backend-store-uri", uri, "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
+    proc, url = start_mlflow_server(args, db.parent / "mlflow-server.log", cwd=db.parent)
     try:
-        if not wait_healthy(url, proc):
-            raise RuntimeError(
-                f"the local MLflow server did not start; see {db.parent / 'mlflow-server.log'}"
-            )
         yield url
     finally:
-        _stop_group(proc)
-        log.close()
+        stop_group(proc)
 
 
 def _stop_with_parent() -> None:
@@ -93,7 +95,7 @@ def _stop_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM the server's whole process group, then SIGKILL what is left after 20 s."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)

@@ -119,6 +119,8 @@ def trial_train_config(
         "seed": param["seed"],
         "data": {"path": param["data"]},
         "out_dir": out_dir,
+        # A trial trains where its resources say, never on a GPU Ray did not give it.
+        "accelerator": "gpu" if sweep.resources.gpus_per_worker > 0 else "cpu",
         "tracking": {
             "tracking_uri": tracking_uri,
             "experiment": sweep.name,
