@@ -20,4 +20,5 @@ class DeviceLine(L.Callback):
             line = describe_device(pl_module.device, str(trainer.precision))
             if trainer.world_size > 1:
                 line += f" (x{trainer.world_size} processes)"
-            pl_module.print(line)
+            # A plain print: no progress bar is drawn yet, and TQDM's bar drops prints made before.
+            print(line, flush=True)

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from .costs import COSTS, UNITS
 from .errors import ConfigError
-from .tags import ATTENTION, EPOCHS_DONE, KIND, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
+from .tags import ATTENTION, EPOCHS_DONE, KIND, RERUN, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
 from .tasks import TASKS
 from .tracking import reap_stale
 
@@ -35,6 +35,8 @@ class Row:
     runs: list[str] = field(default_factory=list)
     pareto: bool = False
     rank: int | None = None  # only rows that trained their full budget are ranked
+    # per run (as `runs`): the command that reruns it standalone (a sweep trial's attnlab.rerun tag)
+    reruns: list[str | None] = field(default_factory=list)
 
     @property
     def half_width(self) -> float:
@@ -112,6 +114,7 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
                     max(map(epochs_trained, members)),
                     stopped,
                     [m.info.run_id for m in members],
+                    reruns=[m.data.tags.get(RERUN) for m in members],
                 )
             )
         # Equal budgets only: full-budget rows are ranked and form the front; early-stopped ones follow.

@@ -108,6 +108,20 @@ class TrainConfig(StrictModel):
 PRESETS = ("tiny", "paper")
 
 
+def _parse_json(text: str) -> dict[str, Any]:
+    import json
+
+    from .errors import ConfigError
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--config-json must be one JSON object of TrainConfig keys")
+    return data
+
+
 def preset_for(task: str, preset: str) -> dict[str, Any]:
     """The preset's defaults for `task` ('tiny': small model and data; 'paper': the study's recipe)."""
     from .errors import ConfigError
@@ -131,13 +145,16 @@ def _scaled_steps(base: dict[str, Any], max_epochs: Any) -> dict[str, Any]:
 
 
 def build_train_config(
-    flags: dict[str, Any], config_file: str | None = None, preset: str | None = None
+    flags: dict[str, Any],
+    config_file: str | None = None,
+    preset: str | None = None,
+    config_json: str | None = None,
 ) -> TrainConfig:
     """preset < config file < flags, validated once. Unless lr_steps are given, they follow max_epochs.
 
     The preset defaults to 'tiny' for generated data (data.path == 'tiny') and 'paper' otherwise.
     """
-    from_file = read_yaml(config_file) if config_file else {}
+    from_file = read_yaml(config_file) if config_file else _parse_json(config_json) if config_json else {}
     merged = merge(from_file, flags)
     task = merged.get("task")
     data_path = merged.get("data", {}).get("path", "tiny") if isinstance(merged.get("data"), dict) else "tiny"

@@ -2,6 +2,7 @@
 early stopping, so a drill can stop the driver after the first trial and check the rest resume;
 and how a drill runs `attnlab`."""
 
+import json
 import re
 import subprocess
 import sys
@@ -45,8 +46,23 @@ max_failures: {max_failures}
 
 
 def recorded_checkpoints(trial_dir: Path) -> list[Path]:
-    """The checkpoints Ray's own record of a trial names (the ones it would restore from), oldest first."""
+    """The checkpoints Ray's own record of a trial names (the ones it would restore from), oldest
+    first, that are on disk. A one-worker trial is a Tune trial: Tune's newest experiment state in
+    the sweep's folder holds its checkpoint manager (pickled; the names are read off its bytes). A
+    multi-worker trial's folder under `train/` holds Ray Train's snapshot."""
     snapshot = trial_dir / "checkpoint_manager_snapshot.json"
-    text = snapshot.read_text() if snapshot.exists() else ""
+    if snapshot.exists():
+        text = snapshot.read_text()
+    else:
+        text = ""
+        states = sorted(trial_dir.parent.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+        try:
+            trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+        except (ValueError, OSError):  # caught mid-write: nothing recorded yet, as far as we can tell
+            trials = []
+        for state, run in trials:
+            if json.loads(state).get("relative_logdir") == trial_dir.name:
+                manager = json.loads(run).get("checkpoint_manager", {}).get("value", "")
+                text = bytes.fromhex(manager).decode("latin-1")
     names = set(re.findall(r"checkpoint_[0-9][0-9_.\-]*[0-9]", text))
     return sorted(trial_dir / n for n in names if (trial_dir / n / "checkpoint.ckpt").is_file())

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from services import auth_mlflow_on_postgres, clean_env
 
 pytestmark = pytest.mark.slow
+TRIAL_ACTOR = "ImplicitFunc"  # Tune's actor of a function trainable: a one-worker trial trains in it
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
 CLUSTER_SWEEP = """
@@ -50,7 +51,7 @@ CLUSTER_PROBE = """
 import json, ray
 from ray.util.state import list_actors
 ray.init(address="{address}")
-workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000, detail=True,
+workers = list_actors(filters=[("class_name", "=", "{actor}")], limit=10000, detail=True,
                       raise_on_missing_output=False)
 print(json.dumps({{"alive": len([n for n in ray.nodes() if n["Alive"]]),
                   "train_worker_nodes": len({{a.node_id for a in workers}}), "train_workers": len(workers)}}))
@@ -63,7 +64,7 @@ from ray.util.state import list_actors
 ray.init(address="{address}", log_to_driver=False)
 node = next(n["NodeID"] for n in ray.nodes() if n["NodeManagerPort"] == {port})
 while True:
-    alive = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE"),
+    alive = list_actors(filters=[("class_name", "=", "{actor}"), ("state", "=", "ALIVE"),
                                  ("node_id", "=", node)], raise_on_missing_output=False, detail=True)
     print(json.dumps([a.pid for a in alive]), flush=True)
     time.sleep(0.5)
@@ -130,7 +131,11 @@ class RayCluster:
 
     def probe(self) -> dict:
         out = subprocess.run(
-            [str(BIN / "python"), "-c", CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}")],
+            [
+                str(BIN / "python"),
+                "-c",
+                CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}", actor=TRIAL_ACTOR),
+            ],
             env=self.env,
             capture_output=True,
             text=True,
@@ -139,15 +144,17 @@ class RayCluster:
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def kill_worker_node_under_a_checkpointed_trial(self, train: Path) -> str:
-        """Wait until a trial training on the worker node has one checkpoint in `train` (so it trains
+    def kill_worker_node_under_a_checkpointed_trial(self, sweep: Path) -> str:
+        """Wait until a trial training on the worker node has one checkpoint in `sweep` (so it trains
         its second epoch), then SIGKILL that node's raylet. Returns the trial's key."""
         deadline = time.time() + 600
         watcher = subprocess.Popen(
             [
                 str(BIN / "python"),
                 "-c",
-                WATCH_WORKER_NODE.format(address=f"127.0.0.1:{self.port}", port=self.worker_port),
+                WATCH_WORKER_NODE.format(
+                    address=f"127.0.0.1:{self.port}", port=self.worker_port, actor=TRIAL_ACTOR
+                ),
             ],
             env=self.env,
             stdout=subprocess.PIPE,
@@ -158,11 +165,11 @@ class RayCluster:
             for line in watcher.stdout:
                 assert time.time() < deadline, "no trial on the worker node had a checkpoint in 10 minutes"
                 for pid in json.loads(line) if line.startswith("[") else []:
-                    try:  # a Train worker runs in a folder named after its trial
+                    try:  # a trial's process runs in a folder named after its trial
                         key = Path(os.readlink(f"/proc/{pid}/cwd")).name
                     except OSError:
                         continue
-                    if len(recorded_checkpoints(train / key)) == 1:
+                    if len(recorded_checkpoints(sweep / key)) == 1:
                         os.kill(self._worker_raylet(), signal.SIGKILL)
                         return key
             raise AssertionError(
@@ -251,7 +258,7 @@ def cluster_sweep(auth_server, tmp_path_factory):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
-        cut = cluster.kill_worker_node_under_a_checkpointed_trial(workdir / "sweeps" / "cluster" / "train")
+        cut = cluster.kill_worker_node_under_a_checkpointed_trial(workdir / "sweeps" / "cluster")
         killed_at = time.time()
         waited = subprocess.run(
             [str(BIN / "python"), "-c", WAIT_FOR_JOB.format(address=address, job=job_id)],

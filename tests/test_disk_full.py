@@ -5,12 +5,11 @@ The sweep ends with one clear error line and no traceback; the checkpoints writt
 intact; once space is freed, `attnlab resume` finishes the sweep with the trial's one run."""
 
 import json
-import re
 import subprocess
 import time
 
 import pytest
-from drill_sweep import attnlab, drill_sweep
+from drill_sweep import attnlab, drill_sweep, recorded_checkpoints
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
@@ -41,10 +40,8 @@ def test_a_full_disk_ends_the_sweep_with_one_line_and_resume_finishes_it(tmp_pat
     assert any("storage is full" in e or "disk full" in e for e in errors), first.stderr[-3000:]
     assert any("attnlab resume" in e for e in errors), errors
 
-    trial_dir = small_disk / "full" / "train" / "segmentation-wo-s0"
-    snapshot = (trial_dir / "checkpoint_manager_snapshot.json").read_text()
-    kept = sorted(set(re.findall(r"checkpoint_[0-9][0-9_.\-]*[0-9]", snapshot)))
-    assert kept and all(torn(trial_dir / name / "checkpoint.ckpt") is None for name in kept)
+    kept = recorded_checkpoints(small_disk / "full" / "segmentation-wo-s0")
+    assert kept and all(torn(folder / "checkpoint.ckpt") is None for folder in kept)
 
     # Space freed: the same file system, grown.
     subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)

@@ -100,7 +100,7 @@ def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothi
 
     # Drill 2 (the same command continues), drill 5 (a second driver), the injected crash, a SIGKILL.
     driver = start_driver(command, workdir, env)
-    last = bucket / "drill" / "train" / "segmentation-0001-s0"
+    last = bucket / "drill" / "segmentation-0001-s0"  # a one-worker trial: Tune's trial folder
     try:
         _wait("the cut trial finished", lambda: _finished(workdir) == 2, driver)
         second = attnlab(command, workdir, env, timeout=120)
@@ -158,7 +158,7 @@ def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothi
     assert {"attnlab_sweep.json", "tuner.pkl"} <= names and any(
         n.startswith("experiment_state-") for n in names
     )
-    assert not list((bucket / "drill" / "train").rglob("*.ckpt"))
+    assert not list((bucket / "drill").rglob("*.ckpt"))
     assert not (workdir / "attnlab_runs" / "sweeps").exists()
 
 

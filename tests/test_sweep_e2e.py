@@ -73,8 +73,8 @@ def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
     workdir, summary, _ = smoke
     size = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     assert size < 600e6, f"{size / 1e6:.0f} MB"
-    train = workdir / "attnlab_runs" / "sweeps" / "smoke" / "train"
-    assert not list(train.rglob("*.ckpt"))  # finished and stopped trials never resume
+    swept = workdir / "attnlab_runs" / "sweeps" / "smoke"
+    assert not list(swept.rglob("*.ckpt"))  # finished and stopped trials never resume
     assert not (workdir / "attnlab_runs" / "sweeps" / "smoke" / "runs" / "checkpoints").exists()
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in workdir.iterdir())
     ignored = subprocess.run(
@@ -223,3 +223,40 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     )
     loaded = f"<title>LOADED {len(pngs)}/{len(pngs)}</title>"
     assert loaded in out.stdout, out.stdout[:500] + out.stderr[-500:]
+
+
+def test_a_trial_after_another_in_its_process_reruns_standalone_to_the_last_digit(smoke, tmp_path):
+    """Trials share a warm process (Tune reuses it): one that ran after another there gives exactly
+    the numbers its recorded rerun command gives standalone, so no state leaked into it; the
+    command (thread count included) is on the trial's run and in `best --format json`."""
+    workdir, _, _ = smoke
+    client, runs = _runs(workdir, "smoke")
+    trials = sorted(
+        (r for r in runs if r.data.tags.get("attnlab.kind") == "trial"), key=lambda r: r.info.start_time
+    )
+    processes = [r.data.tags["attnlab.trial_process"] for r in trials]
+    later = [r for i, r in enumerate(trials) if processes[i] in processes[:i]]
+    assert later, f"no trial reused a process: {processes}"
+    trial = later[0]
+    command = trial.data.tags["attnlab.rerun"]
+    assert command.startswith("OMP_NUM_THREADS=1 attnlab train --task segmentation --config-json ")
+    rerun = subprocess.run(
+        f"{command} --experiment rerun --no-progress --no-system-metrics",
+        shell=True,
+        cwd=tmp_path,
+        env=clean_env(PATH=f"{Path(ATTNLAB).parent}:/usr/bin:/bin"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    alone = json.loads(rerun.stdout[rerun.stdout.index("{\n") :])["run_id"]
+    standalone = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for key in ("val/mIoU", "train/loss_epoch", "val/IoU_road"):
+        in_sweep = [(m.step, m.value) for m in client.get_metric_history(trial.info.run_id, key)]
+        by_itself = [(m.step, m.value) for m in standalone.get_metric_history(alone, key)]
+        assert in_sweep and in_sweep == by_itself[: len(in_sweep)], key  # exactly, every epoch it trained
+    best = json.loads(_run(["best", "--experiment", "smoke", "--format", "json"], workdir).stdout)
+    rows = best["segmentation"]["ranking"]
+    reruns = {run: cmd for row in rows for run, cmd in zip(row["runs"], row["reruns"])}
+    assert reruns[trial.info.run_id] == command

@@ -14,14 +14,13 @@ import posixpath
 from pathlib import Path
 
 from pyarrow.fs import FileSelector, FileType
-from ray.train import Checkpoint
 
 from pipeline.checkpoint_files import torn
 
 from .ray_callbacks import CHECKPOINT_NAME
 
 
-def _older(latest: Checkpoint) -> list[Checkpoint]:
+def _older(latest):
     """The trial's other checkpoints older than `latest`, newest first (Ray names them by time)."""
     folder, name = posixpath.split(latest.path.rstrip("/"))
     infos = latest.filesystem.get_file_info(FileSelector(folder))
@@ -33,10 +32,10 @@ def _older(latest: Checkpoint) -> list[Checkpoint]:
         ),
         reverse=True,
     )
-    return [Checkpoint(posixpath.join(folder, n), latest.filesystem) for n in names if n < name]
+    return [type(latest)(posixpath.join(folder, n), latest.filesystem) for n in names if n < name]
 
 
-def _why_torn(checkpoint: Checkpoint) -> str | None:
+def _why_torn(checkpoint) -> str | None:
     try:
         with checkpoint.as_directory() as folder:
             return torn(Path(folder, CHECKPOINT_NAME))
@@ -44,8 +43,9 @@ def _why_torn(checkpoint: Checkpoint) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
-def restorable(latest: Checkpoint | None) -> tuple[Checkpoint | None, str | None]:
-    """(the checkpoint to restore from, a line saying what was skipped and why, or None)."""
+def restorable(latest):
+    """(the checkpoint to restore from, a line saying what was skipped and why, or None), for a
+    Ray Train or a Tune checkpoint (`latest`, or None)."""
     if latest is None:
         return None, None
     skipped = []

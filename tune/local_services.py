@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 LISTENING = re.compile(rb"Uvicorn running on (http://[\w.\[\]:]+:(\d+))")
 
@@ -48,11 +49,17 @@ def listening_url(log: Path, offset: int, proc: subprocess.Popen, timeout: float
 
 
 def start_mlflow_server(
-    args: list[str], log: Path, port: int = 0, env: dict | None = None, cwd: Path | None = None
+    args: list[str],
+    log: Path,
+    port: int = 0,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """`mlflow server ARGS` on 127.0.0.1 (`port` 0: one the kernel picks), healthy; returns
     (process, url). Its own process group (the server starts uvicorn and job-runner workers), so
-    `stop_group` stops it as a whole; on Linux it is also told to stop when this process dies."""
+    `stop_group` stops it as a whole; on Linux it is also told to stop when this process dies.
+    `meanwhile` runs while the server starts (a sweep starts Ray then: the two take as long as one)."""
     offset = log.stat().st_size if log.exists() else 0
     cmd = [sys.executable, "-m", "mlflow", "server", *args, "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "ab") as out:
@@ -65,6 +72,12 @@ def start_mlflow_server(
             start_new_session=True,
             preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
         )
+    try:
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:
+        stop_group(proc)
+        raise
     url = listening_url(log, offset, proc)
     if url is None or not wait_healthy(url, proc):
         stop_group(proc)
@@ -73,15 +86,18 @@ def start_mlflow_server(
 
 
 @contextlib.contextmanager
-def tracking_server(uri: str):
-    """Yield an http URI serving `uri` (sqlite) on loopback; other URIs pass through untouched."""
+def tracking_server(uri: str, meanwhile: Callable[[], None] | None = None):
+    """Yield an http URI serving `uri` (sqlite) on loopback; other URIs pass through untouched.
+    `meanwhile` runs while the server starts (or at once, with no server to start)."""
     if not uri.startswith("sqlite:///"):
+        if meanwhile is not None:
+            meanwhile()
         yield uri
         return
     db = Path(uri.removeprefix("sqlite:///"))
     artifacts = (db.parent / "mlartifacts").resolve()
     args = ["--backend-store-uri", uri, "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
-    proc, url = start_mlflow_server(args, db.parent / "mlflow-server.log", cwd=db.parent)
+    proc, url = start_mlflow_server(args, db.parent / "mlflow-server.log", cwd=db.parent, meanwhile=meanwhile)
     try:
         yield url
     finally:

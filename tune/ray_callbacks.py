@@ -1,4 +1,5 @@
-"""Lightning callbacks that run inside Ray Train workers: report to Ray, and (for chaos tests) fail once."""
+"""Lightning callbacks that run inside a trial (a Ray Train worker, or the Tune trial's own process
+for a one-worker trial): report to Ray, and (for chaos tests) fail once."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from pathlib import Path
 
 import lightning as L
 import ray.train
-from ray.train import Checkpoint
+import ray.tune
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
 
 
 class ReportEpoch(L.Callback):
-    """Each epoch: Lightning checkpoint + metrics (with a 1-based `epoch` and a task-neutral `score`)."""
+    """Each epoch: Lightning checkpoint + metrics (with a 1-based `epoch` and a task-neutral `score`),
+    to Ray Train (`in_tune` False: a worker of a TorchTrainer) or to Tune (the trial's own process)."""
 
-    def __init__(self, metric: str):
+    def __init__(self, metric: str, in_tune: bool = False):
         self.metric = metric
+        self.report, self.checkpoint_type = (
+            (ray.tune.report, ray.tune.Checkpoint) if in_tune else (ray.train.report, ray.train.Checkpoint)
+        )
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -27,8 +32,8 @@ class ReportEpoch(L.Callback):
             metrics["score"] = metrics[self.metric]
         with tempfile.TemporaryDirectory(prefix="attnlab-ckpt-") as tmp:
             trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
-            checkpoint = Checkpoint.from_directory(tmp) if trainer.is_global_zero else None
-            ray.train.report(metrics, checkpoint=checkpoint)
+            checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None
+            self.report(metrics, checkpoint=checkpoint)
 
 
 class FailOnce(L.Callback):

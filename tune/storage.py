@@ -43,6 +43,18 @@ def remove_tree(location: str) -> None:
         fs.delete_dir(path)
 
 
+def remove_checkpoints(location: str) -> None:
+    """Delete the `checkpoint_*` folders of a trial folder (path or URI), keeping the rest of it."""
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(location)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return
+    for info in fs.get_file_info(pafs.FileSelector(path)):
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+            fs.delete_dir(info.path)
+
+
 LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any model attnlab trains
 
 

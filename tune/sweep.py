@@ -69,6 +69,9 @@ def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
         scratch=scratch_dir(storage, sweep.name),
         parent_id=parent_id,
     )
+    r = sweep.resources
+    if r.workers_per_trial == 1:  # the trial trains in its own (reused) process: it holds the resources
+        return tune.with_resources(fn, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
     # The trial function only drives a TorchTrainer; its workers hold the real resources.
     # A zero-CPU request needs some resource to be a valid bundle: a little memory.
     return tune.with_resources(fn, {"cpu": 0, "memory": 64 * 2**20})
@@ -115,8 +118,7 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
 
     # Created against the store itself, so its artifact location is a path every process here can read.
     tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
-    init_ray(ray_address)
-    with tracking_server(uri) as served:
+    with tracking_server(uri, meanwhile=lambda: init_ray(ray_address)) as served:
         parent_id, _ = tracking.open_run(
             served,
             sweep.name,
@@ -162,11 +164,14 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
                     max_concurrent_trials=_concurrency(sweep),
                     trial_name_creator=_trial_name,
                     trial_dirname_creator=_trial_name,
+                    # A one-worker trial's process, its imports warm, trains the next trial too.
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
                     name=sweep.name,
                     storage_path=root,
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     # Pickled with the experiment, so a resumed sweep keeps its live view.
                     callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),

@@ -26,7 +26,12 @@ def register(sub) -> None:
         help="defaults: 'tiny' (small model, short schedule; the default for --data tiny) or "
         "'paper' (the study's recipe; the default for a data folder)",
     )
-    p.add_argument("--config", help="YAML file with any TrainConfig keys (flags override it)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", help="YAML file with any TrainConfig keys (flags override it)")
+    source.add_argument(
+        "--config-json",
+        help="the same keys as one JSON object (what a sweep trial's `attnlab.rerun` tag holds)",
+    )
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.add_argument("--experiment", help="MLflow experiment name (default attnlab)")
     p.add_argument("--out-dir", help="where checkpoints and generated data go (default attnlab_runs)")
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.tracking_uri import resolve_tracking_uri
     from pipeline.train_config import build_train_config
 
-    cfg = build_train_config(flags_to_config(args), args.config, args.preset)
+    cfg = build_train_config(flags_to_config(args), args.config, args.preset, config_json=args.config_json)
     resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
     root = data_root(cfg)
     layout = detect_layout(cfg.task, root)

@@ -1,0 +1,88 @@
+"""What a reused trial process resets between trials, and the command that reruns a trial alone.
+
+A one-worker trial trains in Tune's own trial process, which Tune reuses for the next trial (its
+imports stay warm). Nothing of one trial may reach the next: the environment, torch's thread
+count and determinism switches, and any MLflow run left active are put back as they were; seeds
+are set by every run anyway. The thread count is the trial's CPUs, set explicitly, so that
+`OMP_NUM_THREADS=N attnlab train ...` (the rerun command) reproduces the trial's numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import time
+
+import lightning as L
+import psutil
+import torch
+
+from pipeline.train_config import TrainConfig
+
+STARTUP_METRIC = "trial/startup_s"
+_trials_here = 0  # trials this process has started: the first one also paid for the process itself
+
+
+def trial_started_at(entered: float) -> float:
+    """When Tune started this trial: the process's own start for its first trial, else `entered`
+    (when the trial function was called in the reused process)."""
+    global _trials_here
+    _trials_here += 1
+    return psutil.Process().create_time() if _trials_here == 1 else entered
+
+
+class StartupTime(L.Callback):
+    """Logs `trial/startup_s`: seconds from Tune starting the trial to its first training batch."""
+
+    def __init__(self, started: float):
+        self.started, self.logged = started, False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not self.logged and trainer.is_global_zero:
+            self.logged = True
+            for logger in trainer.loggers:
+                logger.log_metrics({STARTUP_METRIC: time.time() - self.started}, step=trainer.global_step)
+
+
+RERUN_EXCLUDE = {"tracking": {"tracking_uri", "experiment", "run_name"}, "out_dir": True}
+
+
+@contextlib.contextmanager
+def isolated(threads: int):
+    """Run one trial with `threads` torch threads; afterwards the process is as it was before."""
+    import mlflow
+
+    env = dict(os.environ)
+    saved_threads = torch.get_num_threads()
+    saved_deterministic = torch.are_deterministic_algorithms_enabled()
+    saved_cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        os.environ.clear()
+        os.environ.update(env)
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_deterministic)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_cudnn
+
+
+def rerun_command(cfg: TrainConfig, threads: int) -> str:
+    """One shell command that trains this trial's config standalone, with the trial's thread count."""
+    config = cfg.model_dump(mode="json", exclude=RERUN_EXCLUDE)
+    config.pop("task")
+    argv = [
+        "attnlab",
+        "train",
+        "--task",
+        cfg.task,
+        "--config-json",
+        json.dumps(config, separators=(",", ":")),
+    ]
+    return f"OMP_NUM_THREADS={threads} " + shlex.join(argv)
