@@ -14,10 +14,10 @@ _EXPORTS = {
     "sweep": "attnlab.api",
     "best": "attnlab.api",
     "register_best": "attnlab.api",
-    "build_attention": "lightning_modules.attention",
-    "parse_spec": "lightning_modules.attention",
-    "register_mechanism": "lightning_modules.attention",
-    "STUDY_SPECS": "lightning_modules.attention",
+    "build_attention": "attnlab.lightning_modules.attention",
+    "parse_spec": "attnlab.lightning_modules.attention",
+    "register_mechanism": "attnlab.lightning_modules.attention",
+    "STUDY_SPECS": "attnlab.lightning_modules.attention",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -28,9 +28,9 @@ def train(
 
     `overrides` are TrainConfig keys, nested as dicts: `max_epochs=2, optim={"base_lr": 0.01}`.
     """
-    from pipeline.config import merge
-    from pipeline.train import run_training
-    from pipeline.train_config import build_train_config
+    from attnlab.pipeline.config import merge
+    from attnlab.pipeline.train import run_training
+    from attnlab.pipeline.train_config import build_train_config
 
     flags = merge({"task": task, "data": {"path": data}}, overrides)
     if attention is not None:
@@ -49,8 +49,8 @@ def sweep(
     ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a sweep from a preset or a YAML file; returns the per-trial summary."""
-    from tune.sweep import run_sweep
-    from tune.sweep_config import check_data, load_sweep
+    from attnlab.tune.sweep import run_sweep
+    from attnlab.tune.sweep_config import check_data, load_sweep
 
     cfg = load_sweep(preset, config, name, None, size)
     check_data(cfg)
@@ -67,8 +67,8 @@ def best(
     tracking_uri: str | None = None,
 ) -> dict[str, list]:
     """Per task, configurations ranked at equal budget, with the accuracy-cost Pareto front marked."""
-    from pipeline.queries import fetch_runs, rank
-    from pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.queries import fetch_runs, rank
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     return rank(
         fetch_runs(resolve_tracking_uri(tracking_uri, read_only=True), experiment), task, metric, cost
@@ -87,10 +87,10 @@ def register_best(
 ) -> list:
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
     as an MLflow model in the Model Registry; returns what was registered, with each version."""
-    from pipeline.models import chosen_rows, register_rows
-    from pipeline.queries import fetch_runs
-    from pipeline.queries import rank as rank_runs
-    from pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.models import chosen_rows, register_rows
+    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.queries import rank as rank_runs
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, read_only=True)
     runs = fetch_runs(uri, experiment)

@@ -12,8 +12,8 @@ import signal
 import sys
 import threading
 
-from pipeline import interrupts
-from pipeline.errors import ConfigError, StorageFull
+from attnlab.pipeline import interrupts
+from attnlab.pipeline.errors import ConfigError, StorageFull
 
 from .commands import attention, best, data, findings, report, submit, train
 from .commands import sweep as sweep_cmd
@@ -25,10 +25,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
     from mlflow.tracking import MlflowClient
 
-    from pipeline.queries import fetch_runs, rank, render
-    from pipeline.report import write_report
-    from pipeline.tracking import experiment_url, resolve_tracking_uri
-    from tune.sweep_config import load_sweep
+    from attnlab.pipeline.queries import fetch_runs, rank, render
+    from attnlab.pipeline.report import write_report
+    from attnlab.pipeline.tracking import experiment_url, resolve_tracking_uri
+    from attnlab.tune.sweep_config import load_sweep
 
     sweep = load_sweep("smoke", None, None)
     summary = sweep_cmd.run_quietly("run", sweep, origin="preset smoke (`attnlab run`)")

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from lightning_modules.attention import GeneralizedAttention2d, from_mmcv
-from pipeline.attention_table import format_rows
-from pipeline.memory import peak_memory_bytes
+from attnlab.lightning_modules.attention import GeneralizedAttention2d, from_mmcv
+from attnlab.pipeline.attention_table import format_rows
+from attnlab.pipeline.memory import peak_memory_bytes
 
 MMCV_CODES = ["1111", "1000", "0010", "0001"]
 OURS_ONLY = ["0100"]  # mmcv is wrong for E2 without E4 (docs/study.md)

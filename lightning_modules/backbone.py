@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
-from lightning_modules.attention import build_attention_parts, options_for, placed_modules
+from attnlab.lightning_modules.attention import build_attention_parts, options_for, placed_modules
 
 STAGES = ("res2", "res3", "res4", "res5")
 LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4")))

@@ -8,7 +8,7 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.attention import parse_sites
+from attnlab.lightning_modules.attention import parse_sites
 
 from .distributed import gather_lists
 from .labels import BOS, EOS, PAD

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lightning_modules.attention import STUDY_SPECS
-from lightning_modules.attention.registry import names
+from attnlab.lightning_modules.attention import STUDY_SPECS
+from attnlab.lightning_modules.attention.registry import names
 
 from .config import SpecStr, StrictModel
 
@@ -48,7 +48,7 @@ def _flops(module, shape: tuple[int, ...]) -> float:
     """The analytic count; a registered mechanism without `flops(shape)` is counted by running it."""
     import torch
 
-    from lightning_modules.attention import measure_flops
+    from attnlab.lightning_modules.attention import measure_flops
 
     try:
         return module.flops(shape)
@@ -60,7 +60,12 @@ def attention_table(cfg: AttentionTableConfig) -> list[dict]:
     """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count."""
     import torch
 
-    from lightning_modules.attention import build_attention, count_parameters, measure_flops, options_for
+    from attnlab.lightning_modules.attention import (
+        build_attention,
+        count_parameters,
+        measure_flops,
+        options_for,
+    )
 
     rows = []
     for spec in cfg.specs:

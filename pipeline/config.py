@@ -13,8 +13,8 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 
-from lightning_modules.attention.spec import parse_spec
-from lightning_modules.settings import StrictModel
+from attnlab.lightning_modules.attention.spec import parse_spec
+from attnlab.lightning_modules.settings import StrictModel
 
 from .errors import ConfigError
 

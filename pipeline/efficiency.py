@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightning_modules.attention.flops import EXTRA_FORMULAS, count_parameters
+from attnlab.lightning_modules.attention.flops import EXTRA_FORMULAS, count_parameters
 
 from .memory import peak_memory_bytes
 

@@ -21,7 +21,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
-from lightning_modules.attention import format_sites
+from attnlab.lightning_modules.attention import format_sites
 
 from .costs import COSTS
 from .tags import ATTENTION, SEED, STOPPED_EARLY, TASK

@@ -19,8 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lightning_modules.attention import parse_spec  # noqa: E402
-from lightning_modules.attention.sites import SITES, parse_sites  # noqa: E402
+from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
+from attnlab.lightning_modules.attention.sites import SITES, parse_sites  # noqa: E402
 
 from .costs import UNITS  # noqa: E402
 from .queries import Row, rank  # noqa: E402

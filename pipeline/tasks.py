@@ -71,7 +71,7 @@ def _coco_data(cfg: TrainConfig, root: Path):
 
 
 def _detection_module(cfg: TrainConfig, dm):
-    from lightning_modules.detection import DetectionModule
+    from attnlab.lightning_modules.detection import DetectionModule
 
     dm.setup()
     return DetectionModule(cfg.module_config(), dm.num_classes, dm.label_to_cat)
@@ -104,7 +104,7 @@ def _segmentation_data(module: str, cls: str):
 
 
 def _segmentation_module(cfg: TrainConfig, dm):
-    from lightning_modules.segmentation import SegmentationModule
+    from attnlab.lightning_modules.segmentation import SegmentationModule
 
     return SegmentationModule(cfg.module_config(), dm.class_names)
 
@@ -126,7 +126,7 @@ def _translation_data(cfg: TrainConfig, root: Path):
 
 
 def _translation_module(cfg: TrainConfig, dm):
-    from lightning_modules.translation import TranslationModule
+    from attnlab.lightning_modules.translation import TranslationModule
 
     return TranslationModule(cfg.module_config(), dm.vocab)
 
@@ -164,7 +164,7 @@ _TASK_LIST = [
             ),
         ),
         _detection_module,
-        "lightning_modules.detection:DetectionModule",
+        "attnlab.lightning_modules.detection:DetectionModule",
         tiny={
             "max_epochs": 12,
             "backbone": _TINY_BACKBONE,
@@ -202,7 +202,7 @@ _TASK_LIST = [
             ),
         ),
         _segmentation_module,
-        "lightning_modules.segmentation:SegmentationModule",
+        "attnlab.lightning_modules.segmentation:SegmentationModule",
         tiny={
             "max_epochs": 12,
             "backbone": _TINY_BACKBONE,
@@ -245,7 +245,7 @@ _TASK_LIST = [
             ),
         ),
         _translation_module,
-        "lightning_modules.translation:TranslationModule",
+        "attnlab.lightning_modules.translation:TranslationModule",
         tiny={
             "max_epochs": 12,
             "optim": {"lr_steps": []},

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import move_data_to_device
 from mlflow.tracking import MlflowClient
 
-from lightning_modules.attention import placed_modules
+from attnlab.lightning_modules.attention import placed_modules
 
 from . import interrupts, tags, tracking
 from .best_checkpoint import BestCheckpointToMlflow

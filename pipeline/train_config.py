@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from lightning_modules.settings import (
+from attnlab.lightning_modules.settings import (
     BackboneConfig,
     DetectionConfig,
     ModuleConfig,
@@ -45,7 +45,7 @@ class TrackingConfig(StrictModel):
 
 def normalise_attention(task: str | None, text: str) -> str:
     """Vision takes one spec; translation per-site specs (a single spec sets both self sites)."""
-    from lightning_modules.attention import format_sites, parse_sites, parse_spec
+    from attnlab.lightning_modules.attention import format_sites, parse_sites, parse_spec
 
     return format_sites(parse_sites(text)) if task == "translation" else str(parse_spec(text))
 

@@ -8,8 +8,8 @@ import tempfile
 import mlflow
 import torch
 
-from lightning_modules.serving import IMAGENET_MEAN, IMAGENET_STD
-from pipeline.models import restore_module
+from attnlab.lightning_modules.serving import IMAGENET_MEAN, IMAGENET_STD
+from attnlab.pipeline.models import restore_module
 
 
 def _other_inputs(task: str, example: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tune.local_services import start_mlflow_server, stop_group
+from attnlab.tune.local_services import start_mlflow_server, stop_group
 
 
 def clean_env(**extra) -> dict:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.attention import GeneralizedAttention1d, all_codes, build_attention
+from attnlab.lightning_modules.attention import GeneralizedAttention1d, all_codes, build_attention
 
 N, T, C = 2, 11, 32
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention
+from attnlab.lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention
 
 SHAPE = (2, 32, 9, 13)  # non-square on purpose
 

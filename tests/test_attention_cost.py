@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_modules.attention import (
+from attnlab.lightning_modules.attention import (
     all_codes,
     build_attention,
     count_parameters,

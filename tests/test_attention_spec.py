@@ -2,7 +2,7 @@
 
 import pytest
 
-from lightning_modules.attention import GRAMMAR, all_codes, build_attention, parse_spec
+from attnlab.lightning_modules.attention import GRAMMAR, all_codes, build_attention, parse_spec
 
 
 def test_fifteen_codes():
@@ -86,7 +86,7 @@ def test_options_reach_every_part_that_honours_them():
 
 
 def test_options_for_filters_shared_options_but_rejects_typos():
-    from lightning_modules.attention import options_for
+    from attnlab.lightning_modules.attention import options_for
 
     shared = {"num_heads": 4, "kv_stride": 1, "kernel_size": 3}
     assert options_for("w/o", 2, shared) == {}

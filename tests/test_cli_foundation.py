@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from attnlab.cli import main
-from pipeline.config import SpecStr, StrictModel, read_yaml, validate
-from pipeline.errors import ConfigError
+from attnlab.pipeline.config import SpecStr, StrictModel, read_yaml, validate
+from attnlab.pipeline.errors import ConfigError
 
 
 def test_console_script_help():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conv_references import deform1d, deform2d, dynamic1d, dynamic2d
 
-from lightning_modules.attention import build_attention
+from attnlab.lightning_modules.attention import build_attention
 
 
 def _perturbed(module):

@@ -14,8 +14,8 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from pipeline.findings import enc_dec, findings, mean_ci, self_sites
-from pipeline.queries import fetch_runs
+from attnlab.pipeline.findings import enc_dec, findings, mean_ci, self_sites
+from attnlab.pipeline.queries import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 

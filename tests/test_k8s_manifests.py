@@ -11,7 +11,7 @@ import yaml
 from manifest_validation import ManifestError, validate
 
 from attnlab.cli import main
-from tune.submit import render_rayjob
+from attnlab.tune.submit import render_rayjob
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -229,7 +229,7 @@ def _pin(name: str) -> str:
 def test_one_ray_version_everywhere():
     import ray
 
-    from tune.submit import RAY_VERSION
+    from attnlab.tune.submit import RAY_VERSION
 
     pinned = _pin("ray")
     assert ray.__version__ == pinned == RAY_VERSION
@@ -321,7 +321,7 @@ def test_every_pod_runs_as_non_root_with_requests_and_limits():
 
 def test_a_local_sweep_file_travels_inline_with_the_job(tmp_path, capsys):
     """`submit --config FILE` needs no copy of FILE in the image: the validated sweep is the entrypoint's."""
-    from tune.sweep_config import load_sweep
+    from attnlab.tune.sweep_config import load_sweep
 
     (tmp_path / "mine.yaml").write_text(
         "name: mine\nmax_epochs: 2\ngrid:\n  - task: segmentation\n"

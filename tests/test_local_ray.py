@@ -8,7 +8,7 @@ from services import clean_env
 
 PROBE = """
 import json, psutil, ray
-from tune.local_services import init_ray
+from attnlab.tune.local_services import init_ray
 init_ray(None)
 me = psutil.Process()
 listening = set()

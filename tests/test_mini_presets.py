@@ -2,10 +2,10 @@
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.findings import comparisons
-from tune.presets import PRESETS
-from tune.sweep_config import check_data, load_sweep
+from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.findings import comparisons
+from attnlab.tune.presets import PRESETS
+from attnlab.tune.sweep_config import check_data, load_sweep
 
 
 @pytest.mark.parametrize("size", ["cpu", "gpu"])

@@ -10,9 +10,9 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from pipeline import tags, tracking
-from pipeline.data.inputs import DataInput
-from tune.local_services import tracking_server
+from attnlab.pipeline import tags, tracking
+from attnlab.pipeline.data.inputs import DataInput
+from attnlab.tune.local_services import tracking_server
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 

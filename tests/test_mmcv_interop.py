@@ -7,7 +7,7 @@ import pytest
 import torch
 from conv_references import deform2d, dynamic2d
 
-from lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention, from_mmcv
+from attnlab.lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention, from_mmcv
 
 MMCV_WRONG = {"0100", "0110", "1100", "1110"}  # E2 without E4: mmcv transposes the query (docs/study.md)
 

@@ -7,9 +7,9 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
-from pipeline.errors import ConfigError
-from pipeline.models import chosen_rows, portable, register_rows, registered_name, restore_module
-from pipeline.queries import fetch_runs, rank
+from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.models import chosen_rows, portable, register_rows, registered_name, restore_module
+from attnlab.pipeline.queries import fetch_runs, rank
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_a_run_without_a_checkpoint_is_refused_and_nothing_is_registered(store, 
 
 
 def test_a_checkpoint_restores_without_the_pretrained_file_it_was_trained_from(tmp_path):
-    from lightning_modules.segmentation import SegmentationModule
+    from attnlab.lightning_modules.segmentation import SegmentationModule
 
     weights = tmp_path / "resnet18.pth"
     config = {"attention": "0010", "backbone": {"depth": 18, "attention_options": {"num_heads": 2}}}

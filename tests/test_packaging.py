@@ -28,7 +28,18 @@ def test_every_package_folder_is_listed_under_its_attnlab_name():
 def test_the_wheel_holds_only_attnlab(tmp_path):
     """What `pip install .` puts in site-packages: the wheel's files, all under attnlab/."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            ".",
+        ],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -37,9 +48,11 @@ def test_the_wheel_holds_only_attnlab(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"attnlab"}, tops
-    assert {"attnlab/tune/sweep.py", "attnlab/pipeline/train.py", "attnlab/lightning_modules/backbone.py"} <= set(
-        names
-    )
+    assert {
+        "attnlab/tune/sweep.py",
+        "attnlab/pipeline/train.py",
+        "attnlab/lightning_modules/backbone.py",
+    } <= set(names)
     top_level = [n for n in names if n.endswith("top_level.txt")]
     assert not top_level or zipfile.ZipFile(wheel).read(top_level[0]).decode().split() == ["attnlab"]
 

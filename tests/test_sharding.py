@@ -3,8 +3,8 @@ equal step counts for training, every evaluation item on exactly one rank, reshu
 
 import pytest
 
-from pipeline.data.sharding import eval_sampler, train_sampler
-from pipeline.data.translation import TokenBuckets
+from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
+from attnlab.pipeline.data.translation import TokenBuckets
 
 
 class FakeTrainer:

@@ -1,4 +1,5 @@
-"""The package layering: lightning_modules <- pipeline <- tune <- attnlab, and nothing back up."""
+"""The package layering: attnlab.lightning_modules <- attnlab.pipeline <- attnlab.tune <- attnlab (the
+CLI and the API), and nothing back up; every import names the installed attnlab.* package."""
 
 from __future__ import annotations
 
@@ -11,17 +12,45 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["lightning_modules", "pipeline", "tune", "attnlab"]
+BARE = {"lightning_modules", "pipeline", "tune"}  # folders of the repository, never import names
+
+
+def _layer(module: str) -> str | None:
+    """The layer an absolute import names: attnlab.pipeline.x -> pipeline, attnlab.cli -> attnlab."""
+    parts = module.split(".")
+    if parts[0] != "attnlab":
+        return parts[0] if parts[0] in BARE else None
+    return parts[1] if len(parts) > 1 and parts[1] in BARE else "attnlab"
+
+
+def _imports(path: Path) -> list[str]:
+    """Modules `path` imports absolutely, at any depth (lazy imports count too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return found
 
 
 def _imported_packages(path: Path) -> set[str]:
-    """Top-level packages `path` imports (absolute imports, at any depth: lazy ones count too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
+    return {layer for layer in map(_layer, _imports(path)) if layer}
+
+
+def _python_files():
+    for folder in [*LAYERS, "tests", "benchmarks"]:
+        yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_every_import_names_the_installed_package():
+    """`import pipeline` works only from a checkout; installed, the code is attnlab.pipeline."""
+    offenders = {
+        str(path.relative_to(ROOT)): bare
+        for path in _python_files()
+        if (bare := sorted({m for m in _imports(path) if m.split(".")[0] in BARE}))
+    }
+    assert offenders == {}
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])
@@ -39,9 +68,10 @@ def test_lightning_modules_runs_without_pipeline_or_tune():
     """Importing every LightningModule and the factory loads neither pipeline nor tune."""
     code = (
         "import sys\n"
-        "import lightning_modules.detection, lightning_modules.segmentation, lightning_modules.translation\n"
-        "import lightning_modules.attention\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pipeline', 'tune', 'attnlab'))\n"
+        "import attnlab.lightning_modules.detection, attnlab.lightning_modules.segmentation\n"
+        "import attnlab.lightning_modules.translation, attnlab.lightning_modules.attention\n"
+        "bad = [m for m in sys.modules if m.startswith('attnlab.')]\n"
+        "bad = sorted(m for m in bad if m.split('.')[1] != 'lightning_modules')\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -49,8 +79,8 @@ def test_lightning_modules_runs_without_pipeline_or_tune():
 
 def test_the_task_registry_feeds_config_cli_and_presets():
     from attnlab.cli import build_parser
-    from pipeline.tasks import TASK_NAMES, TASKS
-    from pipeline.train_config import TrainConfig, preset_for
+    from attnlab.pipeline.tasks import TASK_NAMES, TASKS
+    from attnlab.pipeline.train_config import TrainConfig, preset_for
 
     assert TASK_NAMES == tuple(TASKS) == ("detection", "segmentation", "translation")
     assert set(TrainConfig.model_fields["task"].annotation.__args__) == set(TASK_NAMES)
@@ -71,7 +101,7 @@ def test_python_dash_m_attnlab_is_the_cli():
 
 def test_the_public_api_is_reachable_from_the_package():
     import attnlab
-    from lightning_modules.attention import build_attention, register_mechanism
+    from attnlab.lightning_modules.attention import build_attention, register_mechanism
 
     assert attnlab.build_attention is build_attention and attnlab.register_mechanism is register_mechanism
     assert callable(attnlab.train) and callable(attnlab.sweep) and callable(attnlab.best)

@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from attnlab.cli import main
-from tune.sweep_config import load_sweep
+from attnlab.tune.sweep_config import load_sweep
 
 
 def _write(tmp_path, data):

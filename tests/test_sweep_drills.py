@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
 
-from pipeline.checkpoint_files import torn
+from attnlab.pipeline.checkpoint_files import torn
 
 pytestmark = pytest.mark.slow
 

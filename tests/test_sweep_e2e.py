@@ -12,8 +12,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from pipeline.tasks import TASKS, data_root
-from pipeline.train_config import build_train_config
+from attnlab.pipeline.tasks import TASKS, data_root
+from attnlab.pipeline.train_config import build_train_config
 
 pytestmark = pytest.mark.slow
 

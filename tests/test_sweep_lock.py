@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from pipeline.processes import this_host
-from tune import sweep_lock
-from tune.storage import SweepStore
-from tune.sweep_lock import LOCK, SweepBusy, SweepLock
+from attnlab.pipeline.processes import this_host
+from attnlab.tune import sweep_lock
+from attnlab.tune.storage import SweepStore
+from attnlab.tune.sweep_lock import LOCK, SweepBusy, SweepLock
 
 
 @pytest.fixture(params=["path", "uri"])

@@ -12,10 +12,10 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from pipeline.config import validate
-from tune.storage import SweepStore
-from tune.sweep import _scheduler
-from tune.sweep_config import SweepConfig
+from attnlab.pipeline.config import validate
+from attnlab.tune.storage import SweepStore
+from attnlab.tune.sweep import _scheduler
+from attnlab.tune.sweep_config import SweepConfig
 
 EPOCHS = 4
 QUALITY = [0.9, 0.3]

@@ -11,8 +11,8 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking_spool import Spool
-from tune.local_services import start_mlflow_server
+from attnlab.pipeline.tracking_spool import Spool
+from attnlab.tune.local_services import start_mlflow_server
 
 
 class Server:

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tags, tracking
-from pipeline.config import validate
-from tune.ended_trials import EndedTrials, when_a_trial_ends
-from tune.sweep import close_stopped
-from tune.sweep_config import SweepConfig, trial_train_config
-from tune.trainable import _trial_run_id
+from attnlab.pipeline import tags, tracking
+from attnlab.pipeline.config import validate
+from attnlab.tune.ended_trials import EndedTrials, when_a_trial_ends
+from attnlab.tune.sweep import close_stopped
+from attnlab.tune.sweep_config import SweepConfig, trial_train_config
+from attnlab.tune.trainable import _trial_run_id
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ import torch
 import torchvision
 from torch import nn
 
-from lightning_modules.attention import GeneralizedAttention2d, all_codes, placed_modules
-from lightning_modules.attention.deformable import DeformConv2d
-from lightning_modules.backbone import build_resnet
-from lightning_modules.detection import build_detector
-from lightning_modules.segmentation import build_segmenter
-from pipeline.efficiency import measure_efficiency
-from pipeline.errors import ConfigError
-from pipeline.train_config import build_train_config
+from attnlab.lightning_modules.attention import GeneralizedAttention2d, all_codes, placed_modules
+from attnlab.lightning_modules.attention.deformable import DeformConv2d
+from attnlab.lightning_modules.backbone import build_resnet
+from attnlab.lightning_modules.detection import build_detector
+from attnlab.lightning_modules.segmentation import build_segmenter
+from attnlab.pipeline.efficiency import measure_efficiency
+from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.train_config import build_train_config
 
 GRID = [*all_codes(), "w/o", "deform", "0010+deform", "1111+deform", "dynamic"]
 

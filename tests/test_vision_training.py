@@ -7,9 +7,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
-from pipeline.tasks import TASKS
-from pipeline.train import run_training
-from pipeline.train_config import build_train_config
+from attnlab.pipeline.tasks import TASKS
+from attnlab.pipeline.train import run_training
+from attnlab.pipeline.train_config import build_train_config
 
 
 def _untrained_score(cfg, metric):

@@ -13,7 +13,7 @@ from typing import Iterator, TextIO
 
 from ray import tune
 
-from pipeline.tasks import TASKS
+from attnlab.pipeline.tasks import TASKS
 
 _terminal: TextIO | None = None
 

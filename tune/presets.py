@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lightning_modules.attention import STUDY_SPECS, all_codes
+from attnlab.lightning_modules.attention import STUDY_SPECS, all_codes
 
 
 def smoke() -> dict:

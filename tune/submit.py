@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError
+from attnlab.pipeline.errors import ConfigError
 
 RAY_VERSION = "2.60.0"  # the image's Ray (pyproject's pin); a test keeps the two equal
 RAY_TOKEN_SECRET = "attnlab-ray-token"

@@ -13,9 +13,9 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from pipeline import tags, tracking
-from pipeline.errors import StorageFull
-from pipeline.queries import stopped_early
+from attnlab.pipeline import tags, tracking
+from attnlab.pipeline.errors import StorageFull
+from attnlab.pipeline.queries import stopped_early
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
@@ -209,7 +209,7 @@ def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) 
     saved = store.read_text(STATE_FILE)
     # Compared after validation, so a field a newer attnlab added (with its default) is no change.
     if saved is not None and _normalised(json.loads(saved)["sweep"]) != sweep.model_dump(mode="json"):
-        from pipeline.errors import ConfigError
+        from attnlab.pipeline.errors import ConfigError
 
         raise ConfigError(
             f"sweep {sweep.name!r} already exists at {store.location} with another config; "
@@ -249,8 +249,8 @@ def publish_report(uri: str, name: str, parent_id: str, storage: str) -> str | N
 
     from mlflow.tracking import MlflowClient
 
-    from pipeline.queries import fetch_runs
-    from pipeline.report import write_report
+    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.report import write_report
 
     try:
         out = scratch_dir(storage, name, "report")

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.config import StrictModel, read_yaml, validate
-from pipeline.errors import ConfigError
-from pipeline.train_config import TaskName, TrainConfig, build_train_config, normalise_attention
+from attnlab.pipeline.config import StrictModel, read_yaml, validate
+from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.train_config import TaskName, TrainConfig, build_train_config, normalise_attention
 
 from .storage import is_uri
 
@@ -130,7 +130,7 @@ def trial_train_config(
     }
     if sweep.max_epochs:
         flags["max_epochs"] = sweep.max_epochs
-    from pipeline.config import merge
+    from attnlab.pipeline.config import merge
 
     return build_train_config(merge(param["overrides"], flags), preset=param["preset"])
 
@@ -220,7 +220,7 @@ def load_sweep(
 
 def check_data(sweep: SweepConfig) -> None:
     """Every data folder the grid names exists and has a layout its task reads, before Ray starts."""
-    from pipeline.tasks import detect_layout
+    from attnlab.pipeline.tasks import detect_layout
 
     for grid in sweep.grid:
         if grid.data != "tiny":

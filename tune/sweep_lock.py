@@ -19,8 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from pipeline.processes import gone, this_host
+from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.processes import gone, this_host
 
 from .storage import SweepStore, is_uri
 

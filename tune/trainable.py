@@ -23,11 +23,11 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from pipeline import tags, tracking
-from pipeline.queries import epochs_trained, stopped_early
-from pipeline.tasks import TASKS
-from pipeline.train import run_tags, run_training
-from pipeline.train_config import TrainConfig
+from attnlab.pipeline import tags, tracking
+from attnlab.pipeline.queries import epochs_trained, stopped_early
+from attnlab.pipeline.tasks import TASKS
+from attnlab.pipeline.train import run_tags, run_training
+from attnlab.pipeline.train_config import TrainConfig
 
 from .checkpoints import restorable
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch, SayResumed

@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.attention_table import AttentionTableConfig, attention_table, format_rows
-    from pipeline.config import validate
+    from attnlab.pipeline.attention_table import AttentionTableConfig, attention_table, format_rows
+    from attnlab.pipeline.config import validate
 
     data = {"dim": args.dim, "measure": args.measure}
     if args.specs:

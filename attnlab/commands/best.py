@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.costs import COSTS
+from attnlab.pipeline.costs import COSTS
 
 from . import TRACKING_URI_HELP
 
@@ -29,20 +29,20 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import ConfigError
-    from pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     if args.rank is not None and not args.register:
         raise ConfigError("--rank chooses the row --register registers; add --register NAME")
     if args.register is not None and not args.register.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from pipeline.queries import fetch_runs, rank, render
+    from attnlab.pipeline.queries import fetch_runs, rank, render
 
     runs = fetch_runs(uri, args.experiment)
     ranking = rank(runs, args.task, args.metric, args.cost)
     if args.register:
-        from pipeline import models
+        from attnlab.pipeline import models
 
         rows = models.chosen_rows(ranking, args.rank)  # every choice checked before any export
     print(render(ranking, args.metric, args.cost, args.format))

@@ -18,8 +18,8 @@ def register(sub) -> None:
 def render(verdicts, fmt: str) -> str:
     import json
 
-    from pipeline.attention_table import format_rows
-    from pipeline.findings import as_json, table_rows
+    from attnlab.pipeline.attention_table import format_rows
+    from attnlab.pipeline.findings import as_json, table_rows
 
     if fmt == "json":
         return json.dumps(as_json(verdicts), indent=2)
@@ -29,11 +29,11 @@ def render(verdicts, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from pipeline.findings import findings
-    from pipeline.queries import fetch_runs
+    from attnlab.pipeline.findings import findings
+    from attnlab.pipeline.queries import fetch_runs
 
     print(render(findings(fetch_runs(uri, args.experiment)), args.format))
     return 0

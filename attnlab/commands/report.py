@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.costs import COSTS
+from attnlab.pipeline.costs import COSTS
 
 from . import TRACKING_URI_HELP
 
@@ -25,18 +25,18 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import ConfigError
-    from pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from pipeline.queries import fetch_runs
-    from pipeline.report import write_report
+    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.report import write_report
 
     runs = fetch_runs(uri, args.experiment)
     if args.format == "json":
-        from pipeline.findings import findings
+        from attnlab.pipeline.findings import findings
 
         from .findings import render
 

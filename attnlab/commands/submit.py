@@ -28,10 +28,17 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import ConfigError
-    from tune.presets import PRESETS
-    from tune.submit import SHARED_SWEEPS, create_rayjob, render_rayjob, submit_to_ray, sweep_source, to_yaml
-    from tune.sweep_config import load_sweep
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.tune.presets import PRESETS
+    from attnlab.tune.submit import (
+        SHARED_SWEEPS,
+        create_rayjob,
+        render_rayjob,
+        submit_to_ray,
+        sweep_source,
+        to_yaml,
+    )
+    from attnlab.tune.sweep_config import load_sweep
 
     sized = bool(args.preset) and getattr(PRESETS.get(args.preset), "sized", False)
     size = args.size or ("gpu" if sized else None)  # a cluster is for GPUs unless told otherwise

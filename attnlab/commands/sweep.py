@@ -63,8 +63,8 @@ def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
     output), shows it all on the console instead."""
     import os
 
-    from tune.live_view import showing
-    from tune.sweep import preflight, run_sweep
+    from attnlab.tune.live_view import showing
+    from attnlab.tune.sweep import preflight, run_sweep
 
     from ..console import everything_to, new_log_file
 
@@ -96,7 +96,7 @@ def _finish(summary: dict) -> int:
 def exit_status(summary: dict) -> int:
     """0 only if every trial finished or early stopping ended it; 1 with a line per failed trial;
     130 when the driver was interrupted (Ctrl-C) with trials unfinished."""
-    from tune.sweep import errored, interrupted
+    from attnlab.tune.sweep import errored, interrupted
 
     failed = errored(summary)
     for trial in failed:
@@ -123,8 +123,8 @@ def exit_status(summary: dict) -> int:
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    from pipeline.tracking_uri import resolve_tracking_uri
-    from tune.sweep_config import check_data, load_sweep
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.tune.sweep_config import check_data, load_sweep
 
     sweep = load_sweep(
         args.preset,
@@ -150,11 +150,11 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
-    from pipeline.config import validate
-    from pipeline.errors import ConfigError
-    from tune.storage import SweepStore
-    from tune.sweep import STATE_FILE, sweep_store
-    from tune.sweep_config import SweepConfig
+    from attnlab.pipeline.config import validate
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.tune.storage import SweepStore
+    from attnlab.tune.sweep import STATE_FILE, sweep_store
+    from attnlab.tune.sweep_config import SweepConfig
 
     store = SweepStore.from_folder(args.sweep)  # the sweep's folder, a path or a URI ...
     if not store.exists(STATE_FILE):

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from pipeline.tasks import TASK_NAMES, task_help
+from attnlab.pipeline.tasks import TASK_NAMES, task_help
 
 from . import TRACKING_URI_HELP
 
@@ -72,12 +72,12 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.tasks import data_root, detect_layout
+    from attnlab.pipeline.tasks import data_root, detect_layout
 
     # Validate (config, spec, data layout) before Lightning, Ray or MLflow is imported: bad input
     # gets its answer in well under a second.
-    from pipeline.tracking_uri import resolve_tracking_uri
-    from pipeline.train_config import build_train_config
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.train_config import build_train_config
 
     cfg = build_train_config(flags_to_config(args), args.config, args.preset, config_json=args.config_json)
     resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"data: {root} ({layout.name} layout)", flush=True)
-    from pipeline.errors import ConfigError
-    from pipeline.train import run_training  # imports Lightning and MLflow, which set their loggers
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.train import run_training  # imports Lightning and MLflow, which set their loggers
 
     from ..console import forget_log_file, libraries_to, new_log_file
 

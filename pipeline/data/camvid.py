@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_modules.labels import IGNORE
+from attnlab.lightning_modules.labels import IGNORE
 
 from ..errors import ConfigError
 from .segmentation import SegmentationDataModule

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import Cityscapes
 
-from lightning_modules.labels import IGNORE
+from attnlab.lightning_modules.labels import IGNORE
 
 from ..errors import ConfigError
 from .segmentation import SegmentationDataModule

@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from lightning_modules.labels import IGNORE
-from lightning_modules.serving import IMAGENET_MEAN as MEAN
-from lightning_modules.serving import IMAGENET_STD as STD
+from attnlab.lightning_modules.labels import IGNORE
+from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
+from attnlab.lightning_modules.serving import IMAGENET_STD as STD
 
 from .inputs import DataInput, files_digest, split_input
 from .sharding import eval_sampler, train_sampler

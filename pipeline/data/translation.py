@@ -20,7 +20,7 @@ import sentencepiece as spm
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from lightning_modules.labels import BOS, EOS, PAD, UNK
+from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
 
 from ..errors import ConfigError
 from .inputs import DataInput, split_input, texts_digest
