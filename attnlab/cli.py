@@ -58,7 +58,18 @@ def _stop(signum, frame) -> None:
     does; the signal is recorded too, so training stops at its next batch should a library have
     swallowed the exception."""
     interrupts.record(signum)
+    if _in_finaliser(frame):
+        return  # an exception there is only printed ("Exception ignored"); the next batch stops
     raise interrupts.stop_error()
+
+
+def _in_finaliser(frame) -> bool:
+    """Whether the signal landed in a weakref callback or a __del__, which cannot raise."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code.co_filename.endswith("weakref.py"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
