@@ -67,7 +67,13 @@ def as_sweep(folder: Path, specs: list[str], epochs: int) -> dict:
     trials = [
         r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("attnlab.kind") == "trial"
     ]
-    first_start = min(r.info.start_time for r in trials) / 1000
+    # When Tune started each trial: its first batch (the metric's timestamp) less its start-up.
+    starts = [
+        m.timestamp / 1000 - m.value
+        for r in trials
+        for m in client.get_metric_history(r.info.run_id, "trial/startup_s")[:1]
+    ]
+    first_start = min(starts)
     last_end = max(r.info.end_time for r in trials) / 1000
     return {
         "wall": wall,

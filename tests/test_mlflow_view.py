@@ -116,7 +116,8 @@ def test_the_link_attnlab_prints_opens_the_runs_table_with_datasets_in_headless_
         tracking.finish_run(uri, run_id, "FINISHED")
     experiment = MlflowClient(uri).get_experiment_by_name("ui").experiment_id
     chromium = next(p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists())
-    with tracking_server(uri) as served:
+    with tracking_server(uri) as server:
+        served = server.url
         dom = subprocess.run(
             [
                 chromium,

@@ -85,21 +85,37 @@ def start_mlflow_server(
     return proc, url
 
 
+class Tracking:
+    """The tracking URI trials write to: `url`, and for a local server, `begin_stop` (SIGTERM now,
+    so it stops while other things do; leaving `tracking_server` waits for it)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen | None = None):
+        self.url, self.proc = url, proc
+
+    def begin_stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def tracking_server(uri: str, meanwhile: Callable[[], None] | None = None):
-    """Yield an http URI serving `uri` (sqlite) on loopback; other URIs pass through untouched.
-    `meanwhile` runs while the server starts (or at once, with no server to start)."""
+    """Yield a Tracking serving `uri` (sqlite) over http on loopback; other URIs pass through
+    untouched. `meanwhile` runs while the server starts (or at once, with no server to start)."""
     if not uri.startswith("sqlite:///"):
         if meanwhile is not None:
             meanwhile()
-        yield uri
+        yield Tracking(uri)
         return
     db = Path(uri.removeprefix("sqlite:///"))
     artifacts = (db.parent / "mlartifacts").resolve()
     args = ["--backend-store-uri", uri, "--artifacts-destination", artifacts.as_uri(), "--workers", "1"]
-    proc, url = start_mlflow_server(args, db.parent / "mlflow-server.log", cwd=db.parent, meanwhile=meanwhile)
+    # MLflow's job runner serves GenAI scorers, which attnlab never runs: off, it costs no process.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = db.parent / "mlflow-server.log"
+    proc, url = start_mlflow_server(args, log, env=env, cwd=db.parent, meanwhile=meanwhile)
     try:
-        yield url
+        yield Tracking(url, proc)
     finally:
         stop_group(proc)
 
@@ -111,12 +127,13 @@ def _stop_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's whole process group, then SIGKILL what is left after 20 s."""
+def stop_group(proc: subprocess.Popen, grace_s: float = 5) -> None:
+    """SIGTERM the server's whole process group, then SIGKILL what is left after `grace_s`. An
+    idle server loses nothing either way: every write it took is committed (sqlite's journal)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         pass
     with contextlib.suppress(ProcessLookupError):

@@ -7,6 +7,8 @@ interrupted ones continue from their checkpoints.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import ray
@@ -24,7 +26,8 @@ from .schedulers import PerTaskScheduler
 from .storage import SweepStore, scratch_dir, storage_full
 from .sweep_config import SweepConfig, check_resources, storage_root
 from .sweep_lock import SweepLock
-from .trainable import drop_checkpoints, trial_function
+from .trial_entry import trial_function
+from .trial_storage import drop_checkpoints
 
 STATE_FILE = "attnlab_sweep.json"
 
@@ -116,9 +119,13 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
     config = sweep.model_dump(mode="json")
     from mlflow.tracking import MlflowClient
 
-    # Created against the store itself, so its artifact location is a path every process here can read.
-    tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
-    with tracking_server(uri, meanwhile=lambda: init_ray(ray_address)) as served:
+    embedded = not (ray.is_initialized() or ray_address or os.environ.get("RAY_ADDRESS"))
+    # The local MLflow server (it creates a new store's tables) and Ray start side by side.
+    with tracking_server(uri, meanwhile=lambda: init_ray(ray_address)) as server:
+        served = server.url
+        # Created against the store itself, so its artifact location is a path every process here
+        # can read; the server, just up, has no client yet.
+        tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
         parent_id, _ = tracking.open_run(
             served,
             sweep.name,
@@ -185,7 +192,13 @@ def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> 
                 raise
             raise full from error
         summary = _reconcile(results, served, sweep, parent_id, root)
-        summary["report"] = publish_report(served, sweep.name, parent_id, root)
+        # The report needs no server with a sqlite store: it is written while the server and Ray stop.
+        report_uri = uri if uri.startswith("sqlite:") else served
+        reporting = ThreadPoolExecutor(1).submit(publish_report, report_uri, sweep.name, parent_id, root)
+        server.begin_stop()  # the server and Ray stop side by side
+        if embedded:
+            ray.shutdown()  # the Ray this sweep started: nothing runs on it any more
+    summary["report"] = reporting.result()
     return summary
 
 

@@ -139,10 +139,10 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
     """On the embedded local Ray, a trial must fit this machine; a remote cluster is checked by Ray."""
     if ray_address:
         return
-    import torch
+    from attnlab.pipeline.gpus import local_gpu_count
 
     r = sweep.resources
-    cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
+    cpus, gpus = os.cpu_count() or 1, local_gpu_count()
     need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
     if need_cpu > cpus:
         raise ConfigError(
@@ -167,9 +167,9 @@ def default_size() -> str:
 
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         return "gpu" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
-    import torch
+    from attnlab.pipeline.gpus import local_gpu_count
 
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if local_gpu_count() > 0 else "cpu"
 
 
 def load_sweep(

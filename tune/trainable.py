@@ -15,7 +15,6 @@ import contextlib
 import os
 import socket
 import sys
-import time
 
 import ray.train
 import ray.tune
@@ -31,9 +30,10 @@ from attnlab.pipeline.train_config import TrainConfig
 
 from .checkpoints import restorable
 from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch, SayResumed
-from .storage import join, remove_checkpoints, remove_tree
+from .storage import join
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
+from .trial_storage import drop_checkpoints, train_storage
 
 
 def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **run_options) -> None:
@@ -99,26 +99,6 @@ def train_here(config: dict, threads: int) -> None:
         _train(config, ray.tune.get_checkpoint(), True, True, started, trainer_kwargs={"devices": 1})
 
 
-def train_storage(storage: str, sweep_name: str) -> str:
-    """Where Ray Train keeps the trials' full checkpoints (one folder per trial key)."""
-    return join(storage, sweep_name, "train")
-
-
-def trial_folder(storage: str, sweep_name: str, key: str) -> str:
-    """Tune's folder of a trial: a one-worker trial's checkpoints live there."""
-    return join(storage, sweep_name, key)
-
-
-def drop_checkpoints(storage: str, sweep_name: str, key: str) -> None:
-    """A trial that finished or was stopped early never resumes: its Ray checkpoints can go (its
-    best epoch is already in MLflow), Tune's (one worker) or Ray Train's (several). Best effort: a
-    folder still being written is left alone."""
-    with contextlib.suppress(OSError):
-        remove_tree(join(train_storage(storage, sweep_name), key))
-    with contextlib.suppress(OSError):
-        remove_checkpoints(trial_folder(storage, sweep_name, key))
-
-
 def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
     return {**run_tags(cfg, tags.KIND_TRIAL), tags.SWEEP: sweep_name, tags.TRIAL: key}
 
@@ -141,13 +121,12 @@ def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, pare
     return run_id, None
 
 
-def trial_function(
-    config: dict, *, sweep: dict, uri: str, storage: str, scratch: str, parent_id: str
+def run_trial(
+    config: dict, *, sweep: dict, uri: str, storage: str, scratch: str, parent_id: str, entered: float
 ) -> None:
     """One Tune trial: a TorchTrainer over `workers_per_trial` workers. `scratch` is the sweep's
     scratch folder as the driver resolved it: Tune runs a trial in a working folder of its own
     Ray session, so a relative one would change with every driver (losing a resumed trial's spool)."""
-    entered = time.time()
     param = config["trial"]
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
