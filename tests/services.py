@@ -123,9 +123,10 @@ class AuthMlflowServer:
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5) -> None:
+        """Stop the server and all it started (grace_s 0: at once, as a crash would)."""
         if self.proc:
-            stop_group(self.proc)
+            stop_group(self.proc, grace_s)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from services import clean_env
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PAGES = ["README.md", *(f"docs/{p}.md" for p in ("training", "mechanisms", "sweeps", "rankings"))]
-PAGES += ["docs/mlflow.md", "docs/clusters.md"]
+PAGES += ["docs/mlflow.md", "docs/clusters.md", "docs/walkthrough.md"]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 pytestmark = pytest.mark.slow
 

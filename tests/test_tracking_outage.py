@@ -26,7 +26,7 @@ def test_a_60_s_tracking_outage_loses_nothing_and_fails_no_trial(tmp_path, serve
     auth = {"MLFLOW_TRACKING_USERNAME": server.username, "MLFLOW_TRACKING_PASSWORD": server.password}
     for key, value in auth.items():
         monkeypatch.setenv(key, value)
-    (tmp_path / "outage.yaml").write_text(drill_sweep("outage", specs='"w/o"', max_epochs=3))
+    (tmp_path / "outage.yaml").write_text(drill_sweep("outage", specs='"w/o"', max_epochs=4))
     driver = start_driver(
         ["sweep", "--config", "outage.yaml", "--tracking-uri", server.url], tmp_path, clean_env(**auth)
     )
@@ -40,8 +40,8 @@ def test_a_60_s_tracking_outage_loses_nothing_and_fails_no_trial(tmp_path, serve
             if any("epochs_done" in r.data.metrics for r in runs):
                 break
             time.sleep(1)
-        server.stop()
         down = time.time() * 1000
+        server.stop(grace_s=0)  # gone at once, as a crashed server is: nothing after `down` reaches it
         time.sleep(OUTAGE_S)
         up = time.time() * 1000
         server.start()  # same port, same PostgreSQL database
@@ -57,10 +57,10 @@ def test_a_60_s_tracking_outage_loses_nothing_and_fails_no_trial(tmp_path, serve
     for run in trials:
         assert run.info.status == "FINISHED"
         history = client.get_metric_history(run.info.run_id, "epochs_done")
-        assert sorted({int(m.value) for m in history}) == [1, 2, 3], history  # no epoch missing
-        assert len(client.get_metric_history(run.info.run_id, "val/mIoU")) >= 3
+        assert sorted({int(m.value) for m in history}) == [1, 2, 3, 4], history  # no epoch missing
+        assert len(client.get_metric_history(run.info.run_id, "val/mIoU")) >= 4
         trained_while_down += sum(down <= m.timestamp <= up for m in history)
-        assert run.data.params["max_epochs"] == "3" and "cost/attention_flops" in run.data.metrics
+        assert run.data.params["max_epochs"] == "4" and "cost/attention_flops" in run.data.metrics
         assert "checkpoints/best.ckpt" in [
             a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")
         ]
