@@ -29,7 +29,8 @@ from .tasks import TASKS
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
 COST = COSTS["flops"]
-VISION = ("detection", "segmentation")
+VISION = tuple(name for name, task in TASKS.items() if task.modality == "images")
+SEQUENCES = tuple(name for name, task in TASKS.items() if task.modality == "sequences")
 NO_E1_CODES = ["0100", "0010", "0001", "0110", "0101", "0011", "0111"]
 
 
@@ -57,8 +58,8 @@ class Comparison:
 def comparisons() -> list[Comparison]:
     """Every comparison the findings make, per task where the study makes it."""
     out: list[Comparison] = []
-    for task in (*VISION, "translation"):
-        spec = self_sites if task == "translation" else (lambda s: s)
+    for task in TASKS:
+        spec = self_sites if TASKS[task].attention_sites else (lambda s: s)
         out += [
             Comparison(
                 1,
@@ -89,17 +90,18 @@ def comparisons() -> list[Comparison]:
                 label="0110 vs 1001",
             ),
         ]
-    out.append(
-        Comparison(
-            2,
-            "E1 (query and key content) is vital in encoder-decoder attention",
-            "translation",
-            (enc_dec("1000"),),
-            tuple(enc_dec(c) for c in NO_E1_CODES),
-            "greater",
-            label="enc-dec 1000 vs codes without E1",
+    for task in (name for name, t in TASKS.items() if "enc_dec" in t.attention_sites):
+        out.append(
+            Comparison(
+                2,
+                "E1 (query and key content) is vital in encoder-decoder attention",
+                task,
+                (enc_dec("1000"),),
+                tuple(enc_dec(c) for c in NO_E1_CODES),
+                "greater",
+                label="enc-dec 1000 vs codes without E1",
+            )
         )
-    )
     for task in VISION:
         out += [
             Comparison(
@@ -123,17 +125,18 @@ def comparisons() -> list[Comparison]:
                 label="0010+deform vs 1111",
             ),
         ]
-    out.append(
-        Comparison(
-            4,
-            "for translation, deformable convolution is on par with E2",
-            "translation",
-            (self_sites("deform"),),
-            (self_sites("0100"),),
-            "on_par",
-            label="deform vs 0100",
+    for task in SEQUENCES:
+        out.append(
+            Comparison(
+                4,
+                "for translation, deformable convolution is on par with E2",
+                task,
+                (self_sites("deform"),),
+                (self_sites("0100"),),
+                "on_par",
+                label="deform vs 0100",
+            )
         )
-    )
     return sorted(out, key=lambda c: (c.finding, c.task))
 
 

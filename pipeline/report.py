@@ -119,7 +119,7 @@ def _mean_ci(r: Row) -> str:
 
 def _table(task: str, rows: list[Row], metric: str, cost: str) -> str:
     """The ranking's order: full budgets by the task's metric, then early-stopped trials."""
-    sites = task == "translation"
+    sites = bool(TASKS[task].attention_sites)
     spec_heads = "".join(f"<th>{s}</th>" for s in SITES) if sites else "<th>spec</th>"
     term_heads = "" if sites else "<th>E1</th><th>E2</th><th>E3</th><th>E4</th>"
     head = (
@@ -184,7 +184,7 @@ def _task_section(task: str, rows: list[Row], cost: str, out: Path) -> str:
             f"<p>{stopped} of {len(rows)} configurations were stopped early; they are listed in the "
             "table after the ranked ones and left out of the plots, which compare equal budgets.</p>"
         )
-    if task == "translation":
+    if TASKS[task].attention_sites:
         for site, fixed, chosen, labels in _site_views(full):
             path = scatter(
                 chosen,
@@ -206,7 +206,7 @@ def _task_section(task: str, rows: list[Row], cost: str, out: Path) -> str:
             out / f"{task}-accuracy-vs-cost.png",
         )
         parts.append(f"<h3>{html.escape(metric)} against {unit} per mechanism</h3>{_img(path, 'Figure 3')}")
-    heading = "Per-site ranking" if task == "translation" else "Per-term ablation"
+    heading = "Per-site ranking" if TASKS[task].attention_sites else "Per-term ablation"
     parts.append(f"<h3>{heading}, by {html.escape(metric)}</h3>{_table(task, rows, metric, cost)}")
     comparison = _e2_comparison(full)
     if comparison:

@@ -43,6 +43,12 @@ class Task:
     module: str  # "package.module:Class" of its LightningModule, which a checkpoint is restored into
     tiny: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
+    # What generic code (configs, report, findings) needs to know of a task, so it never asks
+    # which task it runs: its attention sites (one spec per site; () = one spec for the network),
+    # the spec a run gets when none is given, and what it models (images or sequences).
+    attention_sites: tuple[str, ...] = ()
+    default_attention: str = "w/o"
+    modality: str = "images"
 
     @property
     def section(self) -> str:
@@ -246,6 +252,9 @@ _TASK_LIST = [
         ),
         _translation_module,
         "attnlab.lightning_modules.translation:TranslationModule",
+        attention_sites=("enc_self", "dec_self", "enc_dec"),
+        default_attention="1000",
+        modality="sequences",
         tiny={
             "max_epochs": 12,
             "optim": {"lr_steps": []},

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from attnlab.lightning_modules.attention import placed_modules
 
-from . import interrupts, tags, tracking
+from . import interrupts, tags, tracking, user_callbacks
 from .best_checkpoint import BestCheckpointToMlflow
 from .device_line import DeviceLine
 from .efficiency import measure_efficiency
@@ -162,6 +162,7 @@ def run_training(
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     extra_tags: dict[str, str] | None = None,
+    callback_context: dict[str, Any] | None = None,
     progress_bar: bool = True,
     prepare: Callable[[L.Trainer], L.Trainer] | None = None,
     finish: bool = True,
@@ -217,6 +218,7 @@ def run_training(
         else:
             ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, spool, run_id)
         efficiency = EfficiencyStats(dm)
+        default_context = {"run_id": run_id, "trial_key": None, "scratch_dir": str(out_dir)}
         options = dict(
             max_epochs=cfg.max_epochs,
             precision=cfg.precision,
@@ -234,6 +236,7 @@ def run_training(
                 *([EpochLine(task.metric)] if owner else []),
                 *([SystemMetrics(run_id, uri)] if cfg.tracking.system_metrics else []),
                 *callbacks,
+                *user_callbacks.build(cfg.callbacks, **{**default_context, **(callback_context or {})}),
             ],
             limit_train_batches=cfg.limit_train_batches,
             gradient_clip_val=cfg.optim.grad_clip,

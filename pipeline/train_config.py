@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from attnlab.lightning_modules.settings import (
     BackboneConfig,
@@ -21,6 +21,7 @@ from attnlab.lightning_modules.settings import (
 
 from .config import StrictModel, merge, read_yaml, validate
 from .tasks import TASK_NAMES, TASKS
+from .user_callbacks import check_format
 
 TaskName = Literal[TASK_NAMES]  # the task registry's names (pipeline/tasks.py)
 
@@ -47,7 +48,8 @@ def normalise_attention(task: str | None, text: str) -> str:
     """Vision takes one spec; translation per-site specs (a single spec sets both self sites)."""
     from attnlab.lightning_modules.attention import format_sites, parse_sites, parse_spec
 
-    return format_sites(parse_sites(text)) if task == "translation" else str(parse_spec(text))
+    sited = task in TASKS and TASKS[task].attention_sites
+    return format_sites(parse_sites(text)) if sited else str(parse_spec(text))
 
 
 class TrainConfig(StrictModel):
@@ -65,6 +67,10 @@ class TrainConfig(StrictModel):
     accumulate_grad_batches: int = Field(
         1, ge=1, description="gradient accumulation (e.g. for big token batches)"
     )
+    callbacks: list[str] = Field(
+        default_factory=list,
+        description="your Lightning callbacks, 'package.module:Class', added to the run (docs/training.md)",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
@@ -78,12 +84,18 @@ class TrainConfig(StrictModel):
     def _normalise_attention(cls, data):
         if isinstance(data, dict) and isinstance(data.get("attention", "w/o"), str):
             task = data.get("task")
-            text = data.get("attention", "1000" if task == "translation" else "w/o")
+            default = TASKS[task].default_attention if task in TASKS else "w/o"
+            text = data.get("attention", default)
             try:
                 data = {**data, "attention": normalise_attention(task, text)}
             except ValueError as exc:
                 raise ValueError(f"attention: {exc}") from None
         return data
+
+    @field_validator("callbacks")
+    @classmethod
+    def _callbacks_format(cls, entries: list[str]) -> list[str]:
+        return check_format(entries)
 
     def module_config(self) -> dict[str, Any]:
         """What the task's LightningModule reads (lightning_modules.settings.ModuleConfig), as plain data."""

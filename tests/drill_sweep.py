@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fault_injection import SPEC as FAULTS
+
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
@@ -29,8 +31,13 @@ def attnlab(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subpro
 
 
 def drill_sweep(
-    name: str, specs: str = '"w/o", "0010", "0001"', max_epochs: int = 3, max_failures: int = 2
+    name: str,
+    specs: str = '"w/o", "0010", "0001"',
+    max_epochs: int = 3,
+    max_failures: int = 2,
+    faults: bool = False,
 ) -> str:
+    callbacks = f'["{FAULTS}"]' if faults else "[]"
     return f"""
 name: {name}
 max_epochs: {max_epochs}
@@ -42,7 +49,15 @@ grid:
 early_stopping: {{policy: none}}
 max_concurrent_trials: 1
 max_failures: {max_failures}
+callbacks: {callbacks}
 """
+
+
+def with_faults(env: dict, trial_epoch: str) -> dict:
+    """`env` for a driver whose trials can load tests/fault_injection.py (the `callbacks` key of the
+    drill sweep) and crash `trial_key:epoch` once."""
+    tests = str(Path(__file__).resolve().parent)
+    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch}
 
 
 def recorded_checkpoints(trial_dir: Path) -> list[Path]:
@@ -51,18 +66,24 @@ def recorded_checkpoints(trial_dir: Path) -> list[Path]:
     the sweep's folder holds its checkpoint manager (pickled; the names are read off its bytes). A
     multi-worker trial's folder under `train/` holds Ray Train's snapshot."""
     snapshot = trial_dir / "checkpoint_manager_snapshot.json"
-    if snapshot.exists():
-        text = snapshot.read_text()
-    else:
-        text = ""
-        states = sorted(trial_dir.parent.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-        try:
-            trials = json.loads(states[-1].read_text())["trial_data"] if states else []
-        except (ValueError, OSError):  # caught mid-write: nothing recorded yet, as far as we can tell
-            trials = []
+    text = snapshot.read_text() if snapshot.exists() else _tune_record(trial_dir)
+    names = set(re.findall(r"checkpoint_[0-9][0-9_.\-]*[0-9]", text))
+    return sorted(trial_dir / n for n in names if (trial_dir / n / "checkpoint.ckpt").is_file())
+
+
+def _tune_record(trial_dir: Path) -> str:
+    """Tune's record of a trial's checkpoints as text: its checkpoint manager in the newest
+    experiment state or, where that state cannot be read (cut short by a full disk), the trial's
+    result.json, a line per reported result, each naming the checkpoint Tune had persisted."""
+    states = sorted(trial_dir.parent.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
         for state, run in trials:
             if json.loads(state).get("relative_logdir") == trial_dir.name:
                 manager = json.loads(run).get("checkpoint_manager", {}).get("value", "")
-                text = bytes.fromhex(manager).decode("latin-1")
-    names = set(re.findall(r"checkpoint_[0-9][0-9_.\-]*[0-9]", text))
-    return sorted(trial_dir / n for n in names if (trial_dir / n / "checkpoint.ckpt").is_file())
+                return bytes.fromhex(manager).decode("latin-1")
+        return ""
+    except (ValueError, OSError):  # caught mid-write, or cut short
+        results = trial_dir / "result.json"
+        lines = results.read_text(errors="replace").splitlines() if results.exists() else []
+        return " ".join(line for line in lines if '"checkpoint_dir_name"' in line)

@@ -107,3 +107,47 @@ def test_the_public_api_is_reachable_from_the_package():
     assert callable(attnlab.train) and callable(attnlab.sweep) and callable(attnlab.best)
     with pytest.raises(AttributeError):
         _ = attnlab.nothing_here
+
+
+def _product_files():
+    for folder in LAYERS:
+        yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_no_test_hook_in_product_code():
+    """Fault injection is a callback only tests attach (`callbacks:` key); product code holds none."""
+    offenders = []
+    for path in _product_files():
+        text = path.read_text()
+        if "FailOnce" in text or "ATTNLAB_FAIL_ONCE" in text or "fault_injection" in _imports(path):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def _task_name_comparisons(path: Path, names: set[str]) -> list[int]:
+    """Lines where `path` compares something with a task's name (==, !=, in, not in)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for operand in operands:
+                values = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+                if any(isinstance(v, ast.Constant) and v.value in names for v in values):
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_generic_code_never_asks_which_task_it_runs():
+    """Task differences live in the task registry (pipeline/tasks.py) and the task's own files
+    (its data modules, its LightningModule): adding a task is one registry entry plus its files."""
+    from attnlab.pipeline.tasks import TASKS
+
+    names = set(TASKS)
+    owned = {ROOT / "pipeline" / "tasks.py", *(ROOT / "lightning_modules" / f"{n}.py" for n in names)}
+    owned |= set((ROOT / "pipeline" / "data").rglob("*.py"))
+    offenders = {
+        str(path.relative_to(ROOT)): lines
+        for path in _product_files()
+        if path not in owned and (lines := _task_name_comparisons(path, names))
+    }
+    assert offenders == {}

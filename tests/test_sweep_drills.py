@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from drill_sweep import ATTNLAB, attnlab, drill_sweep, recorded_checkpoints, start_driver
+from drill_sweep import ATTNLAB, attnlab, drill_sweep, recorded_checkpoints, start_driver, with_faults
 from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
@@ -91,10 +91,10 @@ def _ctrl_c(command: list[str], workdir: Path, env: dict) -> str:
 
 def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothing(tmp_path):
     workdir = tmp_path
-    (workdir / "drill.yaml").write_text(drill_sweep("drill"))
+    (workdir / "drill.yaml").write_text(drill_sweep("drill", faults=True))
     bucket = workdir / "bucket" / "sweeps"
     command = ["sweep", "--config", "drill.yaml", "--storage", bucket.as_uri()]
-    env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-0001-s0:2")
+    env = with_faults(clean_env(), "segmentation-0001-s0:2")
 
     cut_by_ctrl_c = _ctrl_c([ATTNLAB, *command], workdir, env)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from drill_sweep import with_faults
 from mlflow.tracking import MlflowClient
 from model_checks import check_registered_model
 from services import clean_env
@@ -36,6 +37,7 @@ grid:
 resources: {workers_per_trial: 2, cpus_per_worker: 1}
 early_stopping: {policy: none}
 max_failures: 2
+callbacks: ["fault_injection:FailOnce"]
 """
 TRANSLATION_KEY = "translation-enc_self-0010_dec_self-1000_enc_dec-1000-s0"
 
@@ -46,7 +48,7 @@ def _summary(stdout: str) -> dict:
 
 def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path, monkeypatch):
     (tmp_path / "every.yaml").write_text(EVERY_TASK)
-    env = clean_env(ATTNLAB_FAIL_ONCE=f"{TRANSLATION_KEY}:1")
+    env = with_faults(clean_env(), f"{TRANSLATION_KEY}:1")
     proc = subprocess.run(
         [ATTNLAB, "sweep", "--config", "every.yaml"],
         cwd=tmp_path,
@@ -102,12 +104,13 @@ grid:
     overrides: {segmentation: {crop_size: 64}, data: {batch_size: 2}, limit_train_batches: 2}
 early_stopping: {policy: none}
 max_failures: 0
+callbacks: ["fault_injection:FailOnce"]
 """
 
 
 def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_path):
     (tmp_path / "errored.yaml").write_text(ERRORED)
-    env = clean_env(ATTNLAB_FAIL_ONCE="segmentation-wo-s0:1")
+    env = with_faults(clean_env(), "segmentation-wo-s0:1")
     proc = subprocess.run(
         [ATTNLAB, "sweep", "--config", "errored.yaml"],
         cwd=tmp_path,

@@ -171,15 +171,19 @@ MINI = {
 }
 
 
+# Each mini-study task: its specs (from a size's spec lists) and its real data set.
+MINI_DATA = {
+    "segmentation": lambda specs: (specs["segmentation"], datasets_root() / "camvid"),
+    "translation": lambda specs: (
+        _translation_specs(specs["self"], specs["enc_dec"]),
+        datasets_root() / "multi30k",
+    ),
+}
+
+
 def _mini_grid(task: str, size: str) -> dict:
     s = MINI[size]
-    if task == "segmentation":
-        specs, data = s["specs"]["segmentation"], datasets_root() / "camvid"
-    else:
-        specs, data = (
-            _translation_specs(s["specs"]["self"], s["specs"]["enc_dec"]),
-            datasets_root() / "multi30k",
-        )
+    specs, data = MINI_DATA[task](s["specs"])
     return {
         "task": task,
         "specs": specs,

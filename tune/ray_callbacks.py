@@ -1,9 +1,8 @@
 """Lightning callbacks that run inside a trial (a Ray Train worker, or the Tune trial's own process
-for a one-worker trial): report to Ray, and (for chaos tests) fail once."""
+for a one-worker trial): report to Ray, and say when a trial resumes."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,25 +33,6 @@ class ReportEpoch(L.Callback):
             trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
             checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None
             self.report(metrics, checkpoint=checkpoint)
-
-
-class FailOnce(L.Callback):
-    """Chaos testing: ATTNLAB_FAIL_ONCE='<trial_key>:<epoch>' crashes that trial once at that epoch's end.
-
-    A marker file under the sweep's storage makes it once per trial, across retries.
-    """
-
-    def __init__(self, trial_key: str, marker_dir: str):
-        spec = os.environ.get("ATTNLAB_FAIL_ONCE", "")
-        key, _, epoch = spec.rpartition(":")
-        self.epoch = int(epoch) if key == trial_key and epoch.isdigit() else None
-        self.marker = Path(marker_dir) / f"failed-once-{trial_key}"
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if self.epoch is not None and trainer.current_epoch + 1 == self.epoch and not self.marker.exists():
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            self.marker.write_text("injected")
-            raise RuntimeError(f"ATTNLAB_FAIL_ONCE: injected crash at epoch {self.epoch}")
 
 
 class SayResumed(L.Callback):

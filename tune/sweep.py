@@ -218,6 +218,9 @@ def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) 
     """The checks that need no Ray and write nothing: the trial fits this machine, and a sweep
     already stored under this name has this config. Returns the sweep's store."""
     check_resources(sweep, ray_address)
+    from attnlab.pipeline.user_callbacks import check as check_callbacks
+
+    check_callbacks(sweep.callbacks)
     store = sweep_store(sweep.name, storage)
     saved = store.read_text(STATE_FILE)
     # Compared after validation, so a field a newer attnlab added (with its default) is no change.

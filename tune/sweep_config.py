@@ -67,6 +67,9 @@ class SweepConfig(StrictModel):
     max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster fits")
     max_failures: int = Field(2, ge=0, description="retries of a failed trial, each from its last checkpoint")
     system_metrics: bool = Field(True, description="MLflow system metrics (CPU, memory, GPU) for each trial")
+    callbacks: list[str] = Field(
+        default_factory=list, description="Lightning callbacks 'package.module:Class' on every trial"
+    )
 
     @model_validator(mode="after")
     def _checks(self):
@@ -130,6 +133,8 @@ def trial_train_config(
     }
     if sweep.max_epochs:
         flags["max_epochs"] = sweep.max_epochs
+    if sweep.callbacks:
+        flags["callbacks"] = sweep.callbacks
     from attnlab.pipeline.config import merge
 
     return build_train_config(merge(param["overrides"], flags), preset=param["preset"])
@@ -157,19 +162,21 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
 
 
 def default_size() -> str:
-    """The mini-study's size when none is given: `gpu` where this machine (or RAY_ADDRESS's cluster) has one.
+    """The mini-study's size when none is given: `gpu` where this machine has one, else `cpu`.
 
-    Otherwise `cpu`.
+    Loading a config starts no Ray: with RAY_ADDRESS (a cluster whose GPUs are not known before
+    connecting) the size must be given.
     """
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        import ray
-
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        return "gpu" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
     from attnlab.pipeline.gpus import local_gpu_count
 
-    return "gpu" if local_gpu_count() > 0 else "cpu"
+    if local_gpu_count() > 0:
+        return "gpu"
+    if os.environ.get("RAY_ADDRESS"):
+        raise ConfigError(
+            "--size is needed with RAY_ADDRESS: the cluster's GPUs are not known before connecting "
+            "to it; give --size gpu or --size cpu"
+        )
+    return "cpu"
 
 
 def load_sweep(

@@ -29,7 +29,7 @@ from attnlab.pipeline.train import run_tags, run_training
 from attnlab.pipeline.train_config import TrainConfig
 
 from .checkpoints import restorable
-from .ray_callbacks import CHECKPOINT_NAME, FailOnce, ReportEpoch, SayResumed
+from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
 from .storage import join
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
@@ -42,7 +42,6 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
     cfg = TrainConfig.model_validate(config["train"])
     callbacks = [
         ReportEpoch(TASKS[cfg.task].metric, in_tune),
-        FailOnce(config["trial_key"], config["marker_dir"]),
         StartupTime(started),
     ]
     checkpoint, skipped = restorable(latest)
@@ -63,6 +62,7 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
             callbacks=callbacks,
             progress_bar=False,
             extra_tags=trial_tags(cfg, config["sweep_name"], config["trial_key"]),
+            callback_context={"trial_key": config["trial_key"], "scratch_dir": config["scratch"]},
             finish=False,
             local_checkpoints=False,
             **run_options,
@@ -144,7 +144,7 @@ def run_trial(
         "run_id": run_id,
         "trial_key": key,
         "sweep_name": sweep_cfg.name,
-        "marker_dir": join(scratch, "faults"),
+        "scratch": scratch,
         "started": entered,
     }
     if r.workers_per_trial == 1:

@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.add_argument(
         "--size",
         choices=("cpu", "gpu"),
-        help="the mini presets' size (default: gpu where the machine or cluster has a GPU, else cpu)",
+        help="the mini presets' size (default: gpu where this machine has a GPU, else cpu; "
+        "needed with RAY_ADDRESS)",
     )
     p.add_argument("--config", help="sweep YAML file")
     p.add_argument(

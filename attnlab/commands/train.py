@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_train_config(flags_to_config(args), args.config, args.preset, config_json=args.config_json)
     resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
+    from attnlab.pipeline.user_callbacks import check as check_callbacks
+
+    check_callbacks(cfg.callbacks)  # each importable and a Lightning Callback, before anything starts
     root = data_root(cfg)
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
