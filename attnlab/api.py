@@ -67,7 +67,7 @@ def best(
     tracking_uri: str | None = None,
 ) -> dict[str, list]:
     """Per task, configurations ranked at equal budget, with the accuracy-cost Pareto front marked."""
-    from attnlab.pipeline.queries import fetch_runs, rank
+    from attnlab.pipeline.ranking import fetch_runs, rank
     from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     return rank(
@@ -87,9 +87,9 @@ def register_best(
 ) -> list:
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
     as an MLflow model in the Model Registry; returns what was registered, with each version."""
-    from attnlab.pipeline.models import chosen_rows, register_rows
-    from attnlab.pipeline.queries import fetch_runs
-    from attnlab.pipeline.queries import rank as rank_runs
+    from attnlab.pipeline.model_export import chosen_rows, register_rows
+    from attnlab.pipeline.ranking import fetch_runs
+    from attnlab.pipeline.ranking import rank as rank_runs
     from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, read_only=True)

@@ -25,7 +25,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
     from mlflow.tracking import MlflowClient
 
-    from attnlab.pipeline.queries import fetch_runs, rank, render
+    from attnlab.pipeline.ranking import fetch_runs, rank, render
     from attnlab.pipeline.report import write_report
     from attnlab.pipeline.tracking import experiment_url, resolve_tracking_uri
     from attnlab.tune.sweep_config import load_sweep

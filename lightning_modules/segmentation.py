@@ -1,4 +1,5 @@
-"""Cityscapes segmentation: torchvision's DeepLabV3 head on the dilated attention ResNet; mIoU."""
+"""Semantic segmentation (Cityscapes, CamVid): torchvision's DeepLabV3 head on the dilated
+attention ResNet; mIoU."""
 
 from __future__ import annotations
 

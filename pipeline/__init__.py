@@ -1,1 +1,2 @@
-"""attnlab's pipeline: CLI, typed configs, data, tracking, efficiency and queries."""
+"""attnlab's pipeline: typed configs, the task registry, data, training, tracking, efficiency,
+rankings, findings, reports and model export."""

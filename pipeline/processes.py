@@ -11,7 +11,7 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def gone(pid: int | str) -> bool:
+def process_gone(pid: int | str) -> bool:
     """True when no process `pid` exists on this host (a permission error means it does)."""
     try:
         os.kill(int(pid), 0)

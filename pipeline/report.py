@@ -23,7 +23,7 @@ from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
 from attnlab.lightning_modules.attention.sites import SITES, parse_sites  # noqa: E402
 
 from .costs import UNITS  # noqa: E402
-from .queries import Row, rank  # noqa: E402
+from .ranking import Row, rank  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against

@@ -20,7 +20,7 @@ MODEL_FORMAT = "attnlab.model_format"  # how that model is saved: pt2 (torch.exp
 DESCRIPTION = "mlflow.note.content"  # MLflow's own: the run's description (markdown) in the UI
 
 KIND_TRAIN, KIND_TRIAL, KIND_SWEEP = "train", "trial", "sweep"
-TRAINING_KINDS = (KIND_TRIAL, KIND_TRAIN)  # runs that trained a model (what queries rank)
+TRAINING_KINDS = (KIND_TRIAL, KIND_TRAIN)  # runs that trained a model (what the rankings rank)
 
 EPOCHS_DONE = "epochs_done"  # a metric, not a tag: epochs trained and evaluated (1-based)
 

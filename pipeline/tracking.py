@@ -21,7 +21,7 @@ from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from .errors import ConfigError
-from .processes import gone, this_host
+from .processes import process_gone, this_host
 from .tags import EXPERIMENT_KIND, HOST, KIND, KIND_MODEL_TRAINING, KIND_TRAIN, PARENT, PID
 from .tracking_uri import resolve_tracking_uri
 
@@ -192,7 +192,7 @@ def reap_stale(uri: str, experiment: str) -> list[str]:
     reaped = []
     for run in client.search_runs([exp.experiment_id], filter_string=where, max_results=1000):
         pid = run.data.tags.get(PID, "")
-        if pid and gone(pid):
+        if pid and process_gone(pid):
             client.set_terminated(run.info.run_id, status="FAILED")
             print(
                 f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, "

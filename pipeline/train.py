@@ -181,7 +181,6 @@ def run_training(
     dm = task.make_data(cfg, data_root(cfg))
     module = task.make_module(cfg, dm)
     uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri)
-    config = cfg.model_dump(mode="json")
     ddp_child_run = _ddp_child_run_id()
     if ddp_child_run:  # a process Lightning launched for `--devices N`: rank 0 owns the run
         run_id = ddp_child_run
@@ -192,7 +191,7 @@ def run_training(
             uri,
             cfg.tracking.experiment,
             name=cfg.tracking.run_name or run_name(cfg),
-            params=tracking.flatten(config),
+            params=tracking.flatten(cfg.own_settings()),
             tags={**run_tags(cfg), **(tracking.owner_tags() if finish else {}), **(extra_tags or {})},
             run_id=run_id,
             parent_run_id=parent_run_id,

@@ -97,6 +97,12 @@ class TrainConfig(StrictModel):
     def _callbacks_format(cls, entries: list[str]) -> list[str]:
         return check_format(entries)
 
+    def own_settings(self) -> dict[str, Any]:
+        """The config as plain data without the other tasks' sections: what a run logs as params
+        (and a trial's rerun command holds), so a segmentation run shows no translation keys."""
+        others = {t.section for name, t in TASKS.items() if name != self.task}
+        return self.model_dump(mode="json", exclude=others)
+
     def module_config(self) -> dict[str, Any]:
         """What the task's LightningModule reads (lightning_modules.settings.ModuleConfig), as plain data."""
         sections = ("optim", "backbone", *(t.section for t in TASKS.values()))

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from services import clean_env
 
 from attnlab.pipeline.findings import enc_dec, findings, mean_ci, self_sites
-from attnlab.pipeline.queries import fetch_runs
+from attnlab.pipeline.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 

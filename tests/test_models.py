@@ -8,8 +8,14 @@ from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
 from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.models import chosen_rows, portable, register_rows, registered_name, restore_module
-from attnlab.pipeline.queries import fetch_runs, rank
+from attnlab.pipeline.model_export import (
+    chosen_rows,
+    portable,
+    register_rows,
+    registered_name,
+    restore_module,
+)
+from attnlab.pipeline.ranking import fetch_runs, rank
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ else lands at the top of site-packages (PyPI has distributions named `pipeline` 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -27,23 +28,13 @@ def test_every_package_folder_is_listed_under_its_attnlab_name():
 
 def test_the_wheel_holds_only_attnlab(tmp_path):
     """What `pip install .` puts in site-packages: the wheel's files, all under attnlab/."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            ".",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    source = tmp_path / "source"  # a copy: building leaves build/ and *.egg-info where it runs
+    for name in FOLDERS:
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*pip, "-w", str(tmp_path), "."], cwd=source, check=True, capture_output=True)
     (wheel,) = tmp_path.glob("attnlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}

@@ -5,7 +5,7 @@ import pytest
 from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.queries import fetch_runs, rank, render
+from attnlab.pipeline.ranking import fetch_runs, rank, render
 
 
 def _log(client, exp, spec, seed, miou, cost, epochs, stopped=False):

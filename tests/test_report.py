@@ -13,7 +13,7 @@ from logged_runs import log_trial
 from matplotlib.text import Text
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.queries import Row, fetch_runs
+from attnlab.pipeline.ranking import Row, fetch_runs
 from attnlab.pipeline.report import scatter_figure, write_report
 
 

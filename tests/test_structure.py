@@ -151,3 +151,13 @@ def test_generic_code_never_asks_which_task_it_runs():
         if path not in owned and (lines := _task_name_comparisons(path, names))
     }
     assert offenders == {}
+
+
+def test_a_run_logs_only_its_own_tasks_settings():
+    from attnlab.pipeline.train_config import build_train_config
+    from attnlab.tune.trial_process import rerun_command
+
+    cfg = build_train_config({"task": "segmentation"})
+    logged = cfg.own_settings()
+    assert "segmentation" in logged and not {"detection", "translation"} & set(logged)
+    assert '"translation"' not in rerun_command(cfg, 1) and '"segmentation"' in rerun_command(cfg, 1)

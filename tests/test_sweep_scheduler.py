@@ -126,4 +126,6 @@ def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
     (tmp_path / "early_stopping-segmentation.pkl").write_bytes(b"not a pickle")
     scheduler = _scheduler(_mixed_sweep(), SweepStore.from_folder(str(tmp_path)))
     with pytest.warns(UserWarning, match="start with empty rungs"):
-        assert isinstance(scheduler.of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha)
+        assert isinstance(
+            scheduler.scheduler_of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha
+        )

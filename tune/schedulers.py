@@ -37,7 +37,7 @@ class PerTaskScheduler(FIFOScheduler):
         ok = [s.set_search_properties(metric, mode, **spec) for s in self._schedulers.values()]
         return super().set_search_properties(metric, mode, **spec) and all(ok)
 
-    def of(self, trial) -> TrialScheduler:
+    def scheduler_of(self, trial) -> TrialScheduler:
         """The scheduler of this trial's task."""
         task = trial.config["trial"]["task"]
         if task not in self._schedulers:
@@ -68,30 +68,32 @@ class PerTaskScheduler(FIFOScheduler):
                     f"{self._store.location} ({exc}); {task} trials start with empty rungs"
                 )
 
-    def _saved(self, trial, answer=None):
+    def _save_rungs(self, trial, answer=None):
         """Save the trial's task scheduler into the store (atomically), then pass `answer` through."""
         if self._store:
             task = trial.config["trial"]["task"]
             with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
                 local = Path(tmp, "state.pkl")
-                self.of(trial).save(str(local))
+                self.scheduler_of(trial).save(str(local))
                 self._store.write_bytes(self._state_name(task), local.read_bytes())
         return answer
 
     def on_trial_add(self, tune_controller, trial):
-        self._saved(trial, self.of(trial).on_trial_add(tune_controller, trial))
+        self._save_rungs(trial, self.scheduler_of(trial).on_trial_add(tune_controller, trial))
 
     def on_trial_error(self, tune_controller, trial):
-        self._saved(trial, self.of(trial).on_trial_error(tune_controller, trial))
+        self._save_rungs(trial, self.scheduler_of(trial).on_trial_error(tune_controller, trial))
 
     def on_trial_result(self, tune_controller, trial, result) -> str:
-        return self._saved(trial, self.of(trial).on_trial_result(tune_controller, trial, result))
+        return self._save_rungs(
+            trial, self.scheduler_of(trial).on_trial_result(tune_controller, trial, result)
+        )
 
     def on_trial_complete(self, tune_controller, trial, result):
-        self._saved(trial, self.of(trial).on_trial_complete(tune_controller, trial, result))
+        self._save_rungs(trial, self.scheduler_of(trial).on_trial_complete(tune_controller, trial, result))
 
     def on_trial_remove(self, tune_controller, trial):
-        self._saved(trial, self.of(trial).on_trial_remove(tune_controller, trial))
+        self._save_rungs(trial, self.scheduler_of(trial).on_trial_remove(tune_controller, trial))
 
     def debug_string(self) -> str:
         return (

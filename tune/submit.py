@@ -16,7 +16,8 @@ import yaml
 
 from attnlab.pipeline.errors import ConfigError
 
-RAY_VERSION = "2.60.0"  # the image's Ray (pyproject's pin); a test keeps the two equal
+# The image's and the manifests' Ray: the tested one in constraints.txt (a test keeps them equal).
+RAY_VERSION = "2.60.0"
 RAY_TOKEN_SECRET = "attnlab-ray-token"
 SHARED_SWEEPS = "/shared/sweeps"  # the shared volume every Ray pod mounts at /shared
 DNS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from attnlab.pipeline import tags, tracking
 from attnlab.pipeline.errors import StorageFull
-from attnlab.pipeline.queries import stopped_early
+from attnlab.pipeline.ranking import stopped_early
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
@@ -109,10 +109,10 @@ def run_sweep(
                 f"attnlab: took over the lock of a driver that is gone (pid {held.get('pid')} on "
                 f"{held.get('host')}, since {held.get('started')})"
             )
-        return _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin)
+        return _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin)
 
 
-def _drive(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> dict:
+def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> dict:
     """The sweep itself, under its driver lock."""
     root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
@@ -265,7 +265,7 @@ def publish_report(uri: str, name: str, parent_id: str, storage: str) -> str | N
 
     from mlflow.tracking import MlflowClient
 
-    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.ranking import fetch_runs
     from attnlab.pipeline.report import write_report
 
     try:

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.processes import gone, this_host
+from attnlab.pipeline.processes import process_gone, this_host
 
 from .storage import SweepStore, is_uri
 
@@ -61,7 +61,7 @@ class SweepLock:
     @staticmethod
     def stale(lock: dict) -> bool:
         if lock.get("host") == this_host():
-            return gone(lock.get("pid", -1))
+            return process_gone(lock.get("pid", -1))
         return time.time() - float(lock.get("beat", 0)) > STALE_AFTER_S
 
     def _busy(self, lock: dict) -> SweepBusy:

@@ -23,7 +23,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from attnlab.pipeline import tags, tracking
-from attnlab.pipeline.queries import epochs_trained, stopped_early
+from attnlab.pipeline.ranking import epochs_trained, stopped_early
 from attnlab.pipeline.tasks import TASKS
 from attnlab.pipeline.train import run_tags, run_training
 from attnlab.pipeline.train_config import TrainConfig
@@ -113,7 +113,7 @@ def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, pare
         uri,
         sweep.name,
         name=key,
-        params=tracking.flatten(cfg.model_dump(mode="json")),
+        params=tracking.flatten(cfg.own_settings()),
         tags=trial_tags(cfg, sweep.name, key),
         run_id=found.info.run_id if found else None,
         parent_run_id=parent_id,

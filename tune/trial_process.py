@@ -46,7 +46,7 @@ class StartupTime(L.Callback):
                 logger.log_metrics({STARTUP_METRIC: time.time() - self.started}, step=trainer.global_step)
 
 
-RERUN_EXCLUDE = {"tracking": {"tracking_uri", "experiment", "run_name"}, "out_dir": True}
+RERUN_EXCLUDE = {"tracking_uri", "experiment", "run_name"}  # the rerun tracks where its user says
 
 
 @contextlib.contextmanager
@@ -75,8 +75,8 @@ def isolated(threads: int):
 
 def rerun_command(cfg: TrainConfig, threads: int) -> str:
     """One shell command that trains this trial's config standalone, with the trial's thread count."""
-    config = cfg.model_dump(mode="json", exclude=RERUN_EXCLUDE)
-    config.pop("task")
+    config = {k: v for k, v in cfg.own_settings().items() if k not in ("task", "out_dir")}
+    config["tracking"] = {k: v for k, v in config["tracking"].items() if k not in RERUN_EXCLUDE}
     argv = [
         "attnlab",
         "train",

@@ -37,24 +37,24 @@ def run(args: argparse.Namespace) -> int:
     if args.register is not None and not args.register.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.queries import fetch_runs, rank, render
+    from attnlab.pipeline.ranking import fetch_runs, rank, render
 
     runs = fetch_runs(uri, args.experiment)
     ranking = rank(runs, args.task, args.metric, args.cost)
     if args.register:
-        from attnlab.pipeline import models
+        from attnlab.pipeline import model_export
 
-        rows = models.chosen_rows(ranking, args.rank)  # every choice checked before any export
+        rows = model_export.chosen_rows(ranking, args.rank)  # every choice checked before any export
     print(render(ranking, args.metric, args.cost, args.format))
     if args.register:
         print()
-        for done in models.register_rows(
+        for done in model_export.register_rows(
             uri, args.experiment, runs, rows, args.register, args.metric, len(ranking)
         ):
             verb = "registered" if done.new else "already registered"
             print(
                 f"{done.task} {done.attention} (run {done.run_id}): {verb} as "
                 f"models:/{done.name}/{done.version}; load: "
-                f"{models.how_to_load(done.name, done.version, done.format)}"
+                f"{model_export.how_to_load(done.name, done.version, done.format)}"
             )
     return 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
     from attnlab.pipeline.findings import findings
-    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.ranking import fetch_runs
 
     print(render(findings(fetch_runs(uri, args.experiment)), args.format))
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.queries import fetch_runs
+    from attnlab.pipeline.ranking import fetch_runs
     from attnlab.pipeline.report import write_report
 
     runs = fetch_runs(uri, args.experiment)

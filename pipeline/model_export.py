@@ -29,7 +29,7 @@ from .best_checkpoint import ARTIFACT_DIR, BEST_NAME
 from .checkpoint_files import torn
 from .costs import COSTS
 from .errors import ConfigError
-from .queries import Row
+from .ranking import Row
 from .tags import MODEL_FORMAT, MODEL_URI, TASK
 from .tasks import TASKS
 
