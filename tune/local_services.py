@@ -94,8 +94,7 @@ class Tracking:
 
     def begin_stop(self) -> None:
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            _signal_group(self.proc, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -130,15 +129,19 @@ def _stop_with_parent() -> None:
 def stop_group(proc: subprocess.Popen, grace_s: float = 5) -> None:
     """SIGTERM the server's whole process group, then SIGKILL what is left after `grace_s`. An
     idle server loses nothing either way: every write it took is committed (sqlite's journal)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+    _signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the server
+    _signal_group(proc, signal.SIGKILL)  # workers that outlived the server
     proc.wait(timeout=20)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """`sig` to the server's whole process group; a group already gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 def init_ray(address: str | None) -> None:

@@ -54,18 +54,20 @@ def isolated(threads: int):
     """Run one trial with `threads` torch threads; afterwards the process is as it was before."""
     import mlflow
 
+    def end_active_runs() -> None:  # a run the fluent API left open, before and after the trial
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+
     env = dict(os.environ)
     saved_threads = torch.get_num_threads()
     saved_deterministic = torch.are_deterministic_algorithms_enabled()
     saved_cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+    end_active_runs()
     torch.set_num_threads(threads)
     try:
         yield
     finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
+        end_active_runs()
         os.environ.clear()
         os.environ.update(env)
         torch.set_num_threads(saved_threads)
