@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fault_injection import HOLD_ENV, HOLD_SPEC
 from fault_injection import SPEC as FAULTS
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
@@ -37,7 +38,7 @@ def drill_sweep(
     max_failures: int = 2,
     faults: bool = False,
 ) -> str:
-    callbacks = f'["{FAULTS}"]' if faults else "[]"
+    callbacks = f'["{FAULTS}", "{HOLD_SPEC}"]' if faults else "[]"
     return f"""
 name: {name}
 max_epochs: {max_epochs}
@@ -53,11 +54,11 @@ callbacks: {callbacks}
 """
 
 
-def with_faults(env: dict, trial_epoch: str) -> dict:
+def with_faults(env: dict, trial_epoch: str, hold: str = "") -> dict:
     """`env` for a driver whose trials can load tests/fault_injection.py (the `callbacks` key of the
-    drill sweep) and crash `trial_key:epoch` once."""
+    drill sweep), crash `trial_key:epoch` once and park `hold` (`trial_key:epoch`) once."""
     tests = str(Path(__file__).resolve().parent)
-    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch}
+    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch, HOLD_ENV: hold}
 
 
 def recorded_checkpoints(trial_dir: Path) -> list[Path]:

@@ -1,27 +1,43 @@
 """Chaos testing, attached only by tests through the `callbacks` config key (product code holds
-no fault hook): `FailOnce` crashes one trial once, at the end of one epoch.
+no fault hook): `FailOnce` crashes one trial once, at the end of one epoch; `HoldOnce` parks one
+trial once, at the start of one epoch, until the test kills it, so a drill kills a driver at a
+known point (every earlier epoch reported and checkpointed) and not in a race with the trial.
 
     callbacks: ["fault_injection:FailOnce"]       # the tests folder on PYTHONPATH
     ATTNLAB_FAIL_ONCE=<trial_key>:<epoch>         # which trial, after which epoch
+    callbacks: ["fault_injection:HoldOnce"]
+    ATTNLAB_HOLD_ONCE=<trial_key>:<epoch>         # which trial, before which (0-based) epoch
 
-A marker file in the sweep's scratch folder makes it once per trial, across retries and drivers.
+A marker file in the sweep's scratch folder makes each once per trial, across retries and drivers;
+the hold's marker also tells the test the trial is parked.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import lightning as L
 
 ENV = "ATTNLAB_FAIL_ONCE"
 SPEC = "fault_injection:FailOnce"
+HOLD_ENV = "ATTNLAB_HOLD_ONCE"
+HOLD_SPEC = "fault_injection:HoldOnce"
+
+
+def _epoch_for(trial_key: str | None, env: str) -> int | None:
+    key, _, epoch = os.environ.get(env, "").rpartition(":")
+    return int(epoch) if trial_key and key == trial_key and epoch.isdigit() else None
+
+
+def held_marker(scratch_dir: Path, trial_key: str) -> Path:
+    return Path(scratch_dir) / "faults" / f"held-once-{trial_key}"
 
 
 class FailOnce(L.Callback):
     def __init__(self, trial_key: str | None, scratch_dir: str):
-        key, _, epoch = os.environ.get(ENV, "").rpartition(":")
-        self.epoch = int(epoch) if trial_key and key == trial_key and epoch.isdigit() else None
+        self.epoch = _epoch_for(trial_key, ENV)
         self.marker = Path(scratch_dir) / "faults" / f"failed-once-{trial_key}"
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -29,3 +45,16 @@ class FailOnce(L.Callback):
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self.marker.write_text("injected")
             raise RuntimeError(f"{ENV}: injected crash at epoch {self.epoch}")
+
+
+class HoldOnce(L.Callback):
+    def __init__(self, trial_key: str | None, scratch_dir: str):
+        self.epoch = _epoch_for(trial_key, HOLD_ENV)
+        self.marker = held_marker(Path(scratch_dir), trial_key or "")
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if self.epoch is not None and trainer.current_epoch == self.epoch and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text("held")
+            while True:  # until the test kills the driver and everything it started
+                time.sleep(1)

@@ -7,14 +7,15 @@ serves them all.
    for an early-stopped one), and so is the sweep's parent run.
 2. The same command again: it continues the cut trial in its own run. A second driver of the same
    sweep is refused with one line naming the first. The last trial crashes once (injected) and
-   retries from its checkpoint; once Ray's own record names two of its checkpoints, the driver is
-   SIGKILLed with everything it started.
+   retries from its checkpoint; parked (injected) before its last epoch, once Ray's own record
+   names two of its checkpoints, the driver is SIGKILLed with everything it started.
 3. A torn checkpoint: the newest one of the trial the kill cut is truncated to half.
 4. `attnlab resume URI`: takes over the dead driver's lock, restores the cut trial from its older,
    whole checkpoint (and says so), and finishes the sweep: each trial once, every epoch logged,
    trials finished earlier untouched, and everything on the URI storage, nothing on local disk.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from drill_sweep import ATTNLAB, attnlab, drill_sweep, recorded_checkpoints, start_driver, with_faults
+from fault_injection import held_marker
 from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
@@ -43,9 +45,14 @@ def _wait(what: str, ready, driver: subprocess.Popen, seconds: int = 600) -> Non
     deadline = time.time() + seconds
     while not ready():
         if time.time() > deadline or driver.poll() is not None:
-            os.killpg(driver.pid, signal.SIGKILL)
+            _kill_group(driver)
             pytest.fail(f"{what}: not in time (driver exit {driver.poll()})")
         time.sleep(0.5)
+
+
+def _kill_group(driver: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group may have ended by itself
+        os.killpg(driver.pid, signal.SIGKILL)
 
 
 def _ctrl_c(command: list[str], workdir: Path, env: dict) -> str:
@@ -94,7 +101,8 @@ def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothi
     (workdir / "drill.yaml").write_text(drill_sweep("drill", faults=True))
     bucket = workdir / "bucket" / "sweeps"
     command = ["sweep", "--config", "drill.yaml", "--storage", bucket.as_uri()]
-    env = with_faults(clean_env(), "segmentation-0001-s0:2")
+    env = with_faults(clean_env(), "segmentation-0001-s0:2", hold="segmentation-0001-s0:2")
+    parked = held_marker(workdir / "attnlab_runs" / "scratch" / "drill", "segmentation-0001-s0")
 
     cut_by_ctrl_c = _ctrl_c([ATTNLAB, *command], workdir, env)
 
@@ -106,9 +114,13 @@ def test_ctrl_c_a_second_driver_a_killed_driver_and_a_torn_checkpoint_lose_nothi
         second = attnlab(command, workdir, env, timeout=120)
         assert second.returncode == 2 and second.stdout == "", second.stdout + second.stderr
         assert second.stderr.count("\n") == 1 and f"being run by pid {driver.pid} on " in second.stderr
-        _wait("two checkpoints of the last trial", lambda: len(recorded_checkpoints(last)) >= 2, driver)
+        _wait(
+            "the last trial parked with two checkpoints",
+            lambda: parked.exists() and len(recorded_checkpoints(last)) >= 2,
+            driver,
+        )
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
+        _kill_group(driver)  # the driver and everything it started
         driver.wait()
     time.sleep(3)
 
