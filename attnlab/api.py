@@ -63,7 +63,7 @@ def best(
     *,
     task: str | None = None,
     metric: str | None = None,
-    cost: str = "attention_flops",
+    cost: str = "added_flops",
     tracking_uri: str | None = None,
 ) -> dict[str, list]:
     """Per task, configurations ranked at equal budget, with the accuracy-cost Pareto front marked."""
@@ -82,7 +82,7 @@ def register_best(
     task: str | None = None,
     rank: int | None = None,
     metric: str | None = None,
-    cost: str = "attention_flops",
+    cost: str = "added_flops",
     tracking_uri: str | None = None,
 ) -> list:
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)

@@ -15,16 +15,17 @@ import threading
 from attnlab.pipeline import interrupts
 from attnlab.pipeline.errors import ConfigError, StorageFull
 
-from .commands import attention, best, data, findings, report, submit, train
+from .commands import attention, best, data, effects, findings, report, submit, train
 from .commands import sweep as sweep_cmd
 
-COMMANDS = [attention, data, train, sweep_cmd, best, report, findings, submit]
+COMMANDS = [attention, data, train, sweep_cmd, best, report, findings, effects, submit]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
     from mlflow.tracking import MlflowClient
 
+    from attnlab.pipeline.costs import DEFAULT_COST
     from attnlab.pipeline.ranking import fetch_runs, rank, render
     from attnlab.pipeline.report import write_report
     from attnlab.pipeline.tracking import experiment_url, resolve_tracking_uri
@@ -34,8 +35,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = sweep_cmd.run_quietly("run", sweep, origin="preset smoke (`attnlab run`)")
     uri = resolve_tracking_uri(None)
     runs = fetch_runs(uri, sweep.name)
-    print(render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table"))
-    index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report")
+    print(render(rank(runs, None, None, DEFAULT_COST), None, DEFAULT_COST, "table"))
+    index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report", uri=uri)
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
     print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
     exp = MlflowClient(uri).get_experiment_by_name(sweep.name).experiment_id

@@ -2,6 +2,11 @@
 
 MLflow's search filters are AND-only, so runs are fetched once per experiment and grouped,
 averaged over seeds and compared client-side.
+
+Two views: the full budget (rows that trained every epoch, ranked; early-stopped ones listed
+after), and every rung: at each epoch count several configurations reached, each trial's
+metric at that epoch (its MLflow history), so a trial early stopping cut still counts at the
+rungs it reached, as ASHA itself compared it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
+from .attention_table import format_rows
 from .costs import COSTS, UNITS
 from .errors import ConfigError
 from .tags import ATTENTION, EPOCHS_DONE, KIND, RERUN, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
@@ -37,6 +43,7 @@ class Row:
     rank: int | None = None  # only rows that trained their full budget are ranked
     # per run (as `runs`): the command that reruns it standalone (a sweep trial's attnlab.rerun tag)
     reruns: list[str | None] = field(default_factory=list)
+    attention_flops: float | None = None  # the placed modules' FLOPs, whole (a column beside any cost)
 
     @property
     def half_width(self) -> float:
@@ -95,47 +102,149 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
     out: dict[str, list[Row]] = {}
     for t in tasks:
         key = metric or TASKS[t].metric
-        groups: dict[str, list] = {}
+        groups: dict[tuple[str, bool], list] = {}
         for r in runs:
             if r.data.tags.get(TASK) == t and key in r.data.metrics and COSTS[cost] in r.data.metrics:
                 groups.setdefault((r.data.tags.get(ATTENTION, "?"), stopped_early(r)), []).append(r)
-        rows = []
-        for (spec, stopped), members in groups.items():
-            mean, low, high = interval([m.data.metrics[key] for m in members])
-            rows.append(
-                Row(
-                    t,
-                    spec,
-                    mean,
-                    low,
-                    high,
-                    statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
-                    len({m.data.tags.get(SEED) for m in members}),
-                    max(map(epochs_trained, members)),
-                    stopped,
-                    [m.info.run_id for m in members],
-                    reruns=[m.data.tags.get(RERUN) for m in members],
-                )
+        rows = [
+            _row(
+                t,
+                spec,
+                members,
+                [m.data.metrics[key] for m in members],
+                cost,
+                max(map(epochs_trained, members)),
+                stopped,
             )
+            for (spec, stopped), members in groups.items()
+        ]
         # Equal budgets only: full-budget rows are ranked and form the front; early-stopped ones follow.
-        full = sorted((r for r in rows if not r.stopped_early), key=lambda r: (-r.metric, r.cost))
+        full = _ranked([r for r in rows if not r.stopped_early])
         cut = sorted((r for r in rows if r.stopped_early), key=lambda r: (-r.epochs, -r.metric, r.cost))
-        for i, (row, front) in enumerate(zip(full, pareto_front([(r.metric, r.cost) for r in full]))):
-            row.rank, row.pareto = i + 1, front
-        rows = full + cut
-        out[t] = rows
+        out[t] = full + cut
     return out
 
 
-def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: str) -> str:
+def _row(
+    task: str, spec: str, members: list, values: list[float], cost: str, epochs: int, stopped: bool
+) -> Row:
+    mean, low, high = interval(values)
+    attention = [
+        m.data.metrics[COSTS["attention_flops"]]
+        for m in members
+        if COSTS["attention_flops"] in m.data.metrics
+    ]
+    return Row(
+        task,
+        spec,
+        mean,
+        low,
+        high,
+        statistics.fmean(m.data.metrics[COSTS[cost]] for m in members),
+        len({m.data.tags.get(SEED) for m in members}),
+        epochs,
+        stopped,
+        [m.info.run_id for m in members],
+        reruns=[m.data.tags.get(RERUN) for m in members],
+        attention_flops=statistics.fmean(attention) if attention else None,
+    )
+
+
+def _ranked(rows: list[Row]) -> list[Row]:
+    """Rows of one budget, best metric first (cheaper first on ties), ranked, the front marked."""
+    rows = sorted(rows, key=lambda r: (-r.metric, r.cost))
+    for i, (row, front) in enumerate(zip(rows, pareto_front([(r.metric, r.cost) for r in rows]))):
+        row.rank, row.pareto = i + 1, front
+    return rows
+
+
+@dataclass
+class Rung:
+    epochs: int
+    ranking: list[Row]
+
+
+def metric_by_epoch(client: MlflowClient, run_id: str, key: str) -> dict[int, float]:
+    """{epochs trained: the metric evaluated then} from a run's MLflow history. An evaluation and
+    its `epochs_done` share a step; an epoch trained again after a restore counts its last value."""
+    done = sorted(client.get_metric_history(run_id, EPOCHS_DONE), key=lambda m: (m.timestamp, m.step))
+    values = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step))
+    out: dict[int, float] = {}
+    for mark in done:
+        same_step = [m for m in values if m.step == mark.step]
+        before = [m for m in same_step if m.timestamp <= mark.timestamp]
+        if same_step:
+            out[int(mark.value)] = (before[-1] if before else same_step[0]).value
+    return out
+
+
+def rungs(uri: str, runs: list, task: str | None, metric: str | None, cost: str) -> dict[str, list[Rung]]:
+    """Per task, a ranking at every epoch count that two or more configurations reached (fewest
+    epochs first), each trial at its metric after that many epochs, stopped trials included."""
+    client = MlflowClient(uri)
+    out: dict[str, list[Rung]] = {}
+    for t in rank(runs, task, metric, cost):
+        key = metric or TASKS[t].metric
+        at: dict[int, dict[str, list[tuple]]] = {}
+        for r in runs:
+            if r.data.tags.get(TASK) != t or COSTS[cost] not in r.data.metrics:
+                continue
+            for epochs, value in metric_by_epoch(client, r.info.run_id, key).items():
+                at.setdefault(epochs, {}).setdefault(r.data.tags.get(ATTENTION, "?"), []).append((r, value))
+        out[t] = [
+            Rung(
+                epochs,
+                _ranked(
+                    [
+                        _row(
+                            t,
+                            spec,
+                            [r for r, _ in pairs],
+                            [v for _, v in pairs],
+                            cost,
+                            epochs,
+                            any(stopped_early(r) for r, _ in pairs),
+                        )
+                        for spec, pairs in by_spec.items()
+                    ]
+                ),
+            )
+            for epochs, by_spec in sorted(at.items())
+            if len(by_spec) >= 2
+        ]
+    return out
+
+
+def largest_rung(task_rungs: list[Rung], more_than: int) -> Rung | None:
+    """The rung with the most epochs among those comparing more than `more_than` configurations."""
+    wider = [r for r in task_rungs if len(r.ranking) > more_than]
+    return wider[-1] if wider else None
+
+
+def render(
+    ranking: dict[str, list[Row]],
+    metric: str | None,
+    cost: str,
+    fmt: str,
+    rung_list: dict[str, list[Rung]] | None = None,
+) -> str:
+    """The full-budget ranking first, then (given `rung_list`) the rungs: in JSON every rung, in
+    CSV every rung's rows (a `rung` column; empty for the full budget), in the table the rungs
+    that compare more configurations than the full budget, most epochs first."""
+    rung_list = rung_list or {}
     if fmt == "json":
         return json.dumps(
             {
                 t: {
                     "metric": metric or TASKS[t].metric,
                     "cost": cost,
+                    "cost_counts": UNITS[cost].label,
                     "ranking": [asdict(r) for r in rows],
                     "pareto_front": [r.attention for r in rows if r.pareto],
+                    "rungs": [
+                        {"epochs": g.epochs, "ranking": [asdict(r) for r in g.ranking]}
+                        for g in rung_list.get(t, [])
+                    ],
                 }
                 for t, rows in ranking.items()
             },
@@ -153,32 +262,36 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
                 "ci_low",
                 "ci_high",
                 cost,
+                "attention_flops",
                 "seeds",
                 "epochs",
                 "stopped_early",
                 "pareto",
+                "rung",
             ]
         )
         for t, rows in ranking.items():
-            for r in rows:
-                writer.writerow(
-                    [
-                        t,
-                        r.rank or "",
-                        r.attention,
-                        r.metric,
-                        _blank(r.ci_low),
-                        _blank(r.ci_high),
-                        r.cost,
-                        r.seeds,
-                        r.epochs,
-                        r.stopped_early,
-                        r.pareto,
-                    ]
-                )
+            tables = [("", rows)] + [(g.epochs, g.ranking) for g in rung_list.get(t, [])]
+            for rung, table in tables:
+                for r in table:
+                    writer.writerow(
+                        [
+                            t,
+                            r.rank or "",
+                            r.attention,
+                            r.metric,
+                            _blank(r.ci_low),
+                            _blank(r.ci_high),
+                            r.cost,
+                            _blank(r.attention_flops),
+                            r.seeds,
+                            r.epochs,
+                            r.stopped_early,
+                            r.pareto,
+                            rung,
+                        ]
+                    )
         return buf.getvalue().rstrip("\n")
-    from .attention_table import format_rows
-
     parts = []
     for t, rows in ranking.items():
         name = metric or TASKS[t].metric
@@ -187,27 +300,45 @@ def render(ranking: dict[str, list[Row]], metric: str | None, cost: str, fmt: st
             f"their full budget; * = Pareto front vs {UNITS[cost].label}; early-stopped trials follow, "
             "unranked"
         )
-        parts.append(
-            format_rows(
-                [
-                    {
-                        "rank": r.rank or "-",
-                        "attention": r.attention,
-                        name: f"{r.metric:.4f}",
-                        "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
-                        UNITS[cost].label: UNITS[cost].show(r.cost),
-                        "seeds": r.seeds,
-                        "epochs": r.epochs,
-                        "stopped": "early" if r.stopped_early else "",
-                        "pareto": "*" if r.pareto else "",
-                    }
-                    for r in rows
-                ]
-            )
-            if rows
-            else "(no runs)"
-        )
+        parts.append(_table(rows, name, cost) if rows else "(no runs)")
+        ranked = sum(r.rank is not None for r in rows)
+        for g in reversed(rung_list.get(t, [])):
+            if len(g.ranking) > ranked:
+                parts.append(
+                    f"{t} at {g.epochs} epoch(s), the rung {len(g.ranking)} configurations reached: "
+                    f"each trial's {name} after {g.epochs} epoch(s); * = Pareto front at this rung"
+                )
+                parts.append(_table(g.ranking, name, cost))
     return "\n\n".join(parts)
+
+
+def _table(rows: list[Row], name: str, cost: str) -> str:
+    whole = UNITS["attention_flops"].label
+    return format_rows(
+        [
+            {
+                "rank": r.rank or "-",
+                "attention": r.attention,
+                name: f"{r.metric:.4f}",
+                "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
+                UNITS[cost].label: UNITS[cost].show(r.cost),
+                **(
+                    {
+                        whole: ""
+                        if r.attention_flops is None
+                        else UNITS["attention_flops"].show(r.attention_flops)
+                    }
+                    if cost != "attention_flops"
+                    else {}
+                ),
+                "seeds": r.seeds,
+                "epochs": r.epochs,
+                "stopped": "early" if r.stopped_early else "",
+                "pareto": "*" if r.pareto else "",
+            }
+            for r in rows
+        ]
+    )
 
 
 def _blank(value: float | None):

@@ -2,9 +2,11 @@
 
 Plots are PNGs (written beside the page and embedded as data URIs, so the page opens from disk
 with no server). A section appears only when the runs hold what it compares: accuracy against
-attention cost per mechanism (the study's Figure 3 view; for translation, one per attention
-site), the per-term table, deformable/dynamic convolution against E2, and the Pareto front.
-Plots show trials that trained their full budget; early-stopped ones are in the tables only.
+cost per mechanism with the Pareto front drawn (the study's Figure 3 view; for translation, one
+per attention site), the same view at the largest rung when fewer than three configurations
+trained their full budget (early-stopped trials at the epoch they reached), the per-term
+table, deformable/dynamic convolution against E2, and the effects of the terms E1-E4 (each with
+its interval). No plot shows the same points as another.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
 from attnlab.lightning_modules.attention.sites import SITES, parse_sites  # noqa: E402
 
-from .costs import UNITS  # noqa: E402
-from .ranking import Row, rank  # noqa: E402
+from .costs import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
+from .effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
+from .ranking import Row, Rung, largest_rung, rank, rungs  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
@@ -173,59 +176,120 @@ def _e2_comparison(rows: list[Row]) -> tuple[str, list[Row]] | None:
     return f"{' and '.join(kinds)} convolution against E2 ({E2})", baseline + e2 + convs
 
 
-def _task_section(task: str, rows: list[Row], cost: str, out: Path) -> str:
+def _accuracy_vs_cost(task: str, rows: list[Row], cost: str, out: Path, when: str, suffix: str) -> list[str]:
+    """The Figure 3 view of `rows` (one budget), front drawn: one per site for translation."""
+    metric, unit, parts = TASKS[task].metric, UNITS[cost].label, []
+    if TASKS[task].attention_sites:
+        for site, fixed, chosen, labels in _site_views(rows):
+            title = f"{task}, {site} attention: {metric} against {unit} {when} ({fixed})"
+            path = scatter(
+                chosen, labels, title, metric, cost, out / f"{task}-{site}-accuracy-vs-cost{suffix}.png"
+            )
+            parts.append(f"<h3>{site} attention: {html.escape(metric)} against {unit} {when}</h3>")
+            parts.append(f"<p>Other sites held at {html.escape(fixed)}.</p>{_img(path, site)}")
+    elif len(rows) >= 2:
+        title = f"{task}: {metric} against {unit} per mechanism {when}"
+        path = scatter(
+            rows,
+            [r.attention for r in rows],
+            title,
+            metric,
+            cost,
+            out / f"{task}-accuracy-vs-cost{suffix}.png",
+        )
+        parts.append(
+            f"<h3>{html.escape(metric)} against {unit} per mechanism {when}</h3>{_img(path, 'Figure 3')}"
+        )
+    front = sorted((r for r in rows if r.pareto), key=lambda r: r.cost)
+    if front:
+        names = ", ".join(html.escape(r.attention) for r in front)
+        parts.append(f"<p>Pareto front {when} (ringed, dashed), from cheapest: {names}.</p>")
+    return parts
+
+
+def _task_section(task: str, rows: list[Row], rungs: list[Rung], cost: str, out: Path) -> str:
     metric = TASKS[task].metric
-    unit = UNITS[cost].label
     full = [r for r in rows if not r.stopped_early]
     stopped = len(rows) - len(full)
     parts = [f"<h2>{html.escape(task)}</h2>"]
+    rung = largest_rung(rungs, len(full)) if len(full) < 3 else None
     if stopped:
+        where = f"; the view at {rung.epochs} epoch(s) below compares them where they stopped" if rung else ""
         parts.append(
             f"<p>{stopped} of {len(rows)} configurations were stopped early; they are listed in the "
-            "table after the ranked ones and left out of the plots, which compare equal budgets.</p>"
+            f"table after the ranked ones, and the full-budget view leaves them out{where}.</p>"
         )
-    if TASKS[task].attention_sites:
-        for site, fixed, chosen, labels in _site_views(full):
-            path = scatter(
-                chosen,
-                labels,
-                f"{task}, {site} attention: {metric} against {unit} ({fixed})",
-                metric,
-                cost,
-                out / f"{task}-{site}-accuracy-vs-cost.png",
-            )
-            parts.append(f"<h3>{site} attention: {html.escape(metric)} against {unit}</h3>")
-            parts.append(f"<p>Other sites held at {html.escape(fixed)}.</p>{_img(path, site)}")
-    elif len(full) >= 2:
-        path = scatter(
-            full,
-            [r.attention for r in full],
-            f"{task}: {metric} against {unit} per mechanism",
-            metric,
-            cost,
-            out / f"{task}-accuracy-vs-cost.png",
-        )
-        parts.append(f"<h3>{html.escape(metric)} against {unit} per mechanism</h3>{_img(path, 'Figure 3')}")
+    parts += _accuracy_vs_cost(task, full, cost, out, "at the full budget", "")
     heading = "Per-site ranking" if TASKS[task].attention_sites else "Per-term ablation"
     parts.append(f"<h3>{heading}, by {html.escape(metric)}</h3>{_table(task, rows, metric, cost)}")
+    if rung:
+        parts += _accuracy_vs_cost(
+            task, rung.ranking, cost, out, f"at {rung.epochs} epoch(s)", f"-rung{rung.epochs}"
+        )
+        parts.append(
+            f"<h3>At {rung.epochs} epoch(s): every configuration that reached it</h3>"
+            f"<p>Each trial's {html.escape(metric)} after {rung.epochs} epoch(s), from its MLflow "
+            f"history, as the early stopping compared it.</p>{_table(task, rung.ranking, metric, cost)}"
+        )
     comparison = _e2_comparison(full)
-    if comparison:
+    if comparison and len(comparison[1]) < len(full):  # bars of the very points above would repeat them
         title, chosen = comparison
         path = _bars(chosen, f"{task}: {title}", metric, out / f"{task}-conv-vs-e2.png")
         parts.append(f"<h3>{html.escape(title[0].upper() + title[1:])}</h3>{_img(path, title)}")
-    front = [r for r in full if r.pareto]
-    if front:
-        path = scatter(
-            front,
-            [r.attention for r in front],
-            f"{task}: Pareto front, {metric} against {unit}",
-            metric,
-            cost,
-            out / f"{task}-pareto.png",
-        )
-        names = ", ".join(html.escape(r.attention) for r in sorted(front, key=lambda r: r.cost))
-        parts.append(f"<h3>Pareto front</h3><p>From cheapest: {names}.</p>{_img(path, 'Pareto front')}")
     return "\n".join(parts)
+
+
+def _effects_figure(design, path: Path) -> Path:
+    """Each estimable term's effect with its 95% interval as a bar, 0 marked."""
+    shown = [e for e in design.effects if e.estimate is not None]
+    fig, ax = plt.subplots(figsize=(7, 1.5 + 0.35 * len(shown)), dpi=110)
+    ys = range(len(shown))
+    ax.errorbar(
+        [e.estimate for e in shown],
+        ys,
+        xerr=[
+            [e.estimate - e.ci_low if e.ci_low is not None else 0 for e in shown],
+            [e.ci_high - e.estimate if e.ci_high is not None else 0 for e in shown],
+        ],
+        fmt="o",
+        capsize=3,
+        color="tab:blue",
+    )
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(list(ys), [e.term for e in shown])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"effect on {design.metric} (95% CI)")
+    ax.set_title(heading(design), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _effects_section(runs: list, out: Path) -> str:
+    parts = []
+    for d in effects(runs):
+        if not any(e.ci_low is not None for e in d.effects):  # `attnlab effects` lists the rest
+            continue
+        name = f"{d.task}-effects.png" if d.site == NETWORK else f"{d.task}-{d.site}-effects.png"
+        rows = table_rows(d)
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+            for row in rows
+        )
+        note = f"<p>{html.escape(d.note)}</p>" if d.note else ""
+        parts.append(
+            f"<h3>{html.escape(heading(d))}</h3>{note}{_img(_effects_figure(d, out / name), name)}"
+            f"<table><tr>{head}</tr>{body}</table>"
+        )
+    if not parts:
+        return ""
+    return (
+        "<h2>Effects of the terms E1-E4</h2><p>The grid read as a factorial design: "
+        f"{html.escape(DEFINITION)}; runs that trained their full budget (`attnlab effects --epochs N` "
+        "fits a rung).</p>" + "".join(parts)
+    )
 
 
 def _findings_section(runs: list) -> str:
@@ -250,21 +314,30 @@ def _findings_section(runs: list) -> str:
     )
 
 
-def write_report(runs: list, experiment: str, out: str | Path, cost: str = "attention_flops") -> Path:
+def write_report(
+    runs: list, experiment: str, out: str | Path, cost: str = DEFAULT_COST, uri: str | None = None
+) -> Path:
+    """The page for `runs`; with the store's `uri`, rungs too (they read each run's history)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):  # a rerun shows only what these runs hold
         old.unlink()
     ranking = rank(runs, None, None, cost)
-    sections = [_task_section(task, rows, cost, out) for task, rows in ranking.items() if rows]
+    every_rung = rungs(uri, runs, None, None, cost) if uri else {}
+    sections = [
+        _task_section(task, rows, every_rung.get(task, []), cost, out)
+        for task, rows in ranking.items()
+        if rows
+    ]
     title = f"attnlab report: {html.escape(experiment)}"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:center}}img{{max-width:100%}}</style></head>
 <body><h1>attnlab report: {html.escape(experiment)}</h1>
-<p>{len(runs)} runs. Metrics are means over seeds of each run's last evaluation; cost is
-{html.escape(UNITS[cost].label)}.</p>
+<p>{len(runs)} runs. Metrics are means over seeds of each run's last evaluation (at a rung: its
+evaluation after that many epochs); cost is {html.escape(UNITS[cost].label + COST_MEANS.get(cost, ""))}.</p>
 {_findings_section(runs)}
+{_effects_section(runs, out)}
 {"".join(sections) or "<p>No runs with metrics yet.</p>"}</body></html>"""
     index = out / "index.html"
     index.write_text(page)

@@ -1,11 +1,13 @@
 """Rankings compare equal budgets: full-budget rows ranked with a 95% interval over seeds (none with
 one seed), early-stopped rows listed after with the epoch they stopped at, never on the front."""
 
+import json
+
 import pytest
-from logged_runs import log_trial
+from logged_runs import log_curve, log_trial
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.ranking import fetch_runs, rank, render
+from attnlab.pipeline.ranking import fetch_runs, rank, render, rungs
 
 
 def _log(client, exp, spec, seed, miou, cost, epochs, stopped=False):
@@ -65,3 +67,33 @@ def test_epochs_count_what_trained_not_the_epoch_lightning_moved_on_to(tmp_path)
     log_trial(client, exp, "segmentation", "0010", 0, metrics, stopped=True)
     (row,) = rank(fetch_runs(uri, "e"), None, None, "attention_flops")["segmentation"]
     assert row.epochs == 3 and row.stopped_early
+
+
+def test_every_rung_ranks_the_trials_that_reached_it_at_their_metric_then(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("g", artifact_location=(tmp_path / "a").as_uri())
+    log_curve(client, exp, "1111", 0, [0.20, 0.30, 0.40], 9.0, False)
+    log_curve(client, exp, "0010", 0, [0.25], 1.0, True)  # cut at its first rung
+    log_curve(client, exp, "0010", 1, [0.27], 1.0, True)
+    log_curve(client, exp, "deform", 0, [0.10, 0.35], 0.5, True, retrained=(2, 0.33))
+    runs = fetch_runs(uri, "g")
+    (full_one, *cut) = rank(runs, None, None, "added_flops")["segmentation"]
+    assert full_one.attention == "1111" and full_one.rank == 1 and all(r.rank is None for r in cut)
+    got = rungs(uri, runs, None, None, "added_flops")["segmentation"]
+    assert [g.epochs for g in got] == [1, 2]  # epoch 3: one configuration, nothing to compare
+    one = {r.attention: r for r in got[0].ranking}
+    assert [r.attention for r in got[0].ranking] == ["0010", "1111", "deform"]
+    assert one["0010"].metric == pytest.approx(0.26) and one["0010"].seeds == 2 and one["0010"].stopped_early
+    assert one["0010"].ci_low is not None and [r.rank for r in got[0].ranking] == [1, 2, 3]
+    assert {r.attention for r in got[0].ranking if r.pareto} == {"0010", "deform"}  # best; cheapest
+    two = {r.attention: r.metric for r in got[1].ranking}
+    assert two == {"1111": pytest.approx(0.30), "deform": pytest.approx(0.33)}  # the retrained value
+    assert {r.attention for r in got[1].ranking if r.pareto} == {"deform"}
+    doc = json.loads(
+        render(rank(runs, None, None, "added_flops"), None, "added_flops", "json", {"segmentation": got})
+    )
+    assert [g["epochs"] for g in doc["segmentation"]["rungs"]] == [1, 2]
+    assert doc["segmentation"]["ranking"][0]["attention"] == "1111"  # the full budget stays first
+    table = render(rank(runs, None, None, "added_flops"), None, "added_flops", "table", {"segmentation": got})
+    assert table.index("segmentation at 2 epoch(s)") < table.index("segmentation at 1 epoch(s)")

@@ -9,7 +9,7 @@ import re
 
 import matplotlib.pyplot as plt
 import pytest
-from logged_runs import log_trial
+from logged_runs import log_curve, log_trial
 from matplotlib.text import Text
 from mlflow.tracking import MlflowClient
 
@@ -18,7 +18,12 @@ from attnlab.pipeline.report import scatter_figure, write_report
 
 
 def _log(client, exp, task, spec, seed, metric, value, gflops, stopped=False, epochs=4):
-    metrics = {metric: value, "epochs_done": epochs, "cost/attention_flops": gflops * 1e9}
+    metrics = {
+        metric: value,
+        "epochs_done": epochs,
+        "cost/added_flops": gflops * 1e9,
+        "cost/attention_flops": gflops * 1e9,
+    }
     log_trial(client, exp, task, spec, seed, metrics, stopped)
 
 
@@ -55,8 +60,8 @@ def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
     ] + [("translation", "enc_self=1000,dec_self=1000,enc_dec=1100", 0, "val/bleu", 23.0, 0.6)]
     page = _report(uri, tmp_path, seg + tr)
 
-    # Units: attention GFLOPs with three decimals, never raw FLOPs.
-    assert "attention GFLOPs" in page and "0.337" in page and "337200000" not in page
+    # Units: GFLOPs added over w/o with three decimals, never raw FLOPs.
+    assert "GFLOPs added over w/o" in page and "0.337" in page and "337200000" not in page
     # Findings: only the comparisons these runs hold; the rest are counted, not listed.
     assert "deform vs 0100" in page and "no finished runs of" not in page
     assert "need runs this experiment lacks" in page
@@ -70,6 +75,9 @@ def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
     ]
     assert order == sorted(order)
     assert "1 (stopped early)" in seg_part and "1 of 6 configurations were stopped early" in seg_part
+    effects = page[page.index("<h2>Effects of the terms E1-E4</h2>") : page.index("<h2>segmentation</h2>")]
+    assert "segmentation: effects on val/mIoU (full budget; 6 runs of 3 code(s), 2 seed(s))" in effects
+    assert "<td>E3</td><td>+0.1500</td>" in effects and "<td>E1</td><td>cannot separate</td>" in effects
     # Translation: a Figure 3 view for each site that varies (enc_self, enc_dec), none for dec_self.
     tr_part = page[page.index("<h2>translation</h2>") :]
     assert "enc_self attention: val/bleu" in tr_part and "enc_dec attention: val/bleu" in tr_part
@@ -78,11 +86,10 @@ def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
     assert pngs == [
         "segmentation-accuracy-vs-cost.png",
         "segmentation-conv-vs-e2.png",
-        "segmentation-pareto.png",
+        "segmentation-effects.png",  # w/o, 0100, 0010 at two seeds: E2 and E3 with intervals
         "translation-enc_dec-accuracy-vs-cost.png",
         "translation-enc_self-accuracy-vs-cost.png",
-        "translation-pareto.png",
-    ]
+    ]  # the front is drawn on the accuracy-against-cost view, not again on its own
 
 
 def test_no_e2_spec_means_no_e2_section(uri, tmp_path):
@@ -92,6 +99,28 @@ def test_no_e2_spec_means_no_e2_section(uri, tmp_path):
         [("segmentation", s, 0, "val/mIoU", v, g) for s, v, g in [("w/o", 0.3, 0.0), ("deform", 0.4, 0.1)]],
     )
     assert "against E2" not in page and "Per-term ablation" in page and "Pareto front" in page
+
+
+def test_with_fewer_than_three_full_budgets_the_largest_rung_shows_the_stopped_trials(uri, tmp_path):
+    client = MlflowClient(uri)
+    exp = client.create_experiment("r", artifact_location=(tmp_path / "a").as_uri())
+    log_curve(client, exp, "1111", 0, [0.20, 0.30, 0.40], 9e9, False)
+    log_curve(client, exp, "w/o", 0, [0.15, 0.22, 0.31], 0.0, False)
+    log_curve(client, exp, "0010", 0, [0.25, 0.33], 1e9, True)
+    log_curve(client, exp, "deform", 0, [0.10, 0.28], 5e8, True)
+    log_curve(client, exp, "0100", 0, [0.12], 3e9, True)
+    index = write_report(fetch_runs(uri, "r"), "r", tmp_path / "report", uri=uri)
+    page = index.read_text()
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == [
+        "segmentation-accuracy-vs-cost-rung2.png",  # 4 configurations reached 2 epochs; 0100 did not
+        "segmentation-accuracy-vs-cost.png",
+    ]
+    rung = page[page.index("At 2 epoch(s): every configuration that reached it") :]
+    assert (
+        all(f"<td>{s}</td>" in rung for s in ("1111", "w/o", "0010", "deform"))
+        and "<td>0100</td>" not in rung
+    )
+    assert "0.3300" in rung and "Pareto front at 2 epoch(s)" in page
 
 
 def _overlaps(fig) -> list[tuple[str, str]]:

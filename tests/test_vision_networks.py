@@ -118,6 +118,26 @@ def test_attention_flops_equal_the_analytic_sum_of_the_placed_modules():
     assert stats["latency_ms"] > 0 and stats["peak_memory_mb"] > 0
 
 
+@pytest.mark.parametrize("spec", ["deform", "1111+deform", "dynamic", "0010", "w/o"])
+def test_added_flops_are_the_whole_networks_flops_over_the_same_network_without_attention(spec):
+    """What a mechanism adds is measured against the `w/o` network itself, not taken on trust:
+    a deformable conv is charged only what it adds to the 3x3 conv it replaced (dynamic conv, cheaper
+    than that conv, adds a negative amount)."""
+    x = torch.randn(1, 3, 64, 96)
+
+    def stats(attention):
+        torch.manual_seed(0)
+        net = build_segmenter(build_train_config({"task": "segmentation", "attention": attention}), 19)
+        return measure_efficiency(net, (x,), placed_modules(net), repeats=1)
+
+    with_spec, without = stats(spec), stats("w/o")
+    assert with_spec["added_flops"] == with_spec["flops"] - without["flops"]
+    if "deform" in spec or spec == "dynamic":  # the conv it replaced is backbone, not attention
+        assert with_spec["added_flops"] < with_spec["attention_flops"]
+    else:
+        assert with_spec["added_flops"] == with_spec["attention_flops"]
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="attention:.*unknown part 'attn'"):
         build_train_config({"task": "detection", "attention": "attn"})

@@ -270,7 +270,7 @@ def publish_report(uri: str, name: str, parent_id: str, storage: str) -> str | N
 
     try:
         out = scratch_dir(storage, name, "report")
-        index = write_report(fetch_runs(uri, name), name, out)
+        index = write_report(fetch_runs(uri, name), name, out, uri=uri)
         client = MlflowClient(uri)
         client.log_artifacts(parent_id, out, "report")
         run = client.get_run(parent_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.pipeline.costs import COSTS
+from attnlab.pipeline.costs import COSTS, DEFAULT_COST
 
-from . import TRACKING_URI_HELP
+from . import COST_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
@@ -15,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("--experiment", required=True, help="MLflow experiment (a sweep's name)")
     p.add_argument("--task", help="only this task")
     p.add_argument("--metric", help="metric to rank by (default: the task's, e.g. val/bbox_AP)")
-    p.add_argument("--cost", default="attention_flops", choices=tuple(COSTS))
+    p.add_argument("--cost", default=DEFAULT_COST, choices=tuple(COSTS), help=COST_HELP)
     p.add_argument("--format", default="table", choices=("table", "json", "csv"))
     p.add_argument(
         "--register",
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.register is not None and not args.register.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.ranking import fetch_runs, rank, render
+    from attnlab.pipeline.ranking import fetch_runs, rank, render, rungs
 
     runs = fetch_runs(uri, args.experiment)
     ranking = rank(runs, args.task, args.metric, args.cost)
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         from attnlab.pipeline import model_export
 
         rows = model_export.chosen_rows(ranking, args.rank)  # every choice checked before any export
-    print(render(ranking, args.metric, args.cost, args.format))
+    every_rung = rungs(uri, runs, args.task, args.metric, args.cost)
+    print(render(ranking, args.metric, args.cost, args.format, every_rung))
     if args.register:
         print()
         for done in model_export.register_rows(

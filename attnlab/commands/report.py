@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.pipeline.costs import COSTS
+from attnlab.pipeline.costs import COSTS, DEFAULT_COST
 
-from . import TRACKING_URI_HELP
+from . import COST_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
@@ -19,7 +19,7 @@ def register(sub) -> None:
         default="html",
         help="html: the report page; json: the findings' verdicts on stdout, no files",
     )
-    p.add_argument("--cost", default="attention_flops", choices=tuple(COSTS))
+    p.add_argument("--cost", default=DEFAULT_COST, choices=tuple(COSTS), help=COST_HELP)
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 
@@ -42,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
 
         print(render(findings(runs), "json"))
         return 0
-    print(f"wrote {write_report(runs, args.experiment, args.out, args.cost)}")
+    print(f"wrote {write_report(runs, args.experiment, args.out, args.cost, uri)}")
     return 0

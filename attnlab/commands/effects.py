@@ -1,0 +1,43 @@
+"""`attnlab effects`: what each term E1-E4 adds to the metric, fitted over every code's runs (the
+grid as a 2^4 factorial design), with 95% intervals; terms the codes cannot separate are named."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import TRACKING_URI_HELP
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "effects", help="main effects (and interactions) of the terms E1-E4 from an experiment's runs"
+    )
+    p.add_argument("--experiment", required=True, help="MLflow experiment (a sweep's name)")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--metric", help="metric to fit (default: the task's, e.g. val/mIoU)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="fit every trial's metric after this many epochs (a rung; stopped trials count) "
+        "instead of the full-budget runs' last evaluation",
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: a rung is a number of epochs trained, 1 or more")
+    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
+    from attnlab.pipeline.effects import effects, render
+    from attnlab.pipeline.ranking import fetch_runs, rank
+
+    runs = fetch_runs(uri, args.experiment)
+    if args.task:
+        rank(runs, args.task, args.metric, "flops")  # names the tasks there if this one is not
+    print(render(effects(runs, args.task, args.metric, args.epochs, uri), args.format))
+    return 0

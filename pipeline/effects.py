@@ -1,0 +1,301 @@
+"""Effects of the terms E1-E4: the study's grid read as the 2^4 factorial design it is.
+
+A main effect is what switching a term on adds to the metric: the OLS coefficient of the term's
+0/1 indicator in the model `metric ~ E1 + E2 + E3 + E4 + seed`, with one block per seed; `w/o`
+is the all-off code. Every run of every code counts, not one pair of codes. Two-way interactions
+(`Ei:Ej`, the coefficient of the product of two indicators) are fitted in a second model, only
+when the design can estimate all six and leaves residual degrees of freedom for an interval;
+main effects are then still read from the main-effects model. Intervals are 95% Student-t ones
+from statsmodels' OLS.
+
+Per task, and for translation per attention site (the other two sites held at their most common
+setting, as the report's per-site views). Specs with a convolution (deform, dynamic) are not
+points of the design and are left out. A term the codes present cannot separate (its indicator
+is a combination of the others) is named, with the codes whose runs would separate it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+from statsmodels.regression.linear_model import OLS
+from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
+from attnlab.lightning_modules.attention import all_codes, parse_spec
+from attnlab.lightning_modules.attention.sites import parse_sites
+
+from .attention_table import format_rows
+from .findings import full_budget
+from .ranking import metric_by_epoch
+from .tags import ATTENTION, SEED, TASK
+from .tasks import TASKS
+
+TERMS = ("E1", "E2", "E3", "E4")
+PAIRS = tuple(f"{a}:{b}" for a, b in combinations(TERMS, 2))
+DESIGN_CODES = ("w/o", *all_codes())  # the 16 points of the factorial design
+NETWORK = "network"  # the site name of a task with one spec for the whole network
+MIN_INTERACTION_DF = 2  # residual degrees of freedom the interaction model must leave
+DEFINITION = (
+    "main effect = what switching the term on adds to the metric: the OLS coefficient of its 0/1 "
+    "indicator in metric ~ E1 + E2 + E3 + E4 + seed (one block per seed; w/o is the all-off code); "
+    "interactions Ei:Ej from the same model with the six products added; 95% Student-t intervals"
+)
+
+
+@dataclass
+class Effect:
+    task: str
+    site: str
+    term: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_runs: int
+    kind: str = "main"  # "main" | "interaction"
+    p_value: float | None = None
+    would_separate: list[str] = field(default_factory=list)  # a term the codes cannot separate
+
+
+@dataclass
+class Design:
+    """One fit: a task's (and site's) runs on the 16 codes, and what it estimates."""
+
+    task: str
+    site: str
+    metric: str
+    epochs: int | None  # None: the full budget
+    points: list[tuple[tuple[int, ...], str, float]]  # (E1..E4 indicators, seed, metric value)
+    effects: list[Effect] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({code_of(t) for t, _, _ in self.points}, key=DESIGN_CODES.index)
+
+    @property
+    def seeds(self) -> list[str]:
+        return sorted({s for _, s, _ in self.points})
+
+
+def code_of(terms: tuple[int, ...]) -> str:
+    return "".join(map(str, terms)) if any(terms) else "w/o"
+
+
+def terms_of(spec: str) -> tuple[int, ...] | None:
+    """E1..E4 of a design point (a code or w/o); None for anything else (a convolution, a typo)."""
+    try:
+        parsed = parse_spec(spec)
+    except ValueError:
+        return None
+    return None if parsed.conv else tuple(int(t) for t in parsed.terms)
+
+
+def _points_by_site(task: str, observed: list[tuple[str, str, float]]) -> dict[str, list]:
+    """(spec, seed, value) -> per site, the design points; translation's other sites held."""
+    sites = TASKS[task].attention_sites
+    if not sites:
+        return {NETWORK: [(t, s, v) for spec, s, v in observed if (t := terms_of(spec)) is not None]}
+    parsed = []
+    for spec, seed, value in observed:
+        try:
+            parsed.append((parse_sites(spec), seed, value))
+        except ValueError:
+            continue
+    out = {}
+    for site in sites:
+        others = [s for s in sites if s != site]
+        usable = [(p, s, v) for p, s, v in parsed if terms_of(p[site]) is not None]
+        held = Counter(tuple(p[o] for o in others) for p, _, _ in usable).most_common(1)
+        if held:
+            fixed = held[0][0]
+            out[site] = [
+                (terms_of(p[site]), s, v) for p, s, v in usable if tuple(p[o] for o in others) == fixed
+            ]
+    return out
+
+
+def observations(runs: list, task: str, metric: str, epochs: int | None, uri: str | None) -> list:
+    """(spec, seed, value) per run: full-budget runs' last value, or every run's value after `epochs`."""
+    out = []
+    client = MlflowClient(uri) if epochs is not None else None
+    for r in runs:
+        if r.data.tags.get(TASK) != task:
+            continue
+        spec, seed = r.data.tags.get(ATTENTION, ""), r.data.tags.get(SEED, "0")
+        if epochs is None:
+            if full_budget(r) and metric in r.data.metrics:
+                out.append((spec, seed, r.data.metrics[metric]))
+        elif (value := metric_by_epoch(client, r.info.run_id, metric).get(epochs)) is not None:
+            out.append((spec, seed, value))
+    return out
+
+
+def _matrix(points, seeds: list[str], pairs: bool):
+    rows = []
+    for terms, seed, _ in points:
+        row = [1.0, *map(float, terms)]
+        row += [float(seed == s) for s in seeds[1:]]  # one block per seed (the first is the base)
+        if pairs:
+            row += [float(terms[i] * terms[j]) for i, j in combinations(range(4), 2)]
+        rows.append(row)
+    return np.array(rows), np.array([v for _, _, v in points])
+
+
+def _estimable(x, column: int) -> bool:
+    """A coefficient is estimable when its column is not a combination of the others."""
+    rest = np.delete(x, column, axis=1)
+    return np.linalg.matrix_rank(x) == np.linalg.matrix_rank(rest) + 1
+
+
+def _separating_codes(points, seeds: list[str], term: int) -> list[str]:
+    """Codes not yet run whose runs (at the first seed) would make `term` estimable."""
+    present = {code_of(t) for t, _, _ in points}
+    found = []
+    for code in DESIGN_CODES:
+        if code in present:
+            continue
+        extra = (tuple(int(c) for c in code) if code != "w/o" else (0, 0, 0, 0), seeds[0], 0.0)
+        x, _ = _matrix([*points, extra], seeds, pairs=False)
+        if _estimable(x, 1 + term):
+            found.append(code)
+    return found
+
+
+def fit(design: Design) -> Design:
+    """Main effects (and interactions where the design allows) with 95% intervals, in place."""
+    points, seeds, n = design.points, design.seeds, len(design.points)
+    if n < 2 or len(design.codes) < 2:
+        design.note = f"{n} run(s) of {len(design.codes)} code(s): nothing to separate"
+        return design
+    x, y = _matrix(points, seeds, pairs=False)
+    with warnings.catch_warnings():  # a rank-deficient design is expected: its terms are named below
+        warnings.simplefilter("ignore", SingularMatrixWarning)
+        result = OLS(y, x).fit()
+    df = int(result.df_resid)
+    low_high = result.conf_int(0.05) if df > 0 else None
+    for j, term in enumerate(TERMS):
+        col = 1 + j
+        if not _estimable(x, col):
+            design.effects.append(
+                Effect(
+                    design.task,
+                    design.site,
+                    term,
+                    None,
+                    None,
+                    None,
+                    n,
+                    would_separate=_separating_codes(points, seeds, j),
+                )
+            )
+            continue
+        design.effects.append(
+            Effect(
+                design.task,
+                design.site,
+                term,
+                float(result.params[col]),
+                None if low_high is None else float(low_high[col][0]),
+                None if low_high is None else float(low_high[col][1]),
+                n,
+                p_value=None if df == 0 else float(result.pvalues[col]),
+            )
+        )
+    if df == 0:
+        design.note = "no residual degrees of freedom: estimates without intervals (add seeds or codes)"
+    xi, _ = _matrix(points, seeds, pairs=True)
+    rank = int(np.linalg.matrix_rank(xi))
+    if rank == xi.shape[1] and n - rank >= MIN_INTERACTION_DF:
+        inter = OLS(y, xi).fit()
+        bounds = inter.conf_int(0.05)
+        start = 1 + len(TERMS) + len(seeds) - 1
+        for k, pair in enumerate(PAIRS):
+            col = start + k
+            design.effects.append(
+                Effect(
+                    design.task,
+                    design.site,
+                    pair,
+                    float(inter.params[col]),
+                    float(bounds[col][0]),
+                    float(bounds[col][1]),
+                    n,
+                    kind="interaction",
+                    p_value=float(inter.pvalues[col]),
+                )
+            )
+    else:
+        design.note = (design.note + "; " if design.note else "") + (
+            f"two-way interactions not fitted: the design leaves {n - rank} residual degree(s) of "
+            f"freedom with all six pairs{'' if rank == xi.shape[1] else ', and cannot separate them all'} "
+            f"(it needs {MIN_INTERACTION_DF})"
+        )
+    return design
+
+
+def effects(
+    runs: list,
+    task: str | None = None,
+    metric: str | None = None,
+    epochs: int | None = None,
+    uri: str | None = None,
+) -> list[Design]:
+    """Every task's (and site's) design, fitted."""
+    tasks = sorted({r.data.tags.get(TASK) for r in runs if r.data.tags.get(TASK) in TASKS})
+    out = []
+    for t in [task] if task else tasks:
+        key = metric or TASKS[t].metric
+        for site, points in _points_by_site(t, observations(runs, t, key, epochs, uri)).items():
+            if points:
+                out.append(fit(Design(t, site, key, epochs, points)))
+    return out
+
+
+def as_rows(designs: list[Design]) -> list[dict]:
+    """One row per task, site and term (JSON)."""
+    return [{**asdict(e), "metric": d.metric, "epochs": d.epochs} for d in designs for e in d.effects]
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:+.4f}"
+
+
+def table_rows(design: Design) -> list[dict]:
+    return [
+        {
+            "term": e.term,
+            "effect": _num(e.estimate) if e.estimate is not None else "cannot separate",
+            "95% CI": "" if e.ci_low is None else f"[{e.ci_low:+.4f}, {e.ci_high:+.4f}]",
+            "p": "" if e.p_value is None else f"{e.p_value:.3g}",
+            "runs": e.n_runs,
+            "codes that would separate it": ", ".join(e.would_separate),
+        }
+        for e in design.effects
+    ]
+
+
+def heading(d: Design) -> str:
+    budget = "full budget" if d.epochs is None else f"at {d.epochs} epoch(s)"
+    where = "" if d.site == NETWORK else f", {d.site} attention"
+    return (
+        f"{d.task}{where}: effects on {d.metric} ({budget}; {len(d.points)} runs of {len(d.codes)} "
+        f"code(s), {len(d.seeds)} seed(s))"
+    )
+
+
+def render(designs: list[Design], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(as_rows(designs), indent=2)
+    if not designs:
+        return "(no runs of a code or w/o: the effects need runs on the E1-E4 grid)"
+    parts = [f"Effects of the terms: {DEFINITION}."]
+    for d in designs:
+        parts.append(heading(d) + (f"\n{d.note}" if d.note else ""))
+        parts.append(format_rows(table_rows(d)))
+    return "\n\n".join(parts)
