@@ -21,6 +21,7 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 from mlflow.tracking import MlflowClient
@@ -31,8 +32,7 @@ from attnlab.lightning_modules.attention import all_codes, parse_spec
 from attnlab.lightning_modules.attention.sites import parse_sites
 
 from .attention_table import format_rows
-from .findings import full_budget
-from .ranking import metric_by_epoch
+from .ranking import full_budget, metric_by_epoch
 from .tags import ATTENTION, SEED, TASK
 from .tasks import TASKS
 
@@ -73,6 +73,27 @@ class Design:
     points: list[tuple[tuple[int, ...], str, float]]  # (E1..E4 indicators, seed, metric value)
     effects: list[Effect] = field(default_factory=list)
     note: str = ""
+    x: Any = None  # the main-effects model's design matrix and its OLS fit, once fitted
+    result: Any = None
+
+    def contrast(self, weights: dict[str, float]) -> tuple[float, float, float, float] | None:
+        """(estimate, low, high, standard error) of the sum of weight * main effect, its interval 95%; None
+        when the codes present cannot estimate it or leave no residual degree of freedom."""
+        if self.result is None or int(self.result.df_resid) == 0:
+            return None
+        row = np.zeros(self.x.shape[1])
+        for term, weight in weights.items():
+            row[1 + TERMS.index(term)] = weight
+        if np.linalg.matrix_rank(np.vstack([self.x, row])) != np.linalg.matrix_rank(self.x):
+            return None
+        test = self.result.t_test(row)
+        low, high = test.conf_int(0.05)[0]
+        return float(np.squeeze(test.effect)), float(low), float(high), float(np.squeeze(test.sd))
+
+    def mean_where_off(self, term: str) -> float:
+        """The mean metric of the runs with `term` off (what an on-par band is a share of)."""
+        j = TERMS.index(term)
+        return float(np.mean([v for t, _, v in self.points if not t[j]] or [v for _, _, v in self.points]))
 
     @property
     def codes(self) -> list[str]:
@@ -177,6 +198,7 @@ def fit(design: Design) -> Design:
     with warnings.catch_warnings():  # a rank-deficient design is expected: its terms are named below
         warnings.simplefilter("ignore", SingularMatrixWarning)
         result = OLS(y, x).fit()
+    design.x, design.result = x, result
     df = int(result.df_resid)
     low_high = result.conf_int(0.05) if df > 0 else None
     for j, term in enumerate(TERMS):

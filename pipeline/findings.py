@@ -12,6 +12,12 @@ backbone, which would overstate deform's cost against an attention module. The v
 - contradicted: it lies on the other side (below 0; outside the band), or A costs more;
 - inconclusive: too few runs or seeds (fewer than 2 paired seeds), or the interval straddles.
 
+Findings 1-3 are claims about terms, so where the grid's codes estimate them they are judged on
+the terms' main effects over every code's runs (pipeline.effects; docs/study.md gives each rule,
+e.g. finding 1 as the contrast (E3+E4) - (E1+E2) > 0), with the contrast's 95% interval from the
+same OLS fit; elsewhere (too few codes, or translation's self-attention, whose two sites vary
+together) on the pairs above.
+
 Only runs that trained their full budget count (not those early stopping cut).
 """
 
@@ -21,13 +27,20 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
+from statsmodels.stats.power import TTestPower
+
 from attnlab.lightning_modules.attention import format_sites
 
 from .costs import COSTS
-from .tags import ATTENTION, SEED, STOPPED_EARLY, TASK
+from .effects import NETWORK, effects
+from .intervals import mean_ci
+from .ranking import full_budget
+from .tags import ATTENTION, SEED, TASK
 from .tasks import TASKS
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
+ALPHA, POWER = 0.05, 0.8  # the level of the 95% intervals; the power "seeds to decide" aims for
+MAX_SEEDS = 100
 COST = COSTS["flops"]
 VISION = tuple(name for name, task in TASKS.items() if task.modality == "images")
 SEQUENCES = tuple(name for name, task in TASKS.items() if task.modality == "sequences")
@@ -53,6 +66,16 @@ class Comparison:
     expect: str  # "greater" | "on_par"
     cheaper: bool = False  # A must also cost less (whole-model FLOPs)
     label: str = ""
+    # The same claim on the terms' main effects (pipeline.effects): weights per term, and the
+    # design (site) they are read from. Judged so when that design estimates the contrast.
+    contrast: tuple[tuple[str, float], ...] = ()
+    site: str | None = None
+
+    @property
+    def contrast_label(self) -> str:
+        plus = "+".join(t for t, w in self.contrast if w > 0)
+        minus = "+".join(t for t, w in self.contrast if w < 0)
+        return f"({plus}) - ({minus})" if minus else plus
 
 
 def comparisons() -> list[Comparison]:
@@ -60,6 +83,9 @@ def comparisons() -> list[Comparison]:
     out: list[Comparison] = []
     for task in TASKS:
         spec = self_sites if TASKS[task].attention_sites else (lambda s: s)
+        # Both self-attention sites vary together in these pairs; per-site designs hold one of
+        # them, so a task with sites keeps the pairs, one spec per network reads the effects.
+        site = None if TASKS[task].attention_sites else NETWORK
         out += [
             Comparison(
                 1,
@@ -70,6 +96,8 @@ def comparisons() -> list[Comparison]:
                 (spec("1100"),),
                 "greater",
                 label="0011 vs 1100",
+                contrast=(("E3", 1), ("E4", 1), ("E1", -1), ("E2", -1)),
+                site=site,
             ),
             Comparison(
                 1,
@@ -79,6 +107,8 @@ def comparisons() -> list[Comparison]:
                 (spec("w/o"),),
                 "on_par",
                 label="1000 vs w/o",
+                contrast=(("E1", 1),),
+                site=site,
             ),
             Comparison(
                 3,
@@ -88,6 +118,8 @@ def comparisons() -> list[Comparison]:
                 (spec("1001"),),
                 "greater",
                 label="0110 vs 1001",
+                contrast=(("E2", 1), ("E3", 1), ("E1", -1), ("E4", -1)),
+                site=site,
             ),
         ]
     for task in (name for name, t in TASKS.items() if "enc_dec" in t.attention_sites):
@@ -100,6 +132,8 @@ def comparisons() -> list[Comparison]:
                 tuple(enc_dec(c) for c in NO_E1_CODES),
                 "greater",
                 label="enc-dec 1000 vs codes without E1",
+                contrast=(("E1", 1),),
+                site="enc_dec",
             )
         )
     for task in VISION:
@@ -155,24 +189,11 @@ class Verdict:
     seeds: int = 0
     cost_a: float | None = None
     cost_b: float | None = None
-
-
-def t_quantile(df: int) -> float:
-    """The two-sided 95% Student-t quantile."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df))
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the 95% Student-t interval of the mean (needs 2 or more values)."""
-    mean = statistics.fmean(values)
-    half = t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
-def full_budget(run) -> bool:
-    return run.info.status == "FINISHED" and run.data.tags.get(STOPPED_EARLY) != "true"
+    basis: str = "pairs"  # "pairs" (A - B paired by seed) or "effects" (a contrast of main effects)
+    runs: int = 0  # runs the interval rests on
+    # Inconclusive: the seeds (in all) that would likely decide it at the observed spread, with
+    # POWER; MAX_SEEDS means "that many or more". None: no estimate (no spread yet, or outside the band).
+    seeds_needed: int | None = None
 
 
 def _by_seed(runs: list, task: str, specs: tuple[str, ...], metric: str) -> dict[str, list[float]]:
@@ -193,7 +214,27 @@ def _mean_cost(runs: list, task: str, specs: tuple[str, ...]) -> float | None:
     return statistics.fmean(costs) if costs else None
 
 
-def judge(c: Comparison, runs: list) -> Verdict:
+def judge(c: Comparison, runs: list, designs: dict | None = None) -> Verdict:
+    """On the terms' effects where the design estimates the claim's contrast, else on the pairs."""
+    design = (designs or {}).get((c.task, c.site)) if c.contrast else None
+    estimate = design.contrast(dict(c.contrast)) if design is not None else None
+    if estimate is None:
+        return _judge_pairs(c, runs)
+    verdict = Verdict(c.finding, c.claim, c.task, c.contrast_label, design.metric, "inconclusive", "")
+    verdict.basis, verdict.runs, verdict.seeds = "effects", len(design.points), len(design.seeds)
+    verdict.difference, verdict.ci_low, verdict.ci_high, error = estimate
+    reference = design.mean_where_off([t for t, _ in c.contrast][0])
+    _decide(c, verdict, reference)
+    if verdict.verdict == "inconclusive":
+        # The contrast's error shrinks as 1/sqrt(seeds) when every code gets the new seeds: the
+        # same power calculation as a pair's, its spread per seed the error times sqrt(seeds).
+        verdict.seeds_needed = _seeds_for(
+            c, verdict.difference, reference, error * math.sqrt(len(design.seeds))
+        )
+    return verdict
+
+
+def _judge_pairs(c: Comparison, runs: list) -> Verdict:
     metric = TASKS[c.task].metric
     verdict = Verdict(c.finding, c.claim, c.task, c.label, metric, "inconclusive", "")
     a, b = _by_seed(runs, c.task, c.a, metric), _by_seed(runs, c.task, c.b, metric)
@@ -204,6 +245,7 @@ def judge(c: Comparison, runs: list) -> Verdict:
         return verdict
     seeds = sorted(set(a) & set(b))
     verdict.seeds = len(seeds)
+    verdict.runs = sum(len(a[s]) + len(b[s]) for s in seeds)
     verdict.cost_a, verdict.cost_b = _mean_cost(runs, c.task, c.a), _mean_cost(runs, c.task, c.b)
     diffs = [statistics.fmean(a[s]) - statistics.fmean(b[s]) for s in seeds]
     if len(diffs) < 2:
@@ -211,12 +253,48 @@ def judge(c: Comparison, runs: list) -> Verdict:
         verdict.reason = f"{len(diffs)} seed(s) run by both sides; an interval needs 2 or more seeds"
         return verdict
     verdict.difference, verdict.ci_low, verdict.ci_high = mean_ci(diffs)
+    reference = statistics.fmean(v for s in seeds for v in b[s])
+    _decide(c, verdict, reference)
+    if verdict.verdict == "inconclusive":
+        verdict.seeds_needed = _seeds_for(c, verdict.difference, reference, statistics.stdev(diffs))
+    return verdict
+
+
+def _seeds_for(c: Comparison, difference: float, reference: float, spread: float) -> int | None:
+    """Seeds that would likely decide: a paired t-test at the observed spread per seed, with POWER,
+    two-sided for "greater", one edge of the band at half the level (as the 95% interval) for
+    "on par". None without a spread, or outside the band (more seeds would contradict)."""
+    margin = _margin(c, difference, reference)
+    if margin <= 0 or spread <= 0:
+        return None
+    return _capped(
+        TTestPower().solve_power(
+            effect_size=margin / spread,
+            alpha=ALPHA if c.expect == "greater" else ALPHA / 2,
+            power=POWER,
+            alternative="two-sided" if c.expect == "greater" else "larger",
+        )
+    )
+
+
+def _margin(c: Comparison, difference: float, reference: float) -> float:
+    """How far the observed difference is from undecidable: from 0 ("greater"), or from the edge
+    of the on-par band (<= 0: outside the band, where more seeds would contradict, not decide)."""
+    return abs(difference) if c.expect == "greater" else TOLERANCE * abs(reference) - abs(difference)
+
+
+def _capped(seeds: float) -> int:
+    return min(MAX_SEEDS, max(2, math.ceil(seeds)))
+
+
+def _decide(c: Comparison, verdict: Verdict, reference: float) -> Verdict:
+    """The verdict from the interval: `reference` is the mean an on-par band is a share of."""
     costlier = c.cheaper and None not in (verdict.cost_a, verdict.cost_b) and verdict.cost_a >= verdict.cost_b
     if c.expect == "greater":
         supported, against = verdict.ci_low > 0, verdict.ci_high < 0
         where = "above 0" if supported else ("below 0" if against else "spans 0")
     else:
-        band = TOLERANCE * abs(statistics.fmean(v for s in seeds for v in b[s]))
+        band = TOLERANCE * abs(reference)
         supported = -band <= verdict.ci_low and verdict.ci_high <= band
         against = verdict.ci_low > band or verdict.ci_high < -band
         where = (
@@ -235,11 +313,14 @@ def judge(c: Comparison, runs: list) -> Verdict:
     return verdict
 
 
-def findings(runs: list) -> list[Verdict]:
-    """Every comparison for the tasks the runs contain (a task without runs yields nothing)."""
+def findings(runs: list, on_effects: bool = True) -> list[Verdict]:
+    """Every comparison for the tasks the runs contain (a task without runs yields nothing);
+    findings 1-3 on the terms' effects where the design estimates them (unless `on_effects` is
+    False: pairs only)."""
     counted = [r for r in runs if full_budget(r)]
     tasks = {r.data.tags.get(TASK) for r in runs}
-    return [judge(c, counted) for c in comparisons() if c.task in tasks]
+    designs = {(d.task, d.site): d for d in effects(counted)} if on_effects else {}
+    return [judge(c, counted, designs) for c in comparisons() if c.task in tasks]
 
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:
@@ -260,8 +341,31 @@ def table_rows(verdicts: list[Verdict]) -> list[dict]:
             "A - B": _fmt(v.difference),
             "95% CI": "" if v.ci_low is None else f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]",
             "seeds": v.seeds,
+            "basis": v.basis if v.basis == "pairs" else f"effects ({v.runs} runs)",
             "verdict": v.verdict,
+            "seeds to decide": _seeds_needed(v),
             "why": v.reason,
         }
         for v in verdicts
     ]
+
+
+def _seeds_needed(v: Verdict) -> str:
+    if v.seeds_needed is None:
+        return ""
+    return f"{v.seeds_needed}+" if v.seeds_needed >= MAX_SEEDS else str(v.seeds_needed)
+
+
+def more_seeds_command(
+    verdicts: list[Verdict], experiment: str, source: str | None, seeds: list[int]
+) -> str | None:
+    """The command that adds the seeds the most demanding inconclusive verdict needs, as a sweep
+    of only the new seeds logging to the same experiment; None when none needs more."""
+    wanted = max((v.seeds_needed for v in verdicts if v.seeds_needed), default=0)
+    if wanted <= len(seeds):
+        return None
+    first = max(seeds, default=-1) + 1
+    last = first + wanted - len(seeds) - 1
+    new = f"{first}-{last}" if last > first else str(first)
+    grid = source or "<the sweep's --preset or --config>"
+    return f"attnlab sweep {grid} --seeds {new} --name {experiment}-s{new} --experiment {experiment}"

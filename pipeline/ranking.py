@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from .attention_table import format_rows
 from .costs import COSTS, UNITS
 from .errors import ConfigError
+from .intervals import mean_ci
 from .tags import ATTENTION, EPOCHS_DONE, KIND, RERUN, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
 from .tasks import TASKS
 from .tracking import reap_stale
@@ -63,12 +64,14 @@ def stopped_early(run) -> bool:
     return run.data.tags.get(STOPPED_EARLY) == "true"
 
 
+def full_budget(run) -> bool:
+    return run.info.status == "FINISHED" and run.data.tags.get(STOPPED_EARLY) != "true"
+
+
 def interval(values: list[float]) -> tuple[float, float | None, float | None]:
     """(mean, low, high); no interval from a single value."""
     if len(values) < 2:
         return statistics.fmean(values), None, None
-    from .findings import mean_ci
-
     return mean_ci(values)
 
 

@@ -10,6 +10,7 @@ TORN_CHECKPOINT = "attnlab.torn_checkpoint"  # what a trial found torn on restor
 RESUMED = "attnlab.resumed"  # the epoch (and checkpoint) a trial last resumed from after a fault
 STOPPED_EARLY = "attnlab.stopped_early"  # "true" on trials early stopping cut short
 RERUN = "attnlab.rerun"  # the one shell command that reruns a trial standalone, thread count included
+SOURCE = "attnlab.source"  # a sweep's grid as the CLI chose it (--preset NAME [--size S] | --config F)
 PROCESS = "attnlab.trial_process"  # host:pid of the process that trained a trial (reused across trials)
 TASK, ATTENTION, SEED = "task", "attention", "seed"
 CODE_VERSION = "code_version"  # git commit of the checkout (or the package version)

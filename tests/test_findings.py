@@ -14,7 +14,8 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.findings import enc_dec, findings, mean_ci, self_sites
+from attnlab.pipeline.findings import enc_dec, findings, self_sites
+from attnlab.pipeline.intervals import mean_ci
 from attnlab.pipeline.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
@@ -64,7 +65,7 @@ def _by(verdicts):
 
 
 def test_verdicts_follow_the_intervals(store):
-    v = _by(findings(fetch_runs(store, "study")))
+    v = _by(findings(fetch_runs(store, "study"), on_effects=False))
     win = v[(1, "segmentation", "0011 vs 1100")]
     assert win.verdict == "reproduced" and win.seeds == 3 and win.ci_low > 0
     assert win.difference == pytest.approx((0.10 + 0.11 + 0.08) / 3)
@@ -78,6 +79,50 @@ def test_verdicts_follow_the_intervals(store):
     missing = v[(4, "translation", "deform vs 0100")]
     assert missing.verdict == "inconclusive" and "0100" in missing.reason
     assert not any(t == "detection" for _, t, _ in v)  # no detection runs, no detection verdicts
+
+
+def test_on_effects_the_term_findings_use_every_codes_runs(store):
+    """The same store judged on effects: findings 1 and 3 become contrasts of main effects from
+    all 22 full-budget runs of the 8 codes; findings without a contrast keep their pairs."""
+    v = _by(findings(fetch_runs(store, "study")))
+    first = v[(1, "segmentation", "(E3+E4) - (E1+E2)")]
+    assert first.basis == "effects" and first.runs == 22 and first.verdict == "reproduced"
+    assert v[(1, "segmentation", "E1")].basis == "effects"
+    assert v[(3, "segmentation", "(E2+E3) - (E1+E4)")].basis == "effects"
+    assert v[(4, "segmentation", "deform vs 0100")].basis == "pairs"
+    # enc-dec 1000, 0010, 0011: E1 is on exactly where E3 is off, so the design cannot separate
+    # it; finding 2 keeps its pair
+    assert v[(2, "translation", "enc-dec 1000 vs codes without E1")].basis == "pairs"
+
+
+def test_effects_decide_where_a_pair_of_codes_at_two_seeds_cannot(tmp_path):
+    """Planted: switching E3 or E4 on adds 0.02 each, E1 and E2 nothing; noise sd 0.01. Two seeds
+    of 0011 against 1100 leave a t interval (12.7 x its error) across 0; the 16-code grid decides."""
+    import random
+
+    from attnlab.pipeline.effects import DESIGN_CODES, terms_of
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("g", artifact_location=(tmp_path / "a").as_uri())
+    rng = random.Random(1)  # as 80% of draws do, the pair spans 0 here; the grid decides in all
+    for code in DESIGN_CODES:
+        e1, e2, e3, e4 = terms_of(code)
+        for seed in (0, 1):
+            _log(
+                client,
+                exp,
+                "segmentation",
+                code,
+                seed,
+                "val/mIoU",
+                0.3 + 0.02 * (e3 + e4) + rng.gauss(0, 0.01),
+            )
+    runs = fetch_runs(uri, "g")
+    pair = _by(findings(runs, on_effects=False))[(1, "segmentation", "0011 vs 1100")]
+    assert pair.verdict == "inconclusive" and pair.ci_low < 0 < pair.ci_high
+    contrast = _by(findings(runs))[(1, "segmentation", "(E3+E4) - (E1+E2)")]
+    assert contrast.verdict == "reproduced" and contrast.ci_low > 0 and contrast.runs == 32
 
 
 def test_a_costlier_a_contradicts_a_cost_claim(tmp_path):
@@ -129,3 +174,46 @@ def test_findings_and_report_json_commands_agree(store, tmp_path):
         timeout=120,
     )
     assert "reproduced" in table.stdout and "inconclusive" in table.stdout and "contradicted" in table.stdout
+
+
+def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it_and_how_to_add_them(tmp_path):
+    """Differences 0, 0.02, 0.04 over three seeds: mean 0.02, spread 0.02, an effect size of 1,
+    for which a paired t-test needs 10 pairs for 80% power (Cohen's tables); the command adds
+    seeds 3-9 as a sweep of its own into the same experiment."""
+    from attnlab.pipeline.findings import more_seeds_command
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "a").as_uri())
+    for seed, diff in enumerate([0.0, 0.02, 0.04]):
+        _log(client, exp, "segmentation", "0011", seed, "val/mIoU", 0.40 + diff)
+        _log(client, exp, "segmentation", "1100", seed, "val/mIoU", 0.40)
+    client.set_terminated(
+        client.create_run(
+            exp,
+            tags={
+                "attnlab.kind": "sweep",
+                "attnlab.sweep": "s",
+                "attnlab.source": "--preset mini --size cpu",
+            },
+        ).info.run_id
+    )
+    (verdict,) = [
+        v for v in findings(fetch_runs(uri, "s"), on_effects=False) if v.comparison == "0011 vs 1100"
+    ]
+    assert verdict.verdict == "inconclusive" and verdict.seeds_needed == 10
+    # on effects (the two codes estimate the contrast, as the pair): the same spread per seed
+    (on_effects,) = [v for v in findings(fetch_runs(uri, "s")) if v.comparison == "(E3+E4) - (E1+E2)"]
+    assert on_effects.verdict == "inconclusive" and on_effects.seeds_needed == 10
+    command = "attnlab sweep --preset mini --size cpu --seeds 3-9 --name s-s3-9 --experiment s"
+    assert more_seeds_command([verdict], "s", "--preset mini --size cpu", [0, 1, 2]) == command
+    out = subprocess.run(
+        [ATTNLAB, "findings", "--experiment", "s", "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and command in out.stdout, out.stdout + out.stderr
+    assert "seeds to decide" in out.stdout

@@ -95,13 +95,16 @@ def run_sweep(
     ray_address: str | None = None,
     restart_errored: bool = False,
     origin: str | None = None,
+    source: str | None = None,
 ) -> dict:
     """Run the sweep, or resume it if its folder already holds a Tune experiment.
 
     `origin` (e.g. "preset smoke", "config my.yaml") goes into the parent run's description; a
-    resume passes None and keeps the description the sweep started with.
+    resume passes None and keeps the description the sweep started with. `source` (the CLI flags
+    that chose the grid) is kept as a tag, for the command that adds seeds to it.
     """
     store = preflight(sweep, storage, ray_address)
+    check_new_trials(sweep, tracking.resolve_tracking_uri(tracking_uri))
     with SweepLock(store) as lock:
         if lock.recovered:
             held = lock.recovered
@@ -109,10 +112,33 @@ def run_sweep(
                 f"attnlab: took over the lock of a driver that is gone (pid {held.get('pid')} on "
                 f"{held.get('host')}, since {held.get('started')})"
             )
-        return _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin)
+        return _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin, source)
 
 
-def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin) -> dict:
+def check_new_trials(sweep: SweepConfig, uri: str) -> None:
+    """A sweep that shares its MLflow experiment with others trains only trials they have not: a
+    task/spec/seed another sweep there finished (or early stopping ended) is refused, naming it."""
+    if sweep.experiment_name == sweep.name:
+        return
+    done = {
+        (r.data.tags.get(tags.TASK), r.data.tags.get(tags.ATTENTION), r.data.tags.get(tags.SEED)): r
+        for r in tracking.find_runs(uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL})
+        if r.data.tags.get(tags.SWEEP) != sweep.name and (r.info.status == "FINISHED" or stopped_early(r))
+    }
+    again = [t for t in sweep.trials() if (t.task, t.spec, str(t.seed)) in done]
+    if again:
+        from attnlab.pipeline.errors import ConfigError
+
+        seeds = sorted({t.seed for t in again})
+        other = sorted({done[(t.task, t.spec, str(t.seed))].data.tags.get(tags.SWEEP) for t in again})
+        raise ConfigError(
+            f"{len(again)} trial(s) of sweep {sweep.name!r} already ran in experiment "
+            f"{sweep.experiment_name!r} (sweep {', '.join(other)}), e.g. {again[0].trial_key}; "
+            f"seed(s) {', '.join(map(str, seeds))} are taken: pass only new ones with --seeds"
+        )
+
+
+def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin, source) -> dict:
     """The sweep itself, under its driver lock."""
     root = store.root
     uri = tracking.resolve_tracking_uri(tracking_uri)
@@ -125,10 +151,10 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
         served = server.url
         # Created against the store itself, so its artifact location is a path every process here
         # can read; the server, just up, has no client yet.
-        tracking.ensure_experiment(MlflowClient(uri), sweep.name, uri)
+        tracking.ensure_experiment(MlflowClient(uri), sweep.experiment_name, uri)
         parent_id, _ = tracking.open_run(
             served,
-            sweep.name,
+            sweep.experiment_name,
             name=sweep.name,
             params=tracking.flatten(config),
             tags={
@@ -136,6 +162,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
                 tags.SWEEP: sweep.name,
                 tags.CODE_VERSION: tracking.code_version(),
                 **({tags.DESCRIPTION: describe(sweep, origin)} if origin else {}),
+                **({tags.SOURCE: source} if source else {}),
             },
             match={tags.KIND: tags.KIND_SWEEP, tags.SWEEP: sweep.name},
         )
@@ -183,7 +210,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
                     callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),
             )
-        when_a_trial_ends(lambda key: close_stopped(served, sweep.name, key))
+        when_a_trial_ends(lambda key: close_stopped(served, sweep, key))
         try:
             results = tuner.fit()
         except Exception as error:  # e.g. Tune reading back its own files, cut short as the disk filled
@@ -194,7 +221,9 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
         summary = _reconcile(results, served, sweep, parent_id, root)
         # The report needs no server with a sqlite store: it is written while the server and Ray stop.
         report_uri = uri if uri.startswith("sqlite:") else served
-        reporting = ThreadPoolExecutor(1).submit(publish_report, report_uri, sweep.name, parent_id, root)
+        reporting = ThreadPoolExecutor(1).submit(
+            publish_report, report_uri, sweep.experiment_name, parent_id, root
+        )
         server.begin_stop()  # the server and Ray stop side by side
         if embedded:
             ray.shutdown()  # the Ray this sweep started: nothing runs on it any more
@@ -309,11 +338,11 @@ def _status(result, run, completed: set[str], key: str) -> str:
     return "interrupted"
 
 
-def close_stopped(uri: str, sweep_name: str, key: str) -> None:
+def close_stopped(uri: str, sweep: SweepConfig, key: str) -> None:
     """A trial Tune ended whose run is still RUNNING was stopped by early stopping: its run is closed
     at once (KILLED, tagged), so no later driver trains it again, even one that lost Tune's record
     of it (Tune state set aside after a full disk). The sweep's end closes the rest."""
-    run = tracking.find_run(uri, sweep_name, {tags.TRIAL: key})
+    run = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
     if run is not None and run.info.status == "RUNNING":
         _end_stopped(uri, run.info.run_id)
 
@@ -328,7 +357,9 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
     their checkpoints for `attnlab resume`."""
     runs = {
         r.data.tags.get(tags.TRIAL): r
-        for r in tracking.find_runs(uri, sweep.name, {tags.KIND: tags.KIND_TRIAL})
+        for r in tracking.find_runs(
+            uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: sweep.name}
+        )
     }
     summary = {"trials": [], "parent_run_id": parent_id}
     done = ended()

@@ -60,6 +60,11 @@ class EarlyStopping(StrictModel):
 
 class SweepConfig(StrictModel):
     name: str
+    experiment: str | None = Field(
+        None,
+        description="MLflow experiment the sweep logs to (default: its name); sweeps that share one "
+        "are ranked and decided together, e.g. more seeds of a finished sweep",
+    )
     grid: list[TaskGrid] = Field(min_length=1)
     max_epochs: int | None = Field(None, ge=1, description="budget per trial (default: each preset's)")
     resources: Resources = Field(default_factory=Resources)
@@ -78,11 +83,17 @@ class SweepConfig(StrictModel):
                 f"sweep name {self.name!r} must be letters, digits, '_', '.', '-' (it names the "
                 "MLflow experiment and the storage folder)"
             )
+        if self.experiment is not None and not NAME_RE.match(self.experiment):
+            raise ValueError(f"experiment name {self.experiment!r} must be letters, digits, '_', '.', '-'")
         keys = [t.trial_key for t in self.trials()]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"the grid repeats trial(s) {', '.join(dup)}; list each task/spec/seed once")
         return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.name
 
     def trials(self) -> list["Trial"]:
         return [Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in g.seeds]
@@ -126,7 +137,7 @@ def trial_train_config(
         "accelerator": "gpu" if sweep.resources.gpus_per_worker > 0 else "cpu",
         "tracking": {
             "tracking_uri": tracking_uri,
-            "experiment": sweep.name,
+            "experiment": sweep.experiment_name,
             "run_name": param["trial_key"],
             "system_metrics": sweep.system_metrics,
         },
@@ -186,8 +197,11 @@ def load_sweep(
     config_json: str | None = None,
     size: str | None = None,
     system_metrics: bool | None = None,
+    seeds: list[int] | None = None,
+    experiment: str | None = None,
 ) -> SweepConfig:
-    """Preset (+ its size), YAML file or inline JSON (+ --name), validated with every trial's TrainConfig."""
+    """Preset (+ its size), YAML file or inline JSON (+ --name, and --seeds for every grid entry,
+    --experiment), validated with every trial's TrainConfig."""
     from .presets import PRESETS, SIZES
 
     if sum(map(bool, (preset, config_file, config_json))) != 1:
@@ -216,6 +230,10 @@ def load_sweep(
         data = {**data, "name": name}
     if system_metrics is not None:
         data = {**data, "system_metrics": system_metrics}
+    if seeds is not None:
+        data = {**data, "grid": [{**g, "seeds": seeds} for g in data.get("grid", [])]}
+    if experiment is not None:
+        data = {**data, "experiment": experiment}
     sweep = validate(SweepConfig, data, "sweep")
     for trial in sweep.trials():
         try:

@@ -106,12 +106,12 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
 def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
     """(run id, the run when it ended) of this trial's MLflow child run: found by its key, created on
     first use. Ended: finished, or stopped by early stopping; a resumed sweep never retrains it."""
-    found = tracking.find_run(uri, sweep.name, {tags.TRIAL: key})
+    found = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
     if found is not None and (found.info.status == "FINISHED" or stopped_early(found)):
         return found.info.run_id, found
     run_id, _ = tracking.open_run(
         uri,
-        sweep.name,
+        sweep.experiment_name,
         name=key,
         params=tracking.flatten(cfg.own_settings()),
         tags=trial_tags(cfg, sweep.name, key),

@@ -32,8 +32,22 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.pipeline.tracking_uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.findings import findings
+    from attnlab.pipeline.findings import findings, more_seeds_command
     from attnlab.pipeline.ranking import fetch_runs
+    from attnlab.pipeline.tags import KIND, KIND_SWEEP, SEED, SOURCE
+    from attnlab.pipeline.tracking import find_runs
 
-    print(render(findings(fetch_runs(uri, args.experiment)), args.format))
+    runs = fetch_runs(uri, args.experiment)
+    verdicts = findings(runs)
+    print(render(verdicts, args.format))
+    if args.format == "table":
+        sources = [r.data.tags.get(SOURCE) for r in find_runs(uri, args.experiment, {KIND: KIND_SWEEP})]
+        seeds = sorted({int(r.data.tags[SEED]) for r in runs if r.data.tags.get(SEED, "").isdigit()})
+        command = more_seeds_command(verdicts, args.experiment, next(filter(None, sources), None), seeds)
+        if command:
+            print(
+                "\n'seeds to decide': the seeds in all that would likely decide an inconclusive verdict "
+                "(80% power at the spread observed). A sweep of only the new seeds, into this "
+                f"experiment:\n  {command}"
+            )
     return 0

@@ -22,6 +22,29 @@ def _common(p) -> None:
     )
 
 
+def _seed_list(text: str) -> list[int]:
+    """'3,4' or '3-5' (or both, '0,3-5') -> [3, 4, 5]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            seeds += list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers, e.g. 3,4 or 3-5") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct seeds >= 0, e.g. 3,4 or 3-5")
+    return seeds
+
+
+def source_flags(args: argparse.Namespace) -> str:
+    """The flags that chose the sweep's grid, as typed: what a sweep of more seeds repeats."""
+    import shlex
+
+    if args.preset:
+        return shlex.join(["--preset", args.preset, *(["--size", args.size] if args.size else [])])
+    return shlex.join(["--config", args.config]) if args.config else ""
+
+
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
     p.add_argument(
@@ -40,6 +63,16 @@ def register(sub) -> None:
         "--config-json", help=argparse.SUPPRESS
     )  # the validated config, inline: what `submit` sends
     p.add_argument("--name", help="sweep name = MLflow experiment name (default: the preset's)")
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="seeds for every grid entry, e.g. 3,4 or 3-5 (instead of the config's)",
+    )
+    p.add_argument(
+        "--experiment",
+        help="log to this MLflow experiment instead of one named after the sweep: a new sweep of "
+        "more seeds joins a finished one, whose rankings, effects and findings then count both",
+    )
     p.add_argument(
         "--no-system-metrics",
         action="store_true",
@@ -134,6 +167,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         args.config_json,
         args.size,
         system_metrics=False if args.no_system_metrics else None,
+        seeds=args.seeds,
+        experiment=args.experiment,
     )
     check_data(sweep)  # every grid's data layout, before Ray is imported or started
     resolve_tracking_uri(args.tracking_uri)
@@ -146,6 +181,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
             tracking_uri=args.tracking_uri,
             ray_address=args.ray_address,
             origin=f"preset {args.preset}" if args.preset else f"config {args.config or '(submitted)'}",
+            source=source_flags(args),
         )
     )
 
