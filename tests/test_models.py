@@ -28,7 +28,14 @@ def store(tmp_path):
         ("segmentation", "val/mIoU", "1111", 0.4),
         ("translation", "val/bleu", "enc_self=0010", 3.0),
     ):
-        log_trial(client, exp, task, spec, 0, {metric: value, "cost/attention_flops": 1.0, "epochs_done": 2})
+        log_trial(
+            client,
+            exp,
+            task,
+            spec,
+            0,
+            {metric: value, "cost/attention_flops": 1.0, "cost/added_flops": 1.0, "epochs_done": 2},
+        )
     log_trial(
         client, exp, "detection", "0010", 0, {"val/bbox_AP": 0.1, "cost/attention_flops": 1.0}, stopped=True
     )

@@ -66,7 +66,7 @@ def test_make_run_shows_a_live_view_and_the_table_in_under_80_lines(smoke):
     assert len(ended) == 6 and all("done" in line and "best val/mIoU" in line for line in ended)
     assert "6/6 done" in ended[-1]
     assert not any("Warning" in line or "INFO" in line for line in lines), "\n".join(lines)
-    assert "attention GFLOPs" in proc.stdout and "report:" in proc.stdout  # the ranking table, the report
+    assert "GFLOPs added over w/o" in proc.stdout and "report:" in proc.stdout  # the ranking, the report
 
 
 def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
@@ -111,7 +111,7 @@ def test_smoke_sweep_stops_trials_early_and_tracks_everything(smoke, tmp_path):
         assert "system/cpu_utilization_percentage" in child.data.metrics or child.info.status == "KILLED"
         history = client.get_metric_history(child.info.run_id, "val/mIoU")
         assert 1 <= len(history) <= 4
-        for key in ("flops", "attention_flops", "params", "latency_ms", "peak_memory_mb"):
+        for key in ("flops", "attention_flops", "added_flops", "params", "latency_ms", "peak_memory_mb"):
             assert f"cost/{key}" in child.data.metrics
         if child.info.status != "FINISHED":
             assert child.info.status == "KILLED" and child.data.tags["attnlab.stopped_early"] == "true"

@@ -36,15 +36,15 @@ def sweep_runs(tmp_path):
 
         return param["trial_key"], open_trial
 
-    return uri, trial_run
+    return uri, trial_run, sweep
 
 
 def test_a_stopped_trial_is_closed_at_once_and_never_trained_again(sweep_runs):
-    uri, trial_run = sweep_runs
+    uri, trial_run, sweep = sweep_runs
     key, open_trial = trial_run(0)
     run_id, ended = open_trial()
     assert not ended
-    close_stopped(uri, "s", key)  # what the driver does when Tune ends a trial whose run is RUNNING
+    close_stopped(uri, sweep, key)  # what the driver does when Tune ends a trial whose run is RUNNING
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags[tags.STOPPED_EARLY] == "true"
     assert open_trial() == (run_id, True)  # a fresh Tune run asking again: ended, not retrained
@@ -52,14 +52,14 @@ def test_a_stopped_trial_is_closed_at_once_and_never_trained_again(sweep_runs):
 
 
 def test_a_trial_cut_by_its_driver_is_continued_and_a_finished_one_left_alone(sweep_runs):
-    uri, trial_run = sweep_runs
+    uri, trial_run, sweep = sweep_runs
     key, open_trial = trial_run(1)
     run_id, _ = open_trial()
     tracking.finish_run(uri, run_id, "KILLED")  # Ctrl-C: KILLED, no early-stopping tag
     assert open_trial() == (run_id, False)
     assert MlflowClient(uri).get_run(run_id).info.status == "RUNNING"  # reopened, same run
     tracking.finish_run(uri, run_id, "FINISHED")
-    close_stopped(uri, "s", key)  # Tune ends a trial that finished: nothing to close
+    close_stopped(uri, sweep, key)  # Tune ends a trial that finished: nothing to close
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
     assert open_trial() == (run_id, True)
 
