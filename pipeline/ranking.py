@@ -168,16 +168,17 @@ class Rung:
 
 
 def metric_by_epoch(client: MlflowClient, run_id: str, key: str) -> dict[int, float]:
-    """{epochs trained: the metric evaluated then} from a run's MLflow history. An evaluation and
-    its `epochs_done` share a step; an epoch trained again after a restore counts its last value."""
+    """{epochs trained: the metric evaluated then} from a run's MLflow history. An epoch's
+    evaluation is logged just before its `epochs_done` (Lightning logs it a step earlier), so each
+    value belongs to the first `epochs_done` logged at or after it; an epoch trained again after a
+    restore counts its last value, and an evaluation whose epoch never ended counts for none."""
     done = sorted(client.get_metric_history(run_id, EPOCHS_DONE), key=lambda m: (m.timestamp, m.step))
     values = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step))
     out: dict[int, float] = {}
-    for mark in done:
-        same_step = [m for m in values if m.step == mark.step]
-        before = [m for m in same_step if m.timestamp <= mark.timestamp]
-        if same_step:
-            out[int(mark.value)] = (before[-1] if before else same_step[0]).value
+    for value in values:
+        mark = next((d for d in done if d.timestamp >= value.timestamp and d.step >= value.step), None)
+        if mark is not None:
+            out[int(mark.value)] = value.value
     return out
 
 
