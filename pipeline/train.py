@@ -59,22 +59,31 @@ class RunLogger(MLFlowLogger):
 
 
 class EfficiencyStats(Callback):
-    """Measures cost once, at the start of a fresh fit (not on resume), on rank 0; logs cost/*."""
+    """Measures cost once per fit, on rank 0, before the first epoch; logs cost/* on a fresh fit
+    (a resumed one logged them already). Early stopping reads them too (`measured_costs`)."""
 
     def __init__(self, datamodule):
         self.datamodule = datamodule
         self.stats: dict[str, float] | None = None
 
     def on_fit_start(self, trainer, pl_module):
-        if trainer.ckpt_path or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         net = pl_module.model
         inputs = pl_module.efficiency_input(self.datamodule)
         inputs = move_data_to_device(inputs, pl_module.device)
         items = pl_module.efficiency_items(inputs) if hasattr(pl_module, "efficiency_items") else 1
         self.stats = measure_efficiency(net, inputs, placed_modules(net), items=items)
+        if trainer.ckpt_path:
+            return
         for logger in trainer.loggers:
             logger.log_metrics({f"cost/{k}": v for k, v in self.stats.items()}, step=0)
+
+
+def measured_costs(trainer) -> dict[str, float]:
+    """The fit's `cost/*` as EfficiencyStats measured them (empty off rank 0)."""
+    stats = next((c.stats for c in trainer.callbacks if isinstance(c, EfficiencyStats) and c.stats), {})
+    return {f"cost/{k}": v for k, v in stats.items()}
 
 
 class EpochsDone(Callback):

@@ -11,12 +11,15 @@ import lightning as L
 import ray.train
 import ray.tune
 
+from attnlab.pipeline.train import measured_costs
+
 CHECKPOINT_NAME = "checkpoint.ckpt"
 
 
 class ReportEpoch(L.Callback):
-    """Each epoch: Lightning checkpoint + metrics (with a 1-based `epoch` and a task-neutral `score`),
-    to Ray Train (`in_tune` False: a worker of a TorchTrainer) or to Tune (the trial's own process)."""
+    """Each epoch: Lightning checkpoint + metrics (with a 1-based `epoch`, a task-neutral `score`,
+    the epoch `budget` and the run's `cost/*`, which cost-aware early stopping compares), to Ray
+    Train (`in_tune` False: a worker of a TorchTrainer) or to Tune (the trial's own process)."""
 
     def __init__(self, metric: str, in_tune: bool = False):
         self.metric = metric
@@ -27,6 +30,8 @@ class ReportEpoch(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["epoch"] = trainer.current_epoch + 1
+        metrics["budget"] = trainer.max_epochs
+        metrics.update(measured_costs(trainer))
         if self.metric in metrics:
             metrics["score"] = metrics[self.metric]
         with tempfile.TemporaryDirectory(prefix="attnlab-ckpt-") as tmp:

@@ -16,12 +16,14 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from attnlab.pipeline import tags, tracking
+from attnlab.pipeline.costs import COSTS
 from attnlab.pipeline.errors import StorageFull
 from attnlab.pipeline.ranking import stopped_early
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
 from .local_services import init_ray, tracking_server
+from .pareto_asha import ParetoASHA
 from .schedulers import PerTaskScheduler
 from .storage import SweepStore, scratch_dir, storage_full
 from .sweep_config import SweepConfig, check_resources, storage_root
@@ -37,6 +39,18 @@ def _scheduler(sweep: SweepConfig, store: SweepStore | None = None):
     es = sweep.early_stopping
     if es.policy == "none":
         return FIFOScheduler()
+    if es.policy == "pareto-asha":
+        return PerTaskScheduler(
+            partial(
+                ParetoASHA,
+                COSTS[es.cost],
+                sweep.max_epochs or 1000,
+                es.grace_period,
+                es.reduction_factor,
+                es.front_fraction,
+            ),
+            store,
+        )
     # max_t one past the budget: ASHA never cuts a trial at its last epoch, so a trial that
     # survives every rung ends on its own (final checkpoint and MLflow artifacts included).
     max_t = (sweep.max_epochs or 1000) + 1

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from attnlab.pipeline.config import StrictModel, read_yaml, validate
+from attnlab.pipeline.costs import COSTS
 from attnlab.pipeline.errors import ConfigError
 from attnlab.pipeline.train_config import TaskName, TrainConfig, build_train_config, normalise_attention
 
@@ -53,9 +54,25 @@ class Resources(StrictModel):
 
 
 class EarlyStopping(StrictModel):
-    policy: Literal["asha", "none"] = "asha"
+    """`asha`: the top 1/reduction_factor by the metric at each rung; `pareto-asha` also keeps the
+    rung's accuracy-cost front (tune.pareto_asha), at most `front_fraction` of it; `none`."""
+
+    policy: Literal["asha", "pareto-asha", "none"] = "asha"
     grace_period: int = Field(1, ge=1, description="epochs every trial gets before it can be stopped")
     reduction_factor: float = Field(2.0, gt=1)
+    cost: str = Field("added_flops", description="pareto-asha's cost axis: any cost attnlab measures")
+    front_fraction: float = Field(
+        0.25, gt=0, le=1, description="pareto-asha: at most this share of a rung promoted by the front rule"
+    )
+
+    @model_validator(mode="after")
+    def _known_cost(self):
+        if self.cost not in COSTS:
+            raise ValueError(
+                f"early_stopping.cost {self.cost!r} is not a cost attnlab measures; "
+                f"choose one of {', '.join(COSTS)}"
+            )
+        return self
 
 
 class SweepConfig(StrictModel):

@@ -1,0 +1,141 @@
+"""Cost-aware early stopping with real Ray Tune: a trainable reports planted curves and costs, one
+trial at a time. A cheap configuration a little less accurate than the best survives pareto-asha
+and is stopped by plain ASHA; a dominated one is stopped by both; a second Tuner over the same
+sweep store starts from the saved rungs."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from ray import tune
+
+from attnlab.pipeline.config import validate
+from attnlab.tune.pareto_asha import crowding_distance
+from attnlab.tune.storage import SweepStore
+from attnlab.tune.sweep import _scheduler
+from attnlab.tune.sweep_config import SweepConfig
+
+EPOCHS = 4
+# spec: (final score, cost); the score grows linearly to it
+PLANTED = {"1111": (0.50, 10.0), "0010": (0.45, 1.0), "0100": (0.40, 5.0)}
+
+
+def _planted(config):
+    trial = config["trial"]
+    final, cost = trial["final"], trial["cost"]
+    for epoch in range(1, EPOCHS + 1):
+        tune.report(
+            {"epoch": epoch, "score": final * epoch / EPOCHS, "cost/added_flops": cost, "budget": EPOCHS}
+        )
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    temp = tempfile.mkdtemp(prefix="ray-")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
+    )
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _sweep(policy: str) -> SweepConfig:
+    return validate(
+        SweepConfig,
+        {
+            "name": "front",
+            "max_epochs": EPOCHS,
+            "grid": [{"task": "segmentation", "specs": list(PLANTED), "preset": "tiny"}],
+            "early_stopping": {
+                "policy": policy,
+                "grace_period": 1,
+                "reduction_factor": 2,
+                "cost": "added_flops",
+            },
+        },
+        "sweep",
+    )
+
+
+def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[str, int]:
+    trials = [
+        {
+            "task": "segmentation",
+            "attention": s,
+            "trial_key": f"segmentation-{s}-s0",
+            "final": planted[s][0],
+            "cost": planted[s][1],
+        }
+        for s in specs
+    ]
+    tuner = tune.Tuner(
+        tune.with_resources(_planted, {"cpu": 1}),
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", scheduler=scheduler, max_concurrent_trials=1, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
+    )
+    return {r.config["trial"]["attention"]: int(r.metrics["epoch"]) for r in tuner.fit()}
+
+
+def test_the_cheap_configuration_survives_the_front_rule_and_not_asha(local_ray, tmp_path):
+    asha = _epochs(_scheduler(_sweep("asha")), tmp_path / "a", PLANTED)
+    assert asha == {"1111": EPOCHS, "0010": 1, "0100": 1}  # ASHA keeps the most accurate only
+    scheduler = _scheduler(_sweep("pareto-asha"))
+    front = _epochs(scheduler, tmp_path / "p", PLANTED)
+    assert front == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}  # 0100: dominated by 0010
+    (task,) = scheduler._schedulers.values()
+    rules = {k: [(d.rung, d.rule) for d in ds] for k, ds in task.decisions.items()}
+    assert rules["segmentation-0010-s0"] == [(1, "front"), (2, "front")]
+    assert rules["segmentation-1111-s0"] == [(1, "metric"), (2, "metric")]
+    (cut,) = task.decisions["segmentation-0100-s0"]
+    assert cut.rule == "stopped" and cut.dominated_by == "0010" and cut.cost == 5.0 and cut.rung == 1
+
+
+def test_a_second_tuner_starts_from_the_saved_rungs(local_ray, tmp_path):
+    """0100 alone would pass its rung (nothing to compare with); after the rungs of 1111 and 0010
+    are restored from the store it is cut, dominated by 0010."""
+    store = SweepStore(str(tmp_path / "sweeps"), "front")
+    assert _epochs(_scheduler(_sweep("pareto-asha"), store), tmp_path / "t1", ["1111", "0010"]) == {
+        "1111": EPOCHS,
+        "0010": EPOCHS,
+    }
+    assert _epochs(_scheduler(_sweep("pareto-asha")), tmp_path / "t0", ["0100"], "alone") == {"0100": EPOCHS}
+    assert _epochs(_scheduler(_sweep("pareto-asha"), store), tmp_path / "t2", ["0100"]) == {"0100": 1}
+
+
+def test_crowding_distance_favours_the_extremes_then_the_most_room():
+    points = np.array([[0.50, 10.0], [0.49, 9.0], [0.40, 5.0], [0.30, 1.0]])
+    d = crowding_distance(points)
+    assert np.isinf(d[0]) and np.isinf(d[3]) and d[2] > d[1]
+
+
+def test_the_bound_caps_promotions_by_the_front(local_ray, tmp_path):
+    """Five configurations, each a little cheaper and less accurate than the one before: all on
+    the front. At each rung the front rule promotes at most max(1, floor(0.25 x configurations))
+    of them beyond the metric's top half; the rest are stopped."""
+    planted = {
+        "1111": (0.50, 10.0),
+        "1100": (0.48, 8.0),
+        "0011": (0.46, 6.0),
+        "0010": (0.44, 4.0),
+        "0001": (0.42, 2.0),
+    }
+    scheduler = _scheduler(_sweep("pareto-asha"))
+    epochs = _epochs(scheduler, tmp_path, planted, planted=planted)
+    (task,) = scheduler._schedulers.values()
+    first = {k.split("-")[1]: ds[0] for k, ds in task.decisions.items()}
+    assert [k for k, d in first.items() if d.rule == "front"] == ["1100"]  # the one slot, taken first
+    assert {k for k, d in first.items() if d.rule == "stopped"} == {"0011", "0010", "0001"}
+    assert "promotes at most 1 of the rung's" in first["0001"].why
+    assert epochs["1111"] == EPOCHS and epochs["0001"] == 1
