@@ -23,7 +23,17 @@ from .attention_table import format_rows
 from .costs import COSTS, UNITS
 from .errors import ConfigError
 from .intervals import mean_ci
-from .tags import ATTENTION, EPOCHS_DONE, KIND, RERUN, SEED, STOPPED_EARLY, TASK, TRAINING_KINDS
+from .tags import (
+    ATTENTION,
+    EPOCHS_DONE,
+    KEPT_BY_FRONT,
+    KIND,
+    RERUN,
+    SEED,
+    STOPPED_EARLY,
+    TASK,
+    TRAINING_KINDS,
+)
 from .tasks import TASKS
 from .tracking import reap_stale
 
@@ -45,6 +55,7 @@ class Row:
     # per run (as `runs`): the command that reruns it standalone (a sweep trial's attnlab.rerun tag)
     reruns: list[str | None] = field(default_factory=list)
     attention_flops: float | None = None  # the placed modules' FLOPs, whole (a column beside any cost)
+    kept_by_front: bool = False  # cost-aware early stopping's front rule promoted a run of it
 
     @property
     def half_width(self) -> float:
@@ -150,6 +161,7 @@ def _row(
         [m.info.run_id for m in members],
         reruns=[m.data.tags.get(RERUN) for m in members],
         attention_flops=statistics.fmean(attention) if attention else None,
+        kept_by_front=any(m.data.tags.get(KEPT_BY_FRONT) == "true" for m in members),
     )
 
 
@@ -339,6 +351,11 @@ def _table(rows: list[Row], name: str, cost: str) -> str:
                 "epochs": r.epochs,
                 "stopped": "early" if r.stopped_early else "",
                 "pareto": "*" if r.pareto else "",
+                **(
+                    {"front rule": "kept" if r.kept_by_front else ""}
+                    if any(x.kept_by_front for x in rows)
+                    else {}
+                ),
             }
             for r in rows
         ]

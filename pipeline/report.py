@@ -139,6 +139,7 @@ def _table(task: str, rows: list[Row], metric: str, cost: str) -> str:
             spec = f"<td>{html.escape(r.attention)}</td>"
             marks = "".join(f"<td>{'✓' if on else ''}</td>" for on in _terms(r.attention) or (False,) * 4)
         epochs = f"{r.epochs} (stopped early)" if r.stopped_early else str(r.epochs)
+        epochs += " (kept by the front rule)" if r.kept_by_front else ""
         body.append(
             f"<tr><td>{r.rank or '-'}</td>{spec}{marks}<td>{_mean_ci(r)}</td>"
             f"<td>{UNITS[cost].show(r.cost)}</td><td>{r.seeds}</td><td>{epochs}</td>"

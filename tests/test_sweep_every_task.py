@@ -35,7 +35,7 @@ grid:
     preset: tiny
     overrides: {limit_train_batches: 4, translation: {max_tokens: 512, beam: 2}}
 resources: {workers_per_trial: 2, cpus_per_worker: 1}
-early_stopping: {policy: none}
+early_stopping: {policy: pareto-asha, cost: added_flops}
 max_failures: 2
 callbacks: ["fault_injection:FailOnce"]
 """
@@ -61,6 +61,14 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
     trials = {t["trial"]: t for t in _summary(proc.stdout)["trials"]}
     assert sorted(trials) == ["detection-0010-s0", "segmentation-0010-s0", TRANSLATION_KEY]
     assert all(t["status"] == "finished" and t["epochs"] == 2 for t in trials.values()), trials
+    # Cost-aware early stopping saw each trial's cost from rank 0 through Ray Train (one
+    # configuration per task: the metric's rule keeps it); it never decides at the last epoch.
+    assert all(
+        t["early_stopping"].startswith("kept by the metric rule at epoch 1 (score ")
+        and "GFLOPs added over w/o)" in t["early_stopping"]
+        and "epoch 2" not in t["early_stopping"]
+        for t in trials.values()
+    ), trials
     assert (tmp_path / "attnlab_runs/sweeps/every-task/faults" / f"failed-once-{TRANSLATION_KEY}").exists()
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -78,6 +86,7 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
         # One evaluation per epoch: the crashed translation trial resumed at epoch 2, not retraining epoch 1.
         assert len(history) == 2, (task, history)
         assert "cost/attention_flops" in run.data.metrics and run.data.metrics["cost/attention_flops"] > 0
+        assert run.data.tags["attnlab.early_stopping"].startswith("kept by the metric rule at epoch 1")
     translation = next(r for r in children if r.data.tags["task"] == "translation")
     assert "val/chrf" in translation.data.metrics
 

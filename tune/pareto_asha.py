@@ -34,6 +34,8 @@ import moocore
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from attnlab.pipeline.costs import Unit
+
 BUDGET = "budget"  # what a trial reports as its epoch budget (tune.ray_callbacks.ReportEpoch)
 
 
@@ -48,13 +50,24 @@ class Decision:
     metric: float
     cost: float | None
     dominated_by: str | None = None  # a configuration at least as good in both and better in one
+    dominated_by_trials: list[str] | None = None  # its trials at the rung
+    dominated_by_point: tuple[float, float] | None = None  # its (metric, cost) there
     why: str = ""
 
-    def describe(self, cost_name: str) -> str:
-        cost = "" if self.cost is None else f", {cost_name} {self.cost:.6g}"
+    def describe(self, unit: Unit) -> str:
+        """One line, costs in `unit` (GFLOPs, ms, ...)."""
+        cost = "" if self.cost is None else f", {unit.show(self.cost)} {unit.label}"
         if self.rule != "stopped":
             return f"kept by the {self.rule} rule at epoch {self.rung} (score {self.metric:.4g}{cost})"
-        return f"stopped at epoch {self.rung} (score {self.metric:.4g}{cost}): {self.why}"
+        why = self.why
+        if self.dominated_by:
+            score, their_cost = self.dominated_by_point
+            trials = ", ".join(self.dominated_by_trials)
+            why = (
+                f"below the top 1/eta and dominated by {self.dominated_by} ({trials}: "
+                f"score {score:.4g}, {unit.show(their_cost)} {unit.label})"
+            )
+        return f"stopped at epoch {self.rung} (score {self.metric:.4g}{cost}): {why}"
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
@@ -94,8 +107,8 @@ class ParetoASHA(FIFOScheduler):
         while m < max_epochs:  # never a rung at the final epoch: a trial that gets there ends itself
             milestones.append(m)
             m *= reduction_factor
-        # rung -> trial id -> (configuration, metric, cost); descending, as ASHA walks them
-        self.rungs: dict[float, dict[str, tuple[str, float, float | None]]] = {
+        # rung -> trial id -> (configuration, metric, cost, trial key); descending, as ASHA walks them
+        self.rungs: dict[float, dict[str, tuple[str, float, float | None, str]]] = {
             r: {} for r in sorted(milestones, reverse=True)
         }
         self.decisions: dict[str, list[Decision]] = {}
@@ -116,7 +129,12 @@ class ParetoASHA(FIFOScheduler):
                 continue
             sign = 1.0 if self._mode != "min" else -1.0
             cost = result.get(self.cost_metric)
-            recorded[trial.trial_id] = (_configuration(trial), sign * float(score), _number(cost))
+            recorded[trial.trial_id] = (
+                _configuration(trial),
+                sign * float(score),
+                _number(cost),
+                _key(trial),
+            )
             decision = self._decide(trial, rung, recorded)
             self.decisions.setdefault(_key(trial), []).append(decision)
             return TrialScheduler.STOP if decision.rule == "stopped" else TrialScheduler.CONTINUE
@@ -128,7 +146,7 @@ class ParetoASHA(FIFOScheduler):
     def _decide(self, trial, rung: float, recorded: dict) -> Decision:
         mine = _configuration(trial)
         by_config: dict[str, list[tuple[float, float | None]]] = {}
-        for config, score, cost in recorded.values():
+        for config, score, cost, _ in recorded.values():
             by_config.setdefault(config, []).append((score, cost))
         names = sorted(by_config)
         means = np.array([np.mean([s for s, _ in by_config[c]]) for c in names])
@@ -152,7 +170,8 @@ class ParetoASHA(FIFOScheduler):
             ]
             best = max(better, key=lambda i: (points[i, 0], -points[i, 1]))
             decision.rule, decision.dominated_by = "stopped", names[best]
-            decision.why = f"below the top 1/eta and dominated by {names[best]}"
+            decision.dominated_by_trials = sorted(k for c, _, _, k in recorded.values() if c == names[best])
+            decision.dominated_by_point = (float(points[best, 0]), float(points[best, 1]))
             return decision
         # On the front: promoted while the rung's share for the front rule lasts, the candidates
         # (front configurations the metric does not keep) ranked by crowding distance.
@@ -208,3 +227,8 @@ def _number(value) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def decisions_text(decisions: list[dict], unit: Unit) -> str:
+    """A trial's decisions (as saved, dicts) in one line, for its MLflow tag and the live view."""
+    return "; ".join(Decision(**d).describe(unit) for d in decisions)

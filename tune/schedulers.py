@@ -13,14 +13,18 @@ restored when the task is first seen again.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from .storage import SweepStore
+
+DECISIONS = "early_stopping-decisions.json"  # trial key -> its decisions at each rung
 
 
 class PerTaskScheduler(FIFOScheduler):
@@ -69,13 +73,21 @@ class PerTaskScheduler(FIFOScheduler):
                 )
 
     def _save_rungs(self, trial, answer=None):
-        """Save the trial's task scheduler into the store (atomically), then pass `answer` through."""
+        """Save the trial's task scheduler into the store (atomically), and the decisions of the
+        schedulers that record them (DECISIONS, for tags and the live view), then pass `answer`."""
         if self._store:
             task = trial.config["trial"]["task"]
             with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
                 local = Path(tmp, "state.pkl")
                 self.scheduler_of(trial).save(str(local))
                 self._store.write_bytes(self._state_name(task), local.read_bytes())
+            made = {
+                key: [asdict(d) for d in ds]
+                for s in self._schedulers.values()
+                for key, ds in getattr(s, "decisions", {}).items()
+            }
+            if made:
+                self._store.write_text(DECISIONS, json.dumps(made))
         return answer
 
     def on_trial_add(self, tune_controller, trial):

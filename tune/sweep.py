@@ -16,15 +16,15 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from attnlab.pipeline import tags, tracking
-from attnlab.pipeline.costs import COSTS
+from attnlab.pipeline.costs import COSTS, UNITS
 from attnlab.pipeline.errors import StorageFull
 from attnlab.pipeline.ranking import stopped_early
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
 from .local_services import init_ray, tracking_server
-from .pareto_asha import ParetoASHA
-from .schedulers import PerTaskScheduler
+from .pareto_asha import ParetoASHA, decisions_text
+from .schedulers import DECISIONS, PerTaskScheduler
 from .storage import SweepStore, scratch_dir, storage_full
 from .sweep_config import SweepConfig, check_resources, storage_root
 from .sweep_lock import SweepLock
@@ -224,7 +224,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
                     callbacks=[LiveView(len(sweep.trials()), sweep.max_epochs), EndedTrials()],
                 ),
             )
-        when_a_trial_ends(lambda key: close_stopped(served, sweep, key))
+        when_a_trial_ends(lambda key: close_stopped(served, sweep, key, store))
         try:
             results = tuner.fit()
         except Exception as error:  # e.g. Tune reading back its own files, cut short as the disk filled
@@ -232,7 +232,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
             if full is None:
                 raise
             raise full from error
-        summary = _reconcile(results, served, sweep, parent_id, root)
+        summary = _reconcile(results, served, sweep, parent_id, root, store)
         # The report needs no server with a sqlite store: it is written while the server and Ray stop.
         report_uri = uri if uri.startswith("sqlite:") else served
         reporting = ThreadPoolExecutor(1).submit(
@@ -352,20 +352,39 @@ def _status(result, run, completed: set[str], key: str) -> str:
     return "interrupted"
 
 
-def close_stopped(uri: str, sweep: SweepConfig, key: str) -> None:
+def close_stopped(uri: str, sweep: SweepConfig, key: str, store: SweepStore | None = None) -> None:
     """A trial Tune ended whose run is still RUNNING was stopped by early stopping: its run is closed
     at once (KILLED, tagged), so no later driver trains it again, even one that lost Tune's record
-    of it (Tune state set aside after a full disk). The sweep's end closes the rest."""
+    of it (Tune state set aside after a full disk). The sweep's end closes the rest. With the
+    sweep's `store`, what cost-aware early stopping decided for the trial is tagged and said."""
     run = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
     if run is not None and run.info.status == "RUNNING":
         _end_stopped(uri, run.info.run_id)
+    said = decisions_of(store, sweep, key) if store is not None and run is not None else None
+    if said:
+        text, by_front = said
+        tracking.set_tags(
+            uri,
+            run.info.run_id,
+            {tags.EARLY_STOPPING: text, **({tags.KEPT_BY_FRONT: "true"} if by_front else {})},
+        )
+        say(f"  {key}: {text}")
+
+
+def decisions_of(store: SweepStore, sweep: SweepConfig, key: str) -> tuple[str, bool] | None:
+    """(what early stopping decided for the trial, in one line; whether the front rule kept it)."""
+    saved = store.read_text(DECISIONS)
+    mine = json.loads(saved).get(key) if saved else None
+    if not mine:
+        return None
+    return decisions_text(mine, UNITS[sweep.early_stopping.cost]), any(d["rule"] == "front" for d in mine)
 
 
 def _end_stopped(uri: str, run_id: str) -> None:
     tracking.finish_run(uri, run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
 
 
-def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str) -> dict:
+def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str, store=None) -> dict:
     """Close what Tune stopped: early-stopped trials get a tag and KILLED, and lose their Ray
     checkpoints, which nothing resumes; errors FAILED and interrupted trials KILLED, both keeping
     their checkpoints for `attnlab resume`."""
@@ -397,6 +416,9 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             "epochs": epochs,
             "score": result.metrics.get("score") if result.metrics else None,
         }
+        said = decisions_of(store, sweep, key) if store is not None else None
+        if said:  # which rule kept the trial at each rung, or why it was stopped
+            entry["early_stopping"] = said[0]
         if result.error:
             text = str(result.error).strip()
             entry["error"] = text.splitlines()[-1][:300] if text else type(result.error).__name__
