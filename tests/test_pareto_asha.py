@@ -48,7 +48,9 @@ def local_ray():
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def _sweep(policy: str) -> SweepConfig:
+def _sweep(policy: str, **settings) -> SweepConfig:
+    if policy == "pareto-asha":  # plain dominance and the bound below, unless a test says otherwise
+        settings = {"front_fraction": 0.25, "tolerance": 0.0, **settings}
     return validate(
         SweepConfig,
         {
@@ -60,6 +62,7 @@ def _sweep(policy: str) -> SweepConfig:
                 "grace_period": 1,
                 "reduction_factor": 2,
                 "cost": "added_flops",
+                **settings,
             },
         },
         "sweep",
@@ -139,3 +142,17 @@ def test_the_bound_caps_promotions_by_the_front(local_ray, tmp_path):
     assert {k for k, d in first.items() if d.rule == "stopped"} == {"0011", "0010", "0001"}
     assert "promotes at most 1 of the rung's" in first["0001"].why
     assert epochs["1111"] == EPOCHS and epochs["0001"] == 1
+
+
+def test_a_tolerance_lets_a_cheaper_configuration_within_it_survive(local_ray, tmp_path):
+    """0100 costs what 0010 costs and is a hair less accurate: plainly dominated, kept with a
+    tolerance of 20% of the rung's metric range (1111 best and dearest keeps the range wide). No
+    bound here (front_fraction 1): only dominance decides."""
+    planted = {"1111": (0.60, 10.0), "0010": (0.50, 2.0), "0100": (0.49, 2.0)}
+    plain = _epochs(
+        _scheduler(_sweep("pareto-asha", front_fraction=1.0)), tmp_path / "plain", planted, planted=planted
+    )
+    assert plain["0100"] == 1  # 0010 is as cheap and more accurate: dominated
+    tolerant = _scheduler(_sweep("pareto-asha", front_fraction=1.0, tolerance=0.2))
+    kept = _epochs(tolerant, tmp_path / "tolerant", planted, planted=planted)
+    assert kept["0100"] == EPOCHS  # at rung 1, 0.0025 behind: within 20% of the range 0.0275

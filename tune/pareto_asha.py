@@ -7,7 +7,9 @@ configuration is
 
 - in the top 1/eta of the rung's configurations by the metric (ASHA's rule), or
 - on the rung's front: no other configuration there is at least as accurate and at most as costly
-  and better in one (non-dominated sorting: moocore's `is_nondominated`).
+  and better in one (non-dominated sorting: moocore's `is_nondominated`); with `tolerance`, a
+  configuration must be more accurate by more than that share of the rung's metric range to
+  dominate another (epsilon-dominance, Laumanns et al. 2002), since early rungs are noisy.
 
 The front can hold every configuration (each a little cheaper than the next), which would save
 nothing, so the front rule promotes at most `front_fraction` of the rung's configurations (at
@@ -95,6 +97,7 @@ class ParetoASHA(FIFOScheduler):
         grace_period: int = 1,
         reduction_factor: float = 2.0,
         front_fraction: float = 0.25,
+        tolerance: float = 0.0,
         time_attr: str = "epoch",
         metric: str | None = None,
         mode: str | None = None,
@@ -102,7 +105,7 @@ class ParetoASHA(FIFOScheduler):
         super().__init__()
         self._metric, self._mode = metric, mode
         self.cost_metric, self.max_epochs, self.eta = cost_metric, max_epochs, reduction_factor
-        self.front_fraction, self.time_attr = front_fraction, time_attr
+        self.front_fraction, self.tolerance, self.time_attr = front_fraction, tolerance, time_attr
         milestones, m = [], float(grace_period)
         while m < max_epochs:  # never a rung at the final epoch: a trial that gets there ends itself
             milestones.append(m)
@@ -161,12 +164,13 @@ class ParetoASHA(FIFOScheduler):
             decision.rule, decision.why = "stopped", "below the rung's top 1/eta by the metric"
             return decision
         points = np.column_stack([means, [np.mean(c) for c in costs]])
-        front = moocore.is_nondominated(points, maximise=[True, False], keep_weakly=True)
+        eps = self.tolerance * float(np.ptp(means))
+        front = np.array([_on_front(points, i, eps) for i in range(len(names))])
         if not front[me]:
             better = [
                 i
                 for i in range(len(names))
-                if points[i, 0] >= points[me, 0] and points[i, 1] <= points[me, 1] and i != me
+                if points[i, 0] >= points[me, 0] + eps and points[i, 1] <= points[me, 1] and i != me
             ]
             best = max(better, key=lambda i: (points[i, 0], -points[i, 1]))
             decision.rule, decision.dominated_by = "stopped", names[best]
@@ -212,6 +216,14 @@ class ParetoASHA(FIFOScheduler):
     def restore(self, checkpoint_path: str):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+
+
+def _on_front(points: np.ndarray, i: int, eps: float) -> bool:
+    """Point i is on the front when no other point is more accurate by more than `eps` at no more
+    cost (and better in one): epsilon-dominance; eps 0 is plain non-dominance."""
+    shifted = points.copy()
+    shifted[np.arange(len(points)) != i, 0] -= eps
+    return bool(moocore.is_nondominated(shifted, maximise=[True, False], keep_weakly=True)[i])
 
 
 def _configuration(trial) -> str:

@@ -48,6 +48,7 @@ def _scheduler(sweep: SweepConfig, store: SweepStore | None = None):
                 es.grace_period,
                 es.reduction_factor,
                 es.front_fraction,
+                es.tolerance,
             ),
             store,
         )

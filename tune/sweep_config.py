@@ -62,7 +62,13 @@ class EarlyStopping(StrictModel):
     reduction_factor: float = Field(2.0, gt=1)
     cost: str = Field("added_flops", description="pareto-asha's cost axis: any cost attnlab measures")
     front_fraction: float = Field(
-        0.25, gt=0, le=1, description="pareto-asha: at most this share of a rung promoted by the front rule"
+        0.5, gt=0, le=1, description="pareto-asha: at most this share of a rung promoted by the front rule"
+    )
+    tolerance: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="pareto-asha: dominating takes more accuracy than this share of the rung's metric range",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,176 @@
+"""Early-stopping policies replayed on real learning curves: how much of the accuracy-cost front
+each keeps, and what it trains.
+
+The curves are the MLflow history of a sweep that trained every trial its full budget (early
+stopping `none`): each trial's metric after every epoch, and its cost. They are replayed, without
+training, through the schedulers' own Tune API (`on_trial_add` / `on_trial_result`, exactly what
+Tune calls): `workers` trials run at once, each epoch one time step, trials arriving in a random
+order; a trial the scheduler stops trains no further epoch. Policies: no early stopping, ASHA
+(Ray's ASHAScheduler, per task as attnlab runs it) and pareto-asha (tune.pareto_asha).
+
+Figure of merit, front recall: the share of the configurations on the full-budget Pareto front
+(metric against cost, no early stopping) that the policy trains to its full budget. Cost: the
+total epochs trained. Both per policy, mean and range over the arrival orders.
+
+    python benchmarks/early_stopping.py --tracking-uri sqlite:///mlflow.db --experiment curves
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from types import SimpleNamespace
+
+from mlflow.tracking import MlflowClient
+from ray.tune.schedulers import TrialScheduler
+
+from attnlab.pipeline.config import validate
+from attnlab.pipeline.costs import COSTS
+from attnlab.pipeline.ranking import fetch_runs, metric_by_epoch, pareto_front
+from attnlab.pipeline.tags import ATTENTION, SEED, TASK, TRIAL
+from attnlab.pipeline.tasks import TASKS
+from attnlab.tune.sweep import _scheduler
+from attnlab.tune.sweep_config import EarlyStopping, SweepConfig
+
+
+def curves(uri: str, experiment: str, cost: str) -> dict[str, dict]:
+    """trial key -> {task, spec, curve (metric per epoch, 1-based order), cost}."""
+    client = MlflowClient(uri)
+    out = {}
+    for run in fetch_runs(uri, experiment):
+        tags, metrics = run.data.tags, run.data.metrics
+        task = tags[TASK]
+        by_epoch = metric_by_epoch(client, run.info.run_id, TASKS[task].metric)
+        if not by_epoch or COSTS[cost] not in metrics:
+            continue
+        out[tags.get(TRIAL) or f"{task}-{tags[ATTENTION]}-s{tags.get(SEED, '0')}"] = {
+            "task": task,
+            "spec": tags[ATTENTION],
+            "curve": [by_epoch[e] for e in sorted(by_epoch)],
+            "cost": metrics[COSTS[cost]],
+        }
+    return out
+
+
+def replay(policy: str, data: dict, order: list[str], workers: int, early: dict) -> dict[str, int]:
+    """Epochs each trial trains under `policy`, trials started in `order`, `workers` at a time."""
+    budget = min(len(d["curve"]) for d in data.values())
+    sweep = validate(
+        SweepConfig,
+        {
+            "name": "replay",
+            "max_epochs": budget,
+            "grid": [
+                {"task": t, "specs": ["w/o"], "preset": "tiny"}
+                for t in sorted({d["task"] for d in data.values()})
+            ],
+            "early_stopping": {"policy": policy, **early},
+        },
+        "sweep",
+    )
+    scheduler = _scheduler(sweep)
+    scheduler.set_search_properties("score", "max")
+    trials = {
+        key: SimpleNamespace(
+            trial_id=key,
+            config={"trial": {"task": data[key]["task"], "attention": data[key]["spec"], "trial_key": key}},
+        )
+        for key in order
+    }
+    waiting, running, trained = list(order), [], {key: 0 for key in order}
+    while waiting or running:
+        while waiting and len(running) < workers:
+            key = waiting.pop(0)
+            scheduler.on_trial_add(None, trials[key])
+            running.append(key)
+        for key in list(running):  # one epoch each, in turn
+            trained[key] += 1
+            d = data[key]
+            result = {
+                "epoch": trained[key],
+                "score": d["curve"][trained[key] - 1],
+                COSTS[early.get("cost", "added_flops")]: d["cost"],
+                "budget": budget,
+            }
+            action = scheduler.on_trial_result(None, trials[key], result)
+            if action == TrialScheduler.STOP or trained[key] >= budget:
+                scheduler.on_trial_complete(None, trials[key], result)
+                running.remove(key)
+    return trained
+
+
+def front_of(data: dict) -> set[str]:
+    """Configurations (task, spec) on the full-budget front, per task."""
+    front = set()
+    for task in {d["task"] for d in data.values()}:
+        configs: dict[str, list] = {}
+        for d in data.values():
+            if d["task"] == task:
+                configs.setdefault(d["spec"], []).append(d)
+        names = sorted(configs)
+        points = [
+            (
+                statistics.fmean(x["curve"][-1] for x in configs[n]),
+                statistics.fmean(x["cost"] for x in configs[n]),
+            )
+            for n in names
+        ]
+        front |= {(task, n) for n, on in zip(names, pareto_front(points)) if on}
+    return front
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tracking-uri", required=True)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--cost", default="added_flops", choices=tuple(COSTS))
+    p.add_argument("--orders", type=int, default=20, help="random arrival orders")
+    p.add_argument("--workers", type=int, default=4, help="trials running at once")
+    defaults = EarlyStopping()  # the sweep config's own defaults
+    p.add_argument("--grace-period", type=int, default=defaults.grace_period)
+    p.add_argument("--reduction-factor", type=float, default=defaults.reduction_factor)
+    p.add_argument("--front-fraction", type=float, default=defaults.front_fraction)
+    p.add_argument("--tolerance", type=float, default=defaults.tolerance)
+    args = p.parse_args(argv)
+    data = curves(args.tracking_uri, args.experiment, args.cost)
+    budget = min(len(d["curve"]) for d in data.values())
+    front = front_of(data)
+    early = {"grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
+    policies = {
+        "none": ("none", {}),
+        "asha": ("asha", early),
+        "pareto-asha": (
+            "pareto-asha",
+            {**early, "cost": args.cost, "front_fraction": args.front_fraction, "tolerance": args.tolerance},
+        ),
+    }
+    rows = []
+    for name, (policy, settings) in policies.items():
+        recalls, epochs = [], []
+        for seed in range(args.orders):
+            order = sorted(data)
+            random.Random(seed).shuffle(order)
+            trained = replay(policy, data, order, args.workers, settings)
+            full = {(data[k]["task"], data[k]["spec"]) for k, e in trained.items() if e >= budget}
+            recalls.append(len(front & full) / len(front))
+            epochs.append(sum(trained.values()))
+        rows.append((name, recalls, epochs))
+    asha_epochs = statistics.fmean(next(e for n, _, e in rows if n == "asha"))
+    print(
+        f"{len(data)} trials of {args.experiment!r}, {budget} epochs each, {len(front)} configurations "
+        f"on the full-budget front ({args.cost}); {args.orders} arrival orders, {args.workers} at once; "
+        f"grace {args.grace_period}, eta {args.reduction_factor}, front_fraction {args.front_fraction}, "
+        f"tolerance {args.tolerance}"
+    )
+    print(f"{'policy':<12} {'front recall':>20} {'epochs trained':>22} {'x ASHA':>7}")
+    for name, recalls, epochs in rows:
+        mean = statistics.fmean(epochs)
+        print(
+            f"{name:<12} {statistics.fmean(recalls):>8.2f} [{min(recalls):.2f}, {max(recalls):.2f}] "
+            f"{mean:>10.1f} [{min(epochs)}, {max(epochs)}] {mean / asha_epochs:>7.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""benchmarks/early_stopping.py on curves logged into a real MLflow store: a cheap configuration
+that is a little less accurate throughout is on the full-budget front; ASHA cuts it at its first
+rung, pareto-asha trains it to the end; no early stopping trains everything."""
+
+import runpy
+from pathlib import Path
+
+from logged_runs import log_curve
+from mlflow.tracking import MlflowClient
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "early_stopping.py"
+
+
+def test_the_replay_keeps_the_cheap_front_configuration_only_under_pareto_asha(tmp_path, capsys, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("curves", artifact_location=(tmp_path / "a").as_uri())
+    log_curve(client, exp, "1111", 0, [0.30, 0.40, 0.50, 0.60], 10e9, False)
+    log_curve(client, exp, "0010", 0, [0.28, 0.38, 0.48, 0.58], 1e9, False)  # cheap, a little worse
+    log_curve(client, exp, "0100", 0, [0.10, 0.20, 0.25, 0.30], 5e9, False)  # dominated by 0010
+    log_curve(client, exp, "1100", 0, [0.12, 0.22, 0.27, 0.32], 9e9, False)  # dominated
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            str(BENCHMARK),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "curves",
+            "--orders",
+            "4",
+            "--workers",
+            "1",
+            "--tolerance",
+            "0",
+        ],
+    )
+    runpy.run_path(str(BENCHMARK), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert "2 configurations on the full-budget front" in out
+    assert rows["none"][1] == "1.00" and rows["none"][4] == "16.0"  # 4 trials x 4 epochs
+    assert float(rows["asha"][1]) < 1.0  # ASHA cuts 0010 when 1111 is there before it
+    assert rows["pareto-asha"][1] == "1.00" and float(rows["pareto-asha"][4]) < 16.0
