@@ -15,10 +15,8 @@ def test_mini_has_both_tasks_three_seeds_and_every_spec_the_findings_compare(siz
     tasks = {g.task: g for g in sweep.grid}
     assert set(tasks) == {"segmentation", "translation"}
     assert all(g.seeds == [0, 1, 2] for g in sweep.grid)
-    # The cpu size leaves out finding 1's side claim (E1 alone vs w/o) to fit its time budget.
-    skipped = {"1000 vs w/o"} if size == "cpu" else set()
     for c in comparisons():
-        if c.task in tasks and c.label not in skipped:
+        if c.task in tasks:
             specs = set(tasks[c.task].specs)
             assert set(c.a) <= specs, (c.label, c.a)
             assert specs & set(c.b), (c.label, c.b)

@@ -77,10 +77,21 @@ def paper() -> dict:
 
 
 # The mini-study: the specs each finding compares (pipeline/findings.py), nothing more on a CPU.
-# Findings 1 and 3 (0011 vs 1100, 0110 vs 1001), 4 (deform vs 0100), 5 (0010+deform vs 1111), and w/o
-# as the reference; translation's self=1000 run is also finding 2's encoder-decoder 1000.
-MINI_SEGMENTATION_SPECS = ["w/o", "0100", "0011", "1100", "0110", "1001", "1111", "deform", "0010+deform"]
-MINI_SELF_SPECS = ["1000", "0100", "0011", "1100", "0110", "1001", "deform"]
+# Findings 1 (0011 vs 1100, and 1000 on par with w/o), 3 (0110 vs 1001), 4 (deform vs 0100), 5
+# (0010+deform vs 1111); translation's self=1000 run is also finding 2's encoder-decoder 1000.
+MINI_SEGMENTATION_SPECS = [
+    "w/o",
+    "1000",
+    "0100",
+    "0011",
+    "1100",
+    "0110",
+    "1001",
+    "1111",
+    "deform",
+    "0010+deform",
+]
+MINI_SELF_SPECS = ["w/o", "1000", "0100", "0011", "1100", "0110", "1001", "deform"]
 MINI_ENC_DEC_CODES = ["0010", "0011"]
 MINI_SEEDS = [0, 1, 2]
 SIZES = ("cpu", "gpu")
