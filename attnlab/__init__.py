@@ -1,8 +1,8 @@
 """attnlab: the ICCV 2019 study of spatial attention mechanisms as a training pipeline.
 
 Public API (imported on first use, so `import attnlab` stays fast):
-`train`, `sweep`, `best`, `register_best` (attnlab/api.py), and the attention factory's `build_attention`,
-`parse_spec` and `register_mechanism` (lightning_modules/attention).
+`train`, `sweep`, `best`, `effects`, `register_best` (attnlab/api.py), and the attention
+factory's `build_attention`, `parse_spec` and `register_mechanism` (lightning_modules/attention).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ _EXPORTS = {
     "train": "attnlab.api",
     "sweep": "attnlab.api",
     "best": "attnlab.api",
+    "effects": "attnlab.api",
     "register_best": "attnlab.api",
     "build_attention": "attnlab.lightning_modules.attention",
     "parse_spec": "attnlab.lightning_modules.attention",

@@ -75,6 +75,24 @@ def best(
     )
 
 
+def effects(
+    experiment: str,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    epochs: int | None = None,
+    tracking_uri: str | None = None,
+) -> list:
+    """`attnlab effects`: per task (and translation site), the terms' main effects and two-way
+    interactions with 95% intervals (each design's `.effects`; `.contrast({"E3": 1, ...})`)."""
+    from attnlab.pipeline.effects import effects as fit_effects
+    from attnlab.pipeline.ranking import fetch_runs
+    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, read_only=True)
+    return fit_effects(fetch_runs(uri, experiment), task, metric, epochs, uri)
+
+
 def register_best(
     experiment: str,
     name: str,

@@ -127,6 +127,17 @@ def test_translation_is_fitted_per_site_with_the_other_sites_held(store):
     assert e3.ci_low < 2 < e3.ci_high
 
 
+def test_the_python_api_gives_the_same_designs(store):
+    import attnlab
+
+    uri, client, exp = store
+    _log_grid(client, exp, DESIGN_CODES)
+    (design,) = attnlab.effects("grid", tracking_uri=uri)
+    assert [e.term for e in design.effects if e.kind == "main"] == list(MAIN)
+    low, high = design.contrast({"E3": 1, "E4": 1, "E1": -1, "E2": -1})[1:3]
+    assert low < sum(MAIN[t] * w for t, w in zip(MAIN, (-1, -1, 1, 1))) < high
+
+
 def test_the_cli_prints_one_json_row_per_task_site_and_term(store, tmp_path):
     uri, client, exp = store
     _log_grid(client, exp, DESIGN_CODES)
