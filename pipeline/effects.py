@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
@@ -29,7 +28,7 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 from attnlab.lightning_modules.attention import all_codes, parse_spec
-from attnlab.lightning_modules.attention.sites import parse_sites
+from attnlab.lightning_modules.attention.sites import held_at_most_common, parse_sites
 
 from .attention_table import format_rows
 from .ranking import full_budget, metric_by_epoch
@@ -130,14 +129,10 @@ def _points_by_site(task: str, observed: list[tuple[str, str, float]]) -> dict[s
             continue
     out = {}
     for site in sites:
-        others = [s for s in sites if s != site]
         usable = [(p, s, v) for p, s, v in parsed if terms_of(p[site]) is not None]
-        held = Counter(tuple(p[o] for o in others) for p, _, _ in usable).most_common(1)
+        held = held_at_most_common(usable, site, lambda item: item[0], sites)
         if held:
-            fixed = held[0][0]
-            out[site] = [
-                (terms_of(p[site]), s, v) for p, s, v in usable if tuple(p[o] for o in others) == fixed
-            ]
+            out[site] = [(terms_of(p[site]), s, v) for p, s, v in held[1]]
     return out
 
 

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
@@ -194,12 +195,13 @@ def metric_by_epoch(client: MlflowClient, run_id: str, key: str) -> dict[int, fl
     return out
 
 
-def rungs(uri: str, runs: list, task: str | None, metric: str | None, cost: str) -> dict[str, list[Rung]]:
-    """Per task, a ranking at every epoch count that two or more configurations reached (fewest
-    epochs first), each trial at its metric after that many epochs, stopped trials included."""
+def rungs(uri: str, runs: list, tasks: Iterable[str], metric: str | None, cost: str) -> dict[str, list[Rung]]:
+    """Per task of `tasks` (a `rank` result's keys), a ranking at every epoch count that two or
+    more configurations reached (fewest epochs first), each trial at its metric after that many
+    epochs, stopped trials included."""
     client = MlflowClient(uri)
     out: dict[str, list[Rung]] = {}
-    for t in rank(runs, task, metric, cost):
+    for t in tasks:
         key = metric or TASKS[t].metric
         at: dict[int, dict[str, list[tuple]]] = {}
         for r in runs:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
-from attnlab.lightning_modules.attention.sites import SITES, parse_sites  # noqa: E402
+from attnlab.lightning_modules.attention.sites import SITES, held_at_most_common, parse_sites  # noqa: E402
 
 from .costs import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
 from .effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
@@ -155,13 +154,13 @@ def _site_views(rows: list[Row]) -> list[tuple[str, str, list[Row], list[str]]]:
     parsed = [(r, p) for r in rows if (p := _sites(r.attention)) is not None]
     views = []
     for site in SITES:
-        others = [s for s in SITES if s != site]
-        held = Counter(tuple(p[s] for s in others) for _, p in parsed).most_common(1)
-        if not held:
+        held = held_at_most_common(parsed, site, lambda item: item[1])
+        if held is None:
             continue
-        chosen = [(r, p) for r, p in parsed if tuple(p[s] for s in others) == held[0][0]]
+        setting, chosen = held
         if len({p[site] for _, p in chosen}) >= 2:
-            fixed = ", ".join(f"{s}={v}" for s, v in zip(others, held[0][0]))
+            others = [s for s in SITES if s != site]
+            fixed = ", ".join(f"{s}={v}" for s, v in zip(others, setting))
             views.append((site, fixed, [r for r, _ in chosen], [p[site] for _, p in chosen]))
     return views
 
@@ -324,7 +323,7 @@ def write_report(
     for old in out.glob("*.png"):  # a rerun shows only what these runs hold
         old.unlink()
     ranking = rank(runs, None, None, cost)
-    every_rung = rungs(uri, runs, None, None, cost) if uri else {}
+    every_rung = rungs(uri, runs, ranking, None, cost) if uri else {}
     sections = [
         _task_section(task, rows, every_rung.get(task, []), cost, out)
         for task, rows in ranking.items()

@@ -75,3 +75,24 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A Ray of the module's own (address="local": never a cluster already on the machine), in a
+    temp dir of its own, shut down afterwards; its workers import the tests folder's modules (the
+    trainables tests define)."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="ray-")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+        runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(__file__)}},
+    )
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

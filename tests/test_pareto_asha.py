@@ -3,13 +3,7 @@ trial at a time. A cheap configuration a little less accurate than the best surv
 and is stopped by plain ASHA; a dominated one is stopped by both; a second Tuner over the same
 sweep store starts from the saved rungs."""
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import numpy as np
-import pytest
-import ray
 from ray import tune
 
 from attnlab.pipeline.config import validate
@@ -30,22 +24,6 @@ def _planted(config):
         tune.report(
             {"epoch": epoch, "score": final * epoch / EPOCHS, "cost/added_flops": cost, "budget": EPOCHS}
         )
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    temp = tempfile.mkdtemp(prefix="ray-")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=temp,
-        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
-    )
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _sweep(policy: str, **settings) -> SweepConfig:

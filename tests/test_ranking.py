@@ -78,9 +78,10 @@ def test_every_rung_ranks_the_trials_that_reached_it_at_their_metric_then(tmp_pa
     log_curve(client, exp, "0010", 1, [0.27], 1.0, True)
     log_curve(client, exp, "deform", 0, [0.10, 0.35], 0.5, True, retrained=(2, 0.33))
     runs = fetch_runs(uri, "g")
-    (full_one, *cut) = rank(runs, None, None, "added_flops")["segmentation"]
+    ranking = rank(runs, None, None, "added_flops")
+    (full_one, *cut) = ranking["segmentation"]
     assert full_one.attention == "1111" and full_one.rank == 1 and all(r.rank is None for r in cut)
-    got = rungs(uri, runs, None, None, "added_flops")["segmentation"]
+    got = rungs(uri, runs, ranking, None, "added_flops")["segmentation"]
     assert [g.epochs for g in got] == [1, 2]  # epoch 3: one configuration, nothing to compare
     one = {r.attention: r for r in got[0].ranking}
     assert [r.attention for r in got[0].ranking] == ["0010", "1111", "deform"]

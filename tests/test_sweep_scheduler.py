@@ -3,12 +3,7 @@
 Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 for translation,
 mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
@@ -26,24 +21,6 @@ def _scored(config):
     scale = 100.0 if trial["task"] == "translation" else 1.0
     for epoch in range(1, EPOCHS + 1):
         tune.report({"epoch": epoch, "score": scale * trial["quality"] * epoch / EPOCHS})
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """A Ray of this module's own (address="local": never a cluster already on the machine), in a
-    temp dir of its own, shut down afterwards."""
-    temp = tempfile.mkdtemp(prefix="ray-")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=temp,
-        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
-    )  # workers import _scored
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:

@@ -361,7 +361,7 @@ def close_stopped(uri: str, sweep: SweepConfig, key: str, store: SweepStore | No
     run = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
     if run is not None and run.info.status == "RUNNING":
         _end_stopped(uri, run.info.run_id)
-    said = decisions_of(store, sweep, key) if store is not None and run is not None else None
+    said = decisions_of(saved_decisions(store), sweep, key) if run is not None else None
     if said:
         text, by_front = said
         tracking.set_tags(
@@ -372,10 +372,15 @@ def close_stopped(uri: str, sweep: SweepConfig, key: str, store: SweepStore | No
         say(f"  {key}: {text}")
 
 
-def decisions_of(store: SweepStore, sweep: SweepConfig, key: str) -> tuple[str, bool] | None:
+def saved_decisions(store: SweepStore | None) -> dict[str, list[dict]]:
+    """Trial key -> the decisions a cost-aware scheduler saved beside the sweep (none: {})."""
+    saved = store.read_text(DECISIONS) if store is not None else None
+    return json.loads(saved) if saved else {}
+
+
+def decisions_of(decisions: dict[str, list[dict]], sweep: SweepConfig, key: str) -> tuple[str, bool] | None:
     """(what early stopping decided for the trial, in one line; whether the front rule kept it)."""
-    saved = store.read_text(DECISIONS)
-    mine = json.loads(saved).get(key) if saved else None
+    mine = decisions.get(key)
     if not mine:
         return None
     return decisions_text(mine, UNITS[sweep.early_stopping.cost]), any(d["rule"] == "front" for d in mine)
@@ -397,6 +402,7 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
     }
     summary = {"trials": [], "parent_run_id": parent_id}
     done = ended()
+    decisions = saved_decisions(store)
     for result in results:
         key = result.config["trial"]["trial_key"]
         epochs = int(result.metrics.get("epoch", 0)) if result.metrics else 0
@@ -417,7 +423,7 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             "epochs": epochs,
             "score": result.metrics.get("score") if result.metrics else None,
         }
-        said = decisions_of(store, sweep, key) if store is not None else None
+        said = decisions_of(decisions, sweep, key)
         if said:  # which rule kept the trial at each rung, or why it was stopped
             entry["early_stopping"] = said[0]
         if result.error:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         from attnlab.pipeline import model_export
 
         rows = model_export.chosen_rows(ranking, args.rank)  # every choice checked before any export
-    every_rung = rungs(uri, runs, args.task, args.metric, args.cost)
+    every_rung = rungs(uri, runs, ranking, args.metric, args.cost)
     print(render(ranking, args.metric, args.cost, args.format, every_rung))
     if args.register:
         print()

@@ -7,7 +7,12 @@ takes attention codes only (a convolution cannot read another sequence).
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Callable, TypeVar
+
 from .spec import parse_spec
+
+T = TypeVar("T")
 
 SITES = ("enc_self", "dec_self", "enc_dec")
 DEFAULT_ENC_DEC = "1000"
@@ -44,3 +49,16 @@ def parse_sites(text: str) -> dict[str, str]:
 
 def format_sites(sites: dict[str, str]) -> str:
     return ",".join(f"{k}={sites[k]}" for k in SITES)
+
+
+def held_at_most_common(
+    items: list[T], site: str, sites_of: Callable[[T], dict[str, str]], sites: tuple[str, ...] = SITES
+) -> tuple[tuple[str, ...], list[T]] | None:
+    """The items where only `site` varies: the other sites held at their most common setting among
+    `items`. (that setting, in `sites` order less `site`; the items) or None without items."""
+    others = [s for s in sites if s != site]
+    held = Counter(tuple(sites_of(i)[o] for o in others) for i in items).most_common(1)
+    if not held:
+        return None
+    fixed = held[0][0]
+    return fixed, [i for i in items if tuple(sites_of(i)[o] for o in others) == fixed]
