@@ -233,6 +233,9 @@ def run_training(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
             logger=logger,
+            # A trial's checkpoints are Ray's and its best weights go to MLflow: Lightning's default
+            # ModelCheckpoint would write one more full checkpoint per epoch that nothing reads.
+            enable_checkpointing=local_checkpoints,
             callbacks=[
                 DeviceLine(),
                 checkpoint,

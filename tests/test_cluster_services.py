@@ -6,9 +6,11 @@ to an `mlflow server` with basic-auth on PostgreSQL, which refuses anonymous wri
 The MLflow credentials reach the trials the way the Kubernetes Secret does: in the environment of
 the Ray nodes, never in the submitted job or a file of the sweep.
 
-Fault drill 2, node loss: once a trial training on the worker node has a checkpoint, that node's
-raylet is SIGKILLed (its workers go with it). The trial moves to the head node, resumes from its
-last checkpoint and the sweep finishes: one run per trial, none left RUNNING."""
+Fault drill 2, node loss: every trial parks before its second epoch (tests/fault_injection.HoldOnce,
+so the kill never races a trial's next checkpoint); once a trial on the worker node is parked with
+its first checkpoint, that node's raylet is SIGKILLed (its workers go with it) and the others are
+released. The trial moves to the head node, resumes from its last checkpoint and the sweep
+finishes: one run per trial, none left RUNNING."""
 
 import contextlib
 import json
@@ -27,6 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 from drill_sweep import recorded_checkpoints
+from fault_injection import HOLD_ENV, HOLD_SPEC, RELEASE_ENV
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from services import auth_mlflow_on_postgres, clean_env
@@ -46,7 +49,9 @@ grid:
 early_stopping: {policy: none}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
 max_failures: 2
+callbacks: ["fault_injection:HoldOnce"]
 """
+assert HOLD_SPEC in CLUSTER_SWEEP
 CLUSTER_PROBE = """
 import json, ray
 from ray.util.state import list_actors
@@ -144,9 +149,10 @@ class RayCluster:
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def kill_worker_node_under_a_checkpointed_trial(self, sweep: Path) -> str:
-        """Wait until a trial training on the worker node has one checkpoint in `sweep` (so it trains
-        its second epoch), then SIGKILL that node's raylet. Returns the trial's key."""
+    def kill_worker_node_under_a_checkpointed_trial(self, sweep: Path, release: Path) -> str:
+        """Wait until a trial on the worker node has one checkpoint in `sweep` (it is parked before
+        its second epoch), then SIGKILL that node's raylet and release the parked trials (create
+        `release`). Returns the trial's key."""
         deadline = time.time() + 600
         watcher = subprocess.Popen(
             [
@@ -171,6 +177,7 @@ class RayCluster:
                         continue
                     if len(recorded_checkpoints(sweep / key)) == 1:
                         os.kill(self._worker_raylet(), signal.SIGKILL)
+                        release.write_text("released")
                         return key
             raise AssertionError(
                 "the watcher of the worker node stopped before a trial had a checkpoint there"
@@ -224,7 +231,10 @@ def cluster_sweep(auth_server, tmp_path_factory):
     # Ray >= 2.59 uses token auth: every node and client of this cluster shares one token. The nodes
     # have attnlab installed (as the image does) and the MLflow credentials in their environment.
     token = secrets.token_hex(32)
+    release = workdir / "release-parked-trials"
     nodes_env = clean_env(
+        PYTHONPATH=str(Path(__file__).resolve().parent),  # tests/fault_injection.py
+        **{HOLD_ENV: "*:1", RELEASE_ENV: str(release)},
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=token,
         PATH=f"{BIN}:{clean_env().get('PATH', '')}",
@@ -258,7 +268,7 @@ def cluster_sweep(auth_server, tmp_path_factory):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
-        cut = cluster.kill_worker_node_under_a_checkpointed_trial(workdir / "sweeps" / "cluster")
+        cut = cluster.kill_worker_node_under_a_checkpointed_trial(workdir / "sweeps" / "cluster", release)
         killed_at = time.time()
         waited = subprocess.run(
             [str(BIN / "python"), "-c", WAIT_FOR_JOB.format(address=address, job=job_id)],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def runtime_env(tmp_path_factory):
     env = clean_env(PATH=f"{venv / 'bin'}:{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(venv))
     env.pop("PYTHONPATH", None)
     work = tmp_path_factory.mktemp("readme-work")
-    return env, work
+    yield env, work
+    shutil.rmtree(venv, ignore_errors=True)  # ~7 GB (torch's CUDA build): not kept for the session
 
 
 def test_the_pages_show_every_kind_of_command():

@@ -3,6 +3,7 @@ ASHA stops trials early, MLflow holds one parent and one child per trial, `best`
 `report` renders in headless Chromium. The fault drills are in test_sweep_drills.py."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,11 @@ def _client(workdir: Path) -> MlflowClient:
     return MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
 
 
+def _smoke_ray_tmpdir() -> Path:
+    """The smoke sweep's Ray sessions, apart from the rest of the suite's (short: socket paths)."""
+    return Path(os.environ["RAY_TMPDIR"]) / "smoke"
+
+
 def _runs(workdir: Path, experiment: str):
     client = _client(workdir)
     exp = client.get_experiment_by_name(experiment)
@@ -44,7 +50,7 @@ def _runs(workdir: Path, experiment: str):
 def smoke(tmp_path_factory):
     """`attnlab run` (what `make run` runs): the smoke sweep, its ranking and its report."""
     workdir = tmp_path_factory.mktemp("smoke")
-    proc = _run(["run"], workdir)
+    proc = _run(["run"], workdir, RAY_TMPDIR=str(_smoke_ray_tmpdir()))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     client, runs = _runs(workdir, "smoke")
     trials = []
@@ -75,6 +81,9 @@ def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
     assert size < 600e6, f"{size / 1e6:.0f} MB"
     swept = workdir / "attnlab_runs" / "sweeps" / "smoke"
     assert not list(swept.rglob("*.ckpt"))  # finished and stopped trials never resume
+    # Nor does a trial write checkpoints of its own in its working folder (Ray's session): Ray
+    # keeps them in the sweep's storage and the best weights go to MLflow.
+    assert not list(_smoke_ray_tmpdir().rglob("*.ckpt"))
     assert not (workdir / "attnlab_runs" / "sweeps" / "smoke" / "runs" / "checkpoints").exists()
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in workdir.iterdir())
     ignored = subprocess.run(
