@@ -306,6 +306,12 @@ def heading(d: Design) -> str:
     )
 
 
+NOTHING_ESTIMABLE = (
+    "(no term can be estimated from these runs: a term's effect needs codes that differ in it, "
+    "with more runs than the design has parameters; sweep more codes or seeds)"
+)
+
+
 def render(designs: list[Design], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(as_rows(designs), indent=2)
@@ -314,5 +320,6 @@ def render(designs: list[Design], fmt: str) -> str:
     parts = [f"Effects of the terms: {DEFINITION}."]
     for d in designs:
         parts.append(heading(d) + (f"\n{d.note}" if d.note else ""))
-        parts.append(format_rows(table_rows(d)))
+        rows = table_rows(d)
+        parts.append(format_rows(rows) if rows else NOTHING_ESTIMABLE)
     return "\n\n".join(parts)

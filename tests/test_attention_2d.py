@@ -54,6 +54,26 @@ def test_fast_paths_equal_the_direct_form(code, kv_stride, q_stride, window):
     torch.testing.assert_close(fast(x), direct(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("window", [-1, 2])
+@pytest.mark.parametrize("kv_stride,q_stride", [(1, 1), (2, 1), (2, 2)])
+@pytest.mark.parametrize("code", all_codes())
+def test_the_fused_flex_path_equals_the_direct_form_forward(code, kv_stride, q_stride, window):
+    """CUDA's path (impl='auto' there) on the CPU, forward only: FlexAttention has no CPU backward."""
+    kw = dict(num_heads=4, kv_stride=kv_stride, q_stride=q_stride, spatial_range=window)
+    flex = _with_gamma(GeneralizedAttention2d(32, code, impl="flex", **kw))
+    direct = _with_gamma(GeneralizedAttention2d(32, code, impl="direct", **kw))
+    direct.load_state_dict(flex.state_dict())
+    x = torch.randn(SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(flex(x), direct(x), rtol=1e-4, atol=1e-5)
+
+
+def test_flex_refuses_to_train_on_a_cpu_and_names_the_fix():
+    m = _with_gamma(GeneralizedAttention2d(32, "1111", num_heads=4, impl="flex"))
+    with pytest.raises(ValueError, match="trains on CUDA only.*impl='auto'"):
+        m(torch.randn(SHAPE))
+
+
 def test_gradients_of_fast_path_equal_direct():
     fast = _with_gamma(GeneralizedAttention2d(32, "1111", num_heads=4, kv_stride=1))
     direct = _with_gamma(GeneralizedAttention2d(32, "1111", num_heads=4, kv_stride=1, impl="direct"))

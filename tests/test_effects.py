@@ -14,7 +14,7 @@ from logged_runs import log_curve, log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.effects import DESIGN_CODES, effects, terms_of
+from attnlab.pipeline.effects import DESIGN_CODES, effects, render, terms_of
 from attnlab.pipeline.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
@@ -158,3 +158,10 @@ def test_the_cli_prints_one_json_row_per_task_site_and_term(store, tmp_path):
         [*cmd, "--epochs", "0"], capture_output=True, text=True, env=clean_env(), cwd=tmp_path
     )
     assert bad.returncode == 2 and "--epochs 0" in bad.stderr
+
+
+def test_one_code_renders_a_line_saying_nothing_is_estimable(store):
+    uri, client, exp = store
+    log_trial(client, exp, "segmentation", "1111", 0, {"val/mIoU": 0.4})
+    text = render(effects(fetch_runs(uri, "grid")), "table")
+    assert "1 run(s) of 1 code(s)" in text and "no term can be estimated" in text

@@ -97,7 +97,9 @@ def runtime_env(tmp_path_factory):
     env.pop("PYTHONPATH", None)
     work = tmp_path_factory.mktemp("readme-work")
     yield env, work
-    shutil.rmtree(venv, ignore_errors=True)  # ~7 GB (torch's CUDA build): not kept for the session
+    # ~7 GB of venv (torch's CUDA build) and ~1.6 GB of runs: not kept for the rest of the session.
+    shutil.rmtree(venv, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def test_the_pages_show_every_kind_of_command():

@@ -3,9 +3,11 @@
 Three execution paths, picked from the code, never by materialising the full energy:
 - no query-dependent term (0010, 0001, 0011): `separable_attention`, O(HW);
 - content terms only (1000, 1010): torch's fused scaled_dot_product_attention;
-- anything with a position term or a local window: `table_attention`, whose E2/E4 logits are
-  per-axis tables of size (L, W_kv) and (L, H_kv).
-`impl="direct"` computes the textbook form with the whole energy, as a reference for tests.
+- anything with a position term or a local window: logits q.k + Tx + Ty whose E2/E4 terms are
+  per-axis tables of size (L, W_kv) and (L, H_kv), in one FlexAttention kernel on CUDA
+  (`flex_path`) and in the chunked kernel of `table_attention` on a CPU.
+`impl` picks: "auto" (the above), "tables" or "flex" (that kernel on any device; flex trains on
+CUDA only), "direct" (the textbook form with the whole energy, a reference for tests).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .flex_path import flex_table_attention
 from .options import require
 from .positional import frequencies, positions, relative_encoding
 from .table_attention import separable_attention, table_attention
+
+IMPLS = ("auto", "tables", "flex", "direct")
 
 
 def _subsample(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -59,7 +64,7 @@ class GeneralizedAttention2d(nn.Module):
             f"spatial_range={spatial_range} can leave a query with no key at kv_stride={kv_stride}; "
             f"use spatial_range >= {kv_stride - 1} or -1 (no window)",
         )
-        require(impl in ("auto", "direct"), f"impl must be 'auto' or 'direct', got {impl!r}")
+        require(impl in IMPLS, f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
         pos_dim = position_embedding_dim if position_embedding_dim > 0 else channels
         self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in code)
         if self.e2 or self.e4:
@@ -198,7 +203,8 @@ class GeneralizedAttention2d(nn.Module):
             ty = (zero if ay is None else ay[:, :, None]).expand(n, heads, h, w, hk)
         B = n * heads
         flat = lambda t, last: None if t is None else t.reshape(B, -1, last)  # noqa: E731
-        out = table_attention(
+        fused = self.impl == "flex" or (self.impl == "auto" and v.device.type == "cuda")
+        out = (flex_table_attention if fused else table_attention)(
             flat(qc, self.head_dim),
             flat(k, self.head_dim),
             flat(v, self.head_dim),

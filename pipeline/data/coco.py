@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 
 from ..errors import ConfigError
 from .inputs import DataInput, files_digest, split_input
+from .loading import loader_options
 from .sharding import eval_sampler, train_sampler
 
 SPLITS = ("train", "val")
@@ -173,9 +174,8 @@ class CocoDataModule(L.LightningDataModule):
             batch_size=batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
-            num_workers=self.num_workers,
             collate_fn=collate,
-            persistent_workers=self.num_workers > 0,
+            **loader_options(self.trainer, self.num_workers),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -21,6 +21,7 @@ from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
 from attnlab.lightning_modules.serving import IMAGENET_STD as STD
 
 from .inputs import DataInput, files_digest, split_input
+from .loading import loader_options
 from .sharding import eval_sampler, train_sampler
 
 
@@ -131,9 +132,8 @@ class SegmentationDataModule(L.LightningDataModule):
             batch_size=batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
-            num_workers=self.num_workers,
             drop_last=drop_last,
-            persistent_workers=self.num_workers > 0,
+            **loader_options(self.trainer, self.num_workers),
         )
 
     def train_dataloader(self):
