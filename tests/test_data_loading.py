@@ -11,7 +11,9 @@ from attnlab.pipeline.train_config import build_train_config
 
 
 def _trainer(device: str):
-    return SimpleNamespace(global_rank=0, world_size=1, strategy=SimpleNamespace(root_device=torch.device(device)))
+    return SimpleNamespace(
+        global_rank=0, world_size=1, strategy=SimpleNamespace(root_device=torch.device(device))
+    )
 
 
 @pytest.fixture(scope="module")
