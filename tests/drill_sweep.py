@@ -54,11 +54,18 @@ callbacks: {callbacks}
 """
 
 
+# The drills wait for Tune's record of a trial's checkpoints, which Tune rewrites at most every
+# max(10 s, 19 x its last save's time): on a loaded 2-core machine a save can take 20 s, and the
+# wait for the record ran past 10 minutes in CI. The drills test attnlab's resume from that
+# record, not Tune's cadence: they have Tune save its state every 2 s.
+PROMPT_RECORD = {"TUNE_GLOBAL_CHECKPOINT_S": "2"}
+
+
 def with_faults(env: dict, trial_epoch: str, hold: str = "") -> dict:
     """`env` for a driver whose trials can load tests/fault_injection.py (the `callbacks` key of the
     drill sweep), crash `trial_key:epoch` once and park `hold` (`trial_key:epoch`) once."""
     tests = str(Path(__file__).resolve().parent)
-    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch, HOLD_ENV: hold}
+    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch, HOLD_ENV: hold, **PROMPT_RECORD}
 
 
 def recorded_checkpoints(trial_dir: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from drill_sweep import recorded_checkpoints
+from drill_sweep import PROMPT_RECORD, recorded_checkpoints
 from fault_injection import HOLD_ENV, HOLD_SPEC, RELEASE_ENV
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -234,7 +234,7 @@ def cluster_sweep(auth_server, tmp_path_factory):
     release = workdir / "release-parked-trials"
     nodes_env = clean_env(
         PYTHONPATH=str(Path(__file__).resolve().parent),  # tests/fault_injection.py
-        **{HOLD_ENV: "*:1", RELEASE_ENV: str(release)},
+        **{HOLD_ENV: "*:1", RELEASE_ENV: str(release), **PROMPT_RECORD},
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=token,
         PATH=f"{BIN}:{clean_env().get('PATH', '')}",

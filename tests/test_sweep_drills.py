@@ -42,12 +42,13 @@ def _trials(workdir: Path) -> dict[str, dict]:
 
 
 def _wait(what: str, ready, driver: subprocess.Popen, seconds: int = 600) -> None:
-    deadline = time.time() + seconds
+    start = time.time()
     while not ready():
-        if time.time() > deadline or driver.poll() is not None:
+        if time.time() > start + seconds or driver.poll() is not None:
             _kill_group(driver)
             pytest.fail(f"{what}: not in time (driver exit {driver.poll()})")
         time.sleep(0.5)
+    print(f"{what}: after {time.time() - start:.0f} s")
 
 
 def _kill_group(driver: subprocess.Popen) -> None:
