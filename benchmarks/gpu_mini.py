@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import copy
 import logging
 import os
 import shlex
@@ -34,11 +35,22 @@ from attnlab.tune.sweep_config import load_sweep, trial_train_config
 from attnlab.tune.trial_process import rerun_command
 
 
+def shortened(sweep, epochs: int):
+    """The sweep at `epochs` epochs, its learning-rate steps following them (as a train config's do
+    when it names none) instead of the preset's, which may lie beyond the new end."""
+    grid = []
+    for g in sweep.grid:
+        overrides = copy.deepcopy(g.overrides)
+        overrides.get("optim", {}).pop("lr_steps", None)
+        grid.append(g.model_copy(update={"overrides": overrides}))
+    return sweep.model_copy(update={"max_epochs": epochs, "grid": grid})
+
+
 def trial_commands(args, uri: str) -> list[tuple[str, list[str]]]:
     """(trial key, argv) for each trial of the preset, seed by seed."""
     sweep = load_sweep(args.preset, None, None, size=args.size, experiment=args.experiment)
     if args.max_epochs:
-        sweep = sweep.model_copy(update={"max_epochs": args.max_epochs})
+        sweep = shortened(sweep, args.max_epochs)
     trials = [t for t in sweep.trials() if not args.specs or t.spec in args.specs]
     if args.seeds is not None:
         trials = [t for t in trials if t.seed in args.seeds]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from services import clean_env
@@ -48,3 +49,29 @@ def test_the_gpu_script_runs_every_step_dry_on_a_cpu(tmp_path):
     findings = (tmp_path / "mini" / "findings.txt").read_text()
     assert "1000 vs w/o" in findings and "no finished runs of 1000" not in findings, findings
     assert (tmp_path / "mini" / "effects.txt").read_text().startswith("Effects of the terms")
+
+
+def test_the_gpu_mini_study_shortens_the_gpu_preset_into_valid_trials_seed_by_seed(monkeypatch, tmp_path):
+    """What step d trains on the GPU, checked here: the gpu size's 40-epoch schedule cut to 3
+    epochs keeps valid learning-rate steps, and a deadline would cut whole seeds."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setenv("ATTNLAB_DATASETS", str(DATASETS))
+    import gpu_mini
+
+    specs = ["w/o", "1000", "0100", "deform"]
+    args = SimpleNamespace(
+        preset="mini-segmentation",
+        size="gpu",
+        experiment="gpu-mini",
+        max_epochs=3,
+        specs=specs,
+        seeds=[0, 1],
+        threads=2,
+        store=tmp_path,
+    )
+    commands = gpu_mini.trial_commands(args, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert [key.rsplit("-s", 1)[1] for key, _ in commands] == ["0"] * 4 + ["1"] * 4
+    for _, argv in commands:
+        config = json.loads(argv[argv.index("--config-json") + 1])
+        assert config["max_epochs"] == 3 and all(1 <= s <= 2 for s in config["optim"]["lr_steps"])
+        assert config["accelerator"] == "gpu" and config["precision"] == "bf16-mixed"
