@@ -20,11 +20,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from timing import median_seconds
 
 from attnlab.pipeline.attention_table import format_rows
 from attnlab.pipeline.memory import peak_memory_bytes
 from attnlab.pipeline.tasks import TASKS
+from attnlab.pipeline.timing import median_seconds
 from attnlab.pipeline.train_config import build_train_config
 
 SPECS = ["w/o", "1111", "0010", "deform", "0010+deform", "1111+deform"]

@@ -12,8 +12,6 @@ forward (pipeline.memory).
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Sequence
 
 import torch
@@ -25,11 +23,7 @@ from attnlab.lightning_modules.attention.flops import EXTRA_FORMULAS, count_para
 from attnlab.lightning_modules.attention.registry import kind_of
 
 from .memory import peak_memory_bytes
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from .timing import median_seconds
 
 
 def measure_efficiency(
@@ -60,14 +54,7 @@ def measure_efficiency(
         with torch.no_grad():
             model(*inputs)
 
-    forward()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        forward()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(forward, device, repeats, warmup=1, events=False)
     peak = peak_memory_bytes(forward, device, [model])
     model.train(was_training)
     return {
@@ -76,8 +63,8 @@ def measure_efficiency(
         "added_flops": (attention - sum(replaced)) / items,
         "params": float(count_parameters(model)),
         "attention_params": float(attention_params),
-        "latency_ms": 1000 * statistics.median(times) / items,
-        "items_per_second": items / statistics.median(times),
+        "latency_ms": 1000 * seconds / items,
+        "items_per_second": items / seconds,
         "peak_memory_mb": peak / 2**20,
     }
 

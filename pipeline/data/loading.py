@@ -5,7 +5,7 @@ batch's copy to the GPU overlaps compute (Lightning moves batches with non_block
 from __future__ import annotations
 
 
-def trains_on_cuda(trainer) -> bool:
+def _trains_on_cuda(trainer) -> bool:
     return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
 
@@ -14,5 +14,5 @@ def loader_options(trainer, num_workers: int) -> dict:
     return {
         "num_workers": num_workers,
         "persistent_workers": num_workers > 0,
-        "pin_memory": trains_on_cuda(trainer),
+        "pin_memory": _trains_on_cuda(trainer),
     }

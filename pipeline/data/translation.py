@@ -24,7 +24,7 @@ from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
 
 from ..errors import ConfigError
 from .inputs import DataInput, split_input, texts_digest
-from .loading import trains_on_cuda
+from .loading import loader_options
 from .sharding import rank_and_world
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
@@ -266,9 +266,8 @@ class TranslationDataModule(L.LightningDataModule):
         sampler = TokenBuckets(
             lengths, self.max_tokens, shuffle=train, seed=self.seed, rank=rank, world=world, pad=train
         )
-        return DataLoader(
-            pairs, batch_sampler=sampler, collate_fn=collate, pin_memory=trains_on_cuda(self.trainer)
-        )
+        # The token buckets are in memory already: no worker processes, only the pinning.
+        return DataLoader(pairs, batch_sampler=sampler, collate_fn=collate, **loader_options(self.trainer, 0))
 
     def train_dataloader(self):
         return self._loader(self.train_pairs, True)
