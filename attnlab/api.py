@@ -28,9 +28,9 @@ def train(
 
     `overrides` are TrainConfig keys, nested as dicts: `max_epochs=2, optim={"base_lr": 0.01}`.
     """
-    from attnlab.pipeline.config import merge
-    from attnlab.pipeline.train import run_training
-    from attnlab.pipeline.train_config import build_train_config
+    from attnlab.pipeline.config.train import build_train_config
+    from attnlab.pipeline.config.validation import merge
+    from attnlab.pipeline.training.run import run_training
 
     flags = merge({"task": task, "data": {"path": data}}, overrides)
     if attention is not None:
@@ -67,8 +67,8 @@ def best(
     tracking_uri: str | None = None,
 ) -> dict[str, list]:
     """Per task, configurations ranked at equal budget, with the accuracy-cost Pareto front marked."""
-    from attnlab.pipeline.ranking import fetch_runs, rank
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.analysis.ranking import fetch_runs, rank
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     return rank(
         fetch_runs(resolve_tracking_uri(tracking_uri, read_only=True), experiment), task, metric, cost
@@ -85,9 +85,9 @@ def effects(
 ) -> list:
     """`attnlab effects`: per task (and translation site), the terms' main effects and two-way
     interactions with 95% intervals (each design's `.effects`; `.contrast({"E3": 1, ...})`)."""
-    from attnlab.pipeline.effects import effects as fit_effects
-    from attnlab.pipeline.ranking import fetch_runs
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.analysis.effects import effects as fit_effects
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, read_only=True)
     return fit_effects(fetch_runs(uri, experiment), task, metric, epochs, uri)
@@ -105,10 +105,10 @@ def register_best(
 ) -> list:
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
     as an MLflow model in the Model Registry; returns what was registered, with each version."""
-    from attnlab.pipeline.model_export import chosen_rows, register_rows
-    from attnlab.pipeline.ranking import fetch_runs
-    from attnlab.pipeline.ranking import rank as rank_runs
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.analysis.ranking import rank as rank_runs
+    from attnlab.pipeline.export.models import chosen_rows, register_rows
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, read_only=True)
     runs = fetch_runs(uri, experiment)

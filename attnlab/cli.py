@@ -12,8 +12,8 @@ import signal
 import sys
 import threading
 
-from attnlab.pipeline import interrupts
-from attnlab.pipeline.errors import ConfigError, StorageFull
+from attnlab.pipeline.config.errors import ConfigError, StorageFull
+from attnlab.pipeline.training import interrupts
 
 from .commands import attention, best, data, effects, findings, report, submit, train
 from .commands import sweep as sweep_cmd
@@ -25,10 +25,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
     from mlflow.tracking import MlflowClient
 
-    from attnlab.pipeline.costs import DEFAULT_COST
-    from attnlab.pipeline.ranking import fetch_runs, rank, render
-    from attnlab.pipeline.report import write_report
-    from attnlab.pipeline.tracking import experiment_url, resolve_tracking_uri
+    from attnlab.pipeline.analysis.ranking import fetch_runs, rank, render
+    from attnlab.pipeline.analysis.report import write_report
+    from attnlab.pipeline.costs.axes import DEFAULT_COST
+    from attnlab.pipeline.tracking.store import experiment_url, resolve_tracking_uri
     from attnlab.tune.sweep_config import load_sweep
 
     sweep = load_sweep("smoke", None, None)

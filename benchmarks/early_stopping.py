@@ -25,11 +25,11 @@ from types import SimpleNamespace
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
 
-from attnlab.pipeline.config import validate
-from attnlab.pipeline.costs import COSTS
-from attnlab.pipeline.ranking import fetch_runs, metric_by_epoch, pareto_front
-from attnlab.pipeline.tags import ATTENTION, SEED, TASK, TRIAL
-from attnlab.pipeline.tasks import TASKS
+from attnlab.pipeline.analysis.ranking import fetch_runs, metric_by_epoch, pareto_front
+from attnlab.pipeline.config.validation import validate
+from attnlab.pipeline.costs.axes import COSTS
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK, TRIAL
 from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import EarlyStopping, SweepConfig
 

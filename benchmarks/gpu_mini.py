@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.tracking import ensure_experiment
+from attnlab.pipeline.tracking.store import ensure_experiment
 from attnlab.tune.sweep_config import load_sweep, trial_train_config
 from attnlab.tune.trial_process import rerun_command
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.attention_table import format_rows
+from attnlab.pipeline.costs.attention_table import format_rows
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 SPECS = ["w/o", "0010", "1111", "0100", "deform", "0010+deform"]

@@ -1,2 +1,2 @@
-"""attnlab's pipeline: typed configs, the task registry, data, training, tracking, efficiency,
-rankings, findings, reports and model export."""
+"""attnlab's pipeline, one package per job: config, data (and the task registry), training, costs,
+tracking, analysis (rankings, findings, effects, reports) and export."""

@@ -9,7 +9,7 @@ import mlflow
 import torch
 
 from attnlab.lightning_modules.serving import IMAGENET_MEAN, IMAGENET_STD
-from attnlab.pipeline.model_export import restore_module
+from attnlab.pipeline.export.models import restore_module
 
 
 def _other_inputs(task: str, example: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

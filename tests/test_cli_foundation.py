@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from attnlab.cli import main
-from attnlab.pipeline.config import SpecStr, StrictModel, read_yaml, validate
-from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.validation import SpecStr, StrictModel, read_yaml, validate
 
 
 def test_console_script_help():

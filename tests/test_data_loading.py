@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from attnlab.pipeline.tasks import TASKS, make_tiny
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.data.tasks import TASKS, make_tiny
 
 
 def _trainer(device: str):

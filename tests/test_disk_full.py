@@ -13,7 +13,7 @@ from drill_sweep import attnlab, drill_sweep, recorded_checkpoints
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoint_files import torn
 
 pytestmark = pytest.mark.slow
 

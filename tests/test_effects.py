@@ -14,8 +14,8 @@ from logged_runs import log_curve, log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.effects import DESIGN_CODES, effects, render, terms_of
-from attnlab.pipeline.ranking import fetch_runs
+from attnlab.pipeline.analysis.effects import DESIGN_CODES, effects, render, terms_of
+from attnlab.pipeline.analysis.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 MAIN = {"E1": 0.004, "E2": 0.050, "E3": 0.080, "E4": -0.020}

@@ -14,9 +14,9 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.findings import enc_dec, findings, self_sites
-from attnlab.pipeline.intervals import mean_ci
-from attnlab.pipeline.ranking import fetch_runs
+from attnlab.pipeline.analysis.findings import enc_dec, findings, self_sites
+from attnlab.pipeline.analysis.intervals import mean_ci
+from attnlab.pipeline.analysis.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
@@ -100,7 +100,7 @@ def test_effects_decide_where_a_pair_of_codes_at_two_seeds_cannot(tmp_path):
     of 0011 against 1100 leave a t interval (12.7 x its error) across 0; the 16-code grid decides."""
     import random
 
-    from attnlab.pipeline.effects import DESIGN_CODES, terms_of
+    from attnlab.pipeline.analysis.effects import DESIGN_CODES, terms_of
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -180,7 +180,7 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it_and_how_to_
     """Differences 0, 0.02, 0.04 over three seeds: mean 0.02, spread 0.02, an effect size of 1,
     for which a paired t-test needs 10 pairs for 80% power (Cohen's tables); the command adds
     seeds 3-9 as a sweep of its own into the same experiment."""
-    from attnlab.pipeline.findings import more_seeds_command
+    from attnlab.pipeline.analysis.findings import more_seeds_command
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

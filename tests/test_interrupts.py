@@ -87,9 +87,9 @@ def test_a_signal_a_library_wrapped_in_its_own_exception_still_ends_the_run_kill
     MlflowException; the recorded signal makes it an interrupt all the same: KILLED, exit 130."""
     import lightning as L
 
-    from attnlab.pipeline import interrupts
-    from attnlab.pipeline.train import run_training
-    from attnlab.pipeline.train_config import build_train_config
+    from attnlab.pipeline.config.train import build_train_config
+    from attnlab.pipeline.training import interrupts
+    from attnlab.pipeline.training.run import run_training
 
     monkeypatch.setattr(interrupts, "_received", None)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.findings import comparisons
+from attnlab.pipeline.analysis.findings import comparisons
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.tune.presets import PRESETS
 from attnlab.tune.sweep_config import check_data, load_sweep
 

@@ -10,8 +10,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline import tags, tracking
 from attnlab.pipeline.data.inputs import DataInput
+from attnlab.pipeline.tracking import runs, store, tags
 from attnlab.tune.local_services import tracking_server
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
@@ -29,13 +29,13 @@ def test_the_installed_mlflow_ui_knows_the_experiment_kind_attnlab_sets():
 def test_new_experiments_are_model_training_and_a_users_choice_stays(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    tracking.open_run(uri, "fresh", name="r", params={}, tags={})
+    runs.open_run(uri, "fresh", name="r", params={}, tags={})
     assert client.get_experiment_by_name("fresh").tags[tags.EXPERIMENT_KIND] == tags.KIND_MODEL_TRAINING
     old = client.create_experiment("older")  # made before attnlab set a kind: attnlab sets it
-    tracking.ensure_experiment(client, "older", uri)
+    store.ensure_experiment(client, "older", uri)
     assert client.get_experiment(old).tags[tags.EXPERIMENT_KIND] == tags.KIND_MODEL_TRAINING
     mine = client.create_experiment("mine", tags={tags.EXPERIMENT_KIND: "finetuning"})
-    tracking.ensure_experiment(client, "mine", uri)
+    store.ensure_experiment(client, "mine", uri)
     assert client.get_experiment(mine).tags[tags.EXPERIMENT_KIND] == "finetuning"
 
 
@@ -109,11 +109,11 @@ def test_the_link_attnlab_prints_opens_the_runs_table_with_datasets_in_headless_
         DataInput("camvid/val", "validation", "file:///data/camvid", "0123456789ab", 101),
     ]
     for spec in ("0010", "1111"):
-        run_id, _ = tracking.open_run(
+        run_id, _ = runs.open_run(
             uri, "ui", name=f"segmentation-{spec}-s0", params={}, tags={"task": "segmentation"}
         )
-        tracking.log_data_inputs(uri, run_id, data)
-        tracking.finish_run(uri, run_id, "FINISHED")
+        store.log_data_inputs(uri, run_id, data)
+        runs.finish_run(uri, run_id, "FINISHED")
     experiment = MlflowClient(uri).get_experiment_by_name("ui").experiment_id
     chromium = next(p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists())
     with tracking_server(uri) as server:
@@ -128,7 +128,7 @@ def test_the_link_attnlab_prints_opens_the_runs_table_with_datasets_in_headless_
                 f"--user-data-dir={tmp_path / 'chrome'}",
                 "--virtual-time-budget=30000",
                 "--dump-dom",
-                tracking.experiment_url(served, experiment),
+                store.experiment_url(served, experiment),
             ],
             capture_output=True,
             text=True,

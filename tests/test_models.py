@@ -7,15 +7,15 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.model_export import (
+from attnlab.pipeline.analysis.ranking import fetch_runs, rank
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.export.models import (
     chosen_rows,
     portable,
     register_rows,
     registered_name,
     restore_module,
 )
-from attnlab.pipeline.ranking import fetch_runs, rank
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ sweep store starts from the saved rungs."""
 import numpy as np
 from ray import tune
 
-from attnlab.pipeline.config import validate
+from attnlab.pipeline.config.validation import validate
 from attnlab.tune.pareto_asha import crowding_distance
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep import _scheduler

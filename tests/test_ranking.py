@@ -7,7 +7,7 @@ import pytest
 from logged_runs import log_curve, log_trial
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.ranking import fetch_runs, rank, render, rungs
+from attnlab.pipeline.analysis.ranking import fetch_runs, rank, render, rungs
 
 
 def _log(client, exp, spec, seed, miou, cost, epochs, stopped=False):

@@ -12,10 +12,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.camvid import CLASS_NAMES, CamVidDataModule
+from attnlab.pipeline.data.tasks import detect_layout
 from attnlab.pipeline.data.translation import read_parallel
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.tasks import detect_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("ATTNLAB_DATASETS", ROOT / ".." / "shared" / "datasets")).resolve()

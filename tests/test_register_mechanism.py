@@ -10,7 +10,7 @@ import attnlab
 from attnlab.lightning_modules.attention import build_attention, parse_spec, placed_modules
 from attnlab.lightning_modules.attention.registry import MECHANISMS
 from attnlab.lightning_modules.backbone import build_resnet
-from attnlab.pipeline.efficiency import measure_efficiency
+from attnlab.pipeline.costs.measure import measure_efficiency
 
 
 class ToyGate(nn.Module):
@@ -76,7 +76,7 @@ def test_registration_refuses_bad_names_and_silent_replacement(toy):
 
 
 def test_the_attention_table_lists_and_counts_it(toy):
-    from attnlab.pipeline.attention_table import AttentionTableConfig, attention_table
+    from attnlab.pipeline.costs.attention_table import AttentionTableConfig, attention_table
 
     rows = {r["spec"]: r for r in attention_table(AttentionTableConfig(shape=(1, 32, 8, 8)))}
     assert rows["toygate"]["gflops"] == 2 * 2 * 32 * 8 / 1e9 and rows["toygate"]["params"] > 0

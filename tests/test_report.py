@@ -13,8 +13,8 @@ from logged_runs import log_curve, log_trial
 from matplotlib.text import Text
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.ranking import Row, fetch_runs
-from attnlab.pipeline.report import scatter_figure, write_report
+from attnlab.pipeline.analysis.ranking import Row, fetch_runs
+from attnlab.pipeline.analysis.report import scatter_figure, write_report
 
 
 def _log(client, exp, task, spec, seed, metric, value, gflops, stopped=False, epochs=4):

@@ -4,8 +4,8 @@ import random
 
 import torch
 
-from attnlab.pipeline.train import run_name
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.training.run import run_name
 
 
 def test_names_carry_task_spec_and_seed_and_differ_under_the_same_seed():

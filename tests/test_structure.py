@@ -79,8 +79,8 @@ def test_lightning_modules_runs_without_pipeline_or_tune():
 
 def test_the_task_registry_feeds_config_cli_and_presets():
     from attnlab.cli import build_parser
-    from attnlab.pipeline.tasks import TASK_NAMES, TASKS
-    from attnlab.pipeline.train_config import TrainConfig, preset_for
+    from attnlab.pipeline.config.train import TrainConfig, preset_for
+    from attnlab.pipeline.data.tasks import TASK_NAMES, TASKS
 
     assert TASK_NAMES == tuple(TASKS) == ("detection", "segmentation", "translation")
     assert set(TrainConfig.model_fields["task"].annotation.__args__) == set(TASK_NAMES)
@@ -138,12 +138,12 @@ def _task_name_comparisons(path: Path, names: set[str]) -> list[int]:
 
 
 def test_generic_code_never_asks_which_task_it_runs():
-    """Task differences live in the task registry (pipeline/tasks.py) and the task's own files
+    """Task differences live in the task registry (pipeline/data/tasks.py) and the task's own files
     (its data modules, its LightningModule): adding a task is one registry entry plus its files."""
-    from attnlab.pipeline.tasks import TASKS
+    from attnlab.pipeline.data.tasks import TASKS
 
     names = set(TASKS)
-    owned = {ROOT / "pipeline" / "tasks.py", *(ROOT / "lightning_modules" / f"{n}.py" for n in names)}
+    owned = {*(ROOT / "lightning_modules" / f"{n}.py" for n in names)}
     owned |= set((ROOT / "pipeline" / "data").rglob("*.py"))
     offenders = {
         str(path.relative_to(ROOT)): lines
@@ -154,10 +154,45 @@ def test_generic_code_never_asks_which_task_it_runs():
 
 
 def test_a_run_logs_only_its_own_tasks_settings():
-    from attnlab.pipeline.train_config import build_train_config
+    from attnlab.pipeline.config.train import build_train_config
     from attnlab.tune.trial_process import rerun_command
 
     cfg = build_train_config({"task": "segmentation"})
     logged = cfg.own_settings()
     assert "segmentation" in logged and not {"detection", "translation"} & set(logged)
     assert '"translation"' not in rerun_command(cfg, 1) and '"segmentation"' in rerun_command(cfg, 1)
+
+
+def test_pipeline_is_sub_packages_by_job():
+    """pipeline/ holds packages, one per job (config, data, training, costs, tracking, analysis,
+    export), and no loose module: a new module lands in the package whose job it does."""
+    loose = sorted(p.name for p in (ROOT / "pipeline").glob("*.py") if p.name != "__init__.py")
+    jobs = sorted(p.name for p in (ROOT / "pipeline").iterdir() if (p / "__init__.py").is_file())
+    assert loose == []
+    assert jobs == ["analysis", "config", "costs", "data", "export", "tracking", "training"]
+
+
+RUN_LIFE = ("create_run", "set_terminated", "update_run")  # MlflowClient's calls that open or end a run
+
+
+def test_one_module_owns_a_runs_life():
+    """Only pipeline/tracking/runs.py opens, reopens or ends an MLflow run (MlflowClient's
+    create_run, update_run, set_terminated; the fluent start_run/end_run), so a run's life is read
+    in one file; every other module goes through its RunRole and functions."""
+    owner = ROOT / "pipeline" / "tracking" / "runs.py"
+    offenders = {}
+    for path in _product_files():
+        if path == owner:
+            continue
+        calls = sorted(
+            {
+                node.func.attr
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in (*RUN_LIFE, "start_run")
+            }
+        )
+        if calls:
+            offenders[str(path.relative_to(ROOT))] = calls
+    assert offenders == {}

@@ -13,8 +13,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.tasks import TASKS, data_root
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.data.tasks import TASKS, data_root
 
 pytestmark = pytest.mark.slow
 

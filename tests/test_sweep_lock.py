@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from attnlab.pipeline.processes import this_host
+from attnlab.pipeline.tracking.owners import this_host
 from attnlab.tune import sweep_lock
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_lock import LOCK, SweepBusy, SweepLock

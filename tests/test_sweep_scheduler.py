@@ -7,7 +7,7 @@ import pytest
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from attnlab.pipeline.config import validate
+from attnlab.pipeline.config.validation import validate
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import SweepConfig

@@ -11,7 +11,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.tracking_spool import Spool
+from attnlab.pipeline.tracking.spool import Spool
 from attnlab.tune.local_services import start_mlflow_server
 
 

@@ -7,12 +7,12 @@ import torch
 from attnlab.lightning_modules.attention import all_codes, parse_sites
 from attnlab.lightning_modules.labels import PAD
 from attnlab.lightning_modules.transformer import Transformer, beam_search, greedy_decode
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.data.tasks import TASKS
 from attnlab.pipeline.data.tiny_translation import make_tiny_translation
 from attnlab.pipeline.data.translation import TranslationDataModule
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.tasks import TASKS
-from attnlab.pipeline.train import run_training
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.training.run import run_training
 
 SELF_SPECS = [*all_codes(), "w/o", "deform", "dynamic", "0010+deform", "0010+dynamic"]
 VOCAB = 40

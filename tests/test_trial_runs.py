@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline import tags, tracking
-from attnlab.pipeline.config import validate
+from attnlab.pipeline.config.validation import validate
+from attnlab.pipeline.tracking import runs, store, tags
 from attnlab.tune.ended_trials import EndedTrials, when_a_trial_ends
 from attnlab.tune.sweep import close_stopped
 from attnlab.tune.sweep_config import SweepConfig, trial_train_config
-from attnlab.tune.trainable import _trial_run_id
+from attnlab.tune.trainable import trial_tags
 
 
 @pytest.fixture
@@ -23,15 +23,24 @@ def sweep_runs(tmp_path):
         {"name": "s", "grid": [{"task": "segmentation", "specs": ["w/o", "0010"], "preset": "tiny"}]},
         "sweep",
     )
-    tracking.ensure_experiment(MlflowClient(uri), "s", uri)
-    parent, _ = tracking.open_run(uri, "s", name="s", params={}, tags={tags.KIND: tags.KIND_SWEEP})
+    store.ensure_experiment(MlflowClient(uri), "s", uri)
+    parent, _ = runs.open_run(uri, "s", name="s", params={}, tags={tags.KIND: tags.KIND_SWEEP})
 
     def trial_run(n: int):
         param = sweep.trials()[n].param()
         cfg = trial_train_config(param, sweep, uri, str(tmp_path / "runs"))
 
         def open_trial() -> tuple[str, bool]:  # (run id, ended?)
-            run_id, ended = _trial_run_id(cfg, uri, sweep, param["trial_key"], parent)
+            key = param["trial_key"]
+            run_id, ended = runs.open_trial(
+                uri,
+                sweep.experiment_name,
+                sweep=sweep.name,
+                key=key,
+                params=store.flatten(cfg.own_settings()),
+                tags=trial_tags(cfg, sweep.name, key),
+                parent_run_id=parent,
+            )
             return run_id, ended is not None
 
         return param["trial_key"], open_trial
@@ -55,10 +64,10 @@ def test_a_trial_cut_by_its_driver_is_continued_and_a_finished_one_left_alone(sw
     uri, trial_run, sweep = sweep_runs
     key, open_trial = trial_run(1)
     run_id, _ = open_trial()
-    tracking.finish_run(uri, run_id, "KILLED")  # Ctrl-C: KILLED, no early-stopping tag
+    runs.finish_run(uri, run_id, "KILLED")  # Ctrl-C: KILLED, no early-stopping tag
     assert open_trial() == (run_id, False)
     assert MlflowClient(uri).get_run(run_id).info.status == "RUNNING"  # reopened, same run
-    tracking.finish_run(uri, run_id, "FINISHED")
+    runs.finish_run(uri, run_id, "FINISHED")
     close_stopped(uri, sweep, key)  # Tune ends a trial that finished: nothing to close
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
     assert open_trial() == (run_id, True)

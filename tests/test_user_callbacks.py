@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.train_config import build_train_config
-from attnlab.pipeline.user_callbacks import build, check
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.training.user_callbacks import build, check
 from attnlab.tune.sweep_config import SweepConfig, trial_train_config
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))

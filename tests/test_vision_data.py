@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from attnlab.lightning_modules.coco_eval import coco_box_ap
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.cityscapes import CityscapesDataModule, id_to_train_id
 from attnlab.pipeline.data.coco import CocoDataModule
-from attnlab.pipeline.errors import ConfigError
 
 
 def test_coco_loader_reads_boxes_and_maps_categories(tiny_detection):

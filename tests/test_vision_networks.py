@@ -10,9 +10,9 @@ from attnlab.lightning_modules.attention.deformable import DeformConv2d
 from attnlab.lightning_modules.backbone import build_resnet
 from attnlab.lightning_modules.detection import build_detector
 from attnlab.lightning_modules.segmentation import build_segmenter
-from attnlab.pipeline.efficiency import measure_efficiency
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.costs.measure import measure_efficiency
 
 GRID = [*all_codes(), "w/o", "deform", "0010+deform", "1111+deform", "dynamic"]
 

@@ -7,9 +7,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
-from attnlab.pipeline.tasks import TASKS
-from attnlab.pipeline.train import run_training
-from attnlab.pipeline.train_config import build_train_config
+from attnlab.pipeline.config.train import build_train_config
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.training.run import run_training
 
 
 def _untrained_score(cfg, metric):

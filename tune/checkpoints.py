@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyarrow.fs import FileSelector, FileType
 
-from attnlab.pipeline.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoint_files import torn
 
 from .ray_callbacks import CHECKPOINT_NAME
 

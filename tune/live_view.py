@@ -13,7 +13,7 @@ from typing import Iterator, TextIO
 
 from ray import tune
 
-from attnlab.pipeline.tasks import TASKS
+from attnlab.pipeline.data.tasks import TASKS
 
 _terminal: TextIO | None = None
 

@@ -36,7 +36,7 @@ import moocore
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from attnlab.pipeline.costs import Unit
+from attnlab.pipeline.costs.axes import Unit
 
 BUDGET = "budget"  # what a trial reports as its epoch budget (tune.ray_callbacks.ReportEpoch)
 

@@ -76,7 +76,7 @@ def paper() -> dict:
     }
 
 
-# The mini-study: the specs each finding compares (pipeline/findings.py), nothing more on a CPU.
+# The mini-study: the specs each finding compares (pipeline/analysis/findings.py), nothing more on a CPU.
 # Findings 1 (0011 vs 1100, and 1000 on par with w/o), 3 (0110 vs 1001), 4 (deform vs 0100), 5
 # (0010+deform vs 1111); translation's self=1000 run is also finding 2's encoder-decoder 1000.
 MINI_SEGMENTATION_SPECS = [

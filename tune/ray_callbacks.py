@@ -11,7 +11,7 @@ import lightning as L
 import ray.train
 import ray.tune
 
-from attnlab.pipeline.train import measured_costs
+from attnlab.pipeline.training.run import measured_costs
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
 

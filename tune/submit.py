@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from attnlab.pipeline.errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError
 
 # The image's and the manifests' Ray: the tested one in constraints.txt (a test keeps them equal).
 RAY_VERSION = "2.60.0"

@@ -15,10 +15,18 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from attnlab.pipeline import tags, tracking
-from attnlab.pipeline.costs import COSTS, UNITS
-from attnlab.pipeline.errors import StorageFull
-from attnlab.pipeline.ranking import stopped_early
+from attnlab.pipeline.config.errors import StorageFull
+from attnlab.pipeline.costs.axes import COSTS, UNITS
+from attnlab.pipeline.tracking import runs, tags
+from attnlab.pipeline.tracking.store import (
+    code_version,
+    ensure_experiment,
+    find_run,
+    find_runs,
+    flatten,
+    resolve_tracking_uri,
+    set_tags,
+)
 
 from .ended_trials import EndedTrials, ended, when_a_trial_ends
 from .live_view import LiveView, say
@@ -119,7 +127,7 @@ def run_sweep(
     that chose the grid) is kept as a tag, for the command that adds seeds to it.
     """
     store = preflight(sweep, storage, ray_address)
-    check_new_trials(sweep, tracking.resolve_tracking_uri(tracking_uri))
+    check_new_trials(sweep, resolve_tracking_uri(tracking_uri))
     with SweepLock(store) as lock:
         if lock.recovered:
             held = lock.recovered
@@ -137,12 +145,13 @@ def check_new_trials(sweep: SweepConfig, uri: str) -> None:
         return
     done = {
         (r.data.tags.get(tags.TASK), r.data.tags.get(tags.ATTENTION), r.data.tags.get(tags.SEED)): r
-        for r in tracking.find_runs(uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL})
-        if r.data.tags.get(tags.SWEEP) != sweep.name and (r.info.status == "FINISHED" or stopped_early(r))
+        for r in find_runs(uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL})
+        if r.data.tags.get(tags.SWEEP) != sweep.name
+        and (r.info.status == "FINISHED" or runs.stopped_early(r))
     }
     again = [t for t in sweep.trials() if (t.task, t.spec, str(t.seed)) in done]
     if again:
-        from attnlab.pipeline.errors import ConfigError
+        from attnlab.pipeline.config.errors import ConfigError
 
         seeds = sorted({t.seed for t in again})
         other = sorted({done[(t.task, t.spec, str(t.seed))].data.tags.get(tags.SWEEP) for t in again})
@@ -156,7 +165,7 @@ def check_new_trials(sweep: SweepConfig, uri: str) -> None:
 def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin, source) -> dict:
     """The sweep itself, under its driver lock."""
     root = store.root
-    uri = tracking.resolve_tracking_uri(tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
     config = sweep.model_dump(mode="json")
     from mlflow.tracking import MlflowClient
 
@@ -166,20 +175,17 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
         served = server.url
         # Created against the store itself, so its artifact location is a path every process here
         # can read; the server, just up, has no client yet.
-        tracking.ensure_experiment(MlflowClient(uri), sweep.experiment_name, uri)
-        parent_id, _ = tracking.open_run(
+        ensure_experiment(MlflowClient(uri), sweep.experiment_name, uri)
+        parent_id = runs.open_sweep(
             served,
             sweep.experiment_name,
-            name=sweep.name,
-            params=tracking.flatten(config),
+            sweep=sweep.name,
+            params=flatten(config),
             tags={
-                tags.KIND: tags.KIND_SWEEP,
-                tags.SWEEP: sweep.name,
-                tags.CODE_VERSION: tracking.code_version(),
+                tags.CODE_VERSION: code_version(),
                 **({tags.DESCRIPTION: describe(sweep, origin)} if origin else {}),
                 **({tags.SOURCE: source} if source else {}),
             },
-            match={tags.KIND: tags.KIND_SWEEP, tags.SWEEP: sweep.name},
         )
         store.write_text(
             STATE_FILE,
@@ -262,14 +268,14 @@ def preflight(sweep: SweepConfig, storage: str | None, ray_address: str | None) 
     """The checks that need no Ray and write nothing: the trial fits this machine, and a sweep
     already stored under this name has this config. Returns the sweep's store."""
     check_resources(sweep, ray_address)
-    from attnlab.pipeline.user_callbacks import check as check_callbacks
+    from attnlab.pipeline.training.user_callbacks import check as check_callbacks
 
     check_callbacks(sweep.callbacks)
     store = sweep_store(sweep.name, storage)
     saved = store.read_text(STATE_FILE)
     # Compared after validation, so a field a newer attnlab added (with its default) is no change.
     if saved is not None and _normalised(json.loads(saved)["sweep"]) != sweep.model_dump(mode="json"):
-        from attnlab.pipeline.errors import ConfigError
+        from attnlab.pipeline.config.errors import ConfigError
 
         raise ConfigError(
             f"sweep {sweep.name!r} already exists at {store.location} with another config; "
@@ -309,8 +315,8 @@ def publish_report(uri: str, name: str, parent_id: str, storage: str) -> str | N
 
     from mlflow.tracking import MlflowClient
 
-    from attnlab.pipeline.ranking import fetch_runs
-    from attnlab.pipeline.report import write_report
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.analysis.report import write_report
 
     try:
         out = scratch_dir(storage, name, "report")
@@ -348,7 +354,7 @@ def _status(result, run, completed: set[str], key: str) -> str:
         return "error"
     if run is not None and run.info.status == "FINISHED":
         return "finished"
-    if key in completed or (run is not None and stopped_early(run)):
+    if key in completed or (run is not None and runs.stopped_early(run)):
         return "stopped"
     return "interrupted"
 
@@ -358,13 +364,13 @@ def close_stopped(uri: str, sweep: SweepConfig, key: str, store: SweepStore | No
     at once (KILLED, tagged), so no later driver trains it again, even one that lost Tune's record
     of it (Tune state set aside after a full disk). The sweep's end closes the rest. With the
     sweep's `store`, what cost-aware early stopping decided for the trial is tagged and said."""
-    run = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
+    run = find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
     if run is not None and run.info.status == "RUNNING":
-        _end_stopped(uri, run.info.run_id)
+        runs.close_stopped(uri, run.info.run_id)
     said = decisions_of(saved_decisions(store), sweep, key) if run is not None else None
     if said:
         text, by_front = said
-        tracking.set_tags(
+        set_tags(
             uri,
             run.info.run_id,
             {tags.EARLY_STOPPING: text, **({tags.KEPT_BY_FRONT: "true"} if by_front else {})},
@@ -386,19 +392,13 @@ def decisions_of(decisions: dict[str, list[dict]], sweep: SweepConfig, key: str)
     return decisions_text(mine, UNITS[sweep.early_stopping.cost]), any(d["rule"] == "front" for d in mine)
 
 
-def _end_stopped(uri: str, run_id: str) -> None:
-    tracking.finish_run(uri, run_id, "KILLED", {tags.STOPPED_EARLY: "true"})
-
-
 def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: str, store=None) -> dict:
     """Close what Tune stopped: early-stopped trials get a tag and KILLED, and lose their Ray
     checkpoints, which nothing resumes; errors FAILED and interrupted trials KILLED, both keeping
     their checkpoints for `attnlab resume`."""
-    runs = {
+    trial_runs = {
         r.data.tags.get(tags.TRIAL): r
-        for r in tracking.find_runs(
-            uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: sweep.name}
-        )
+        for r in find_runs(uri, sweep.experiment_name, {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: sweep.name})
     }
     summary = {"trials": [], "parent_run_id": parent_id}
     done = ended()
@@ -406,15 +406,15 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
     for result in results:
         key = result.config["trial"]["trial_key"]
         epochs = int(result.metrics.get("epoch", 0)) if result.metrics else 0
-        run = runs.get(key)
+        run = trial_runs.get(key)
         status = _status(result, run, done, key)
         if run is not None and run.info.status == "RUNNING":
             if status == "error":
-                tracking.finish_run(uri, run.info.run_id, "FAILED")
+                runs.close_trial(uri, run.info.run_id, "FAILED")
             elif status == "stopped":
-                _end_stopped(uri, run.info.run_id)
+                runs.close_stopped(uri, run.info.run_id)
             else:
-                tracking.finish_run(uri, run.info.run_id, "KILLED")
+                runs.close_trial(uri, run.info.run_id, "KILLED")
         if status in ("finished", "stopped"):
             drop_checkpoints(storage, sweep.name, key)
         entry = {
@@ -441,9 +441,9 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             )
     statuses = {t["status"] for t in summary["trials"]}
     if statuses <= {"finished", "stopped"}:
-        tracking.finish_run(uri, parent_id, "FINISHED")
+        runs.end_sweep(uri, parent_id, "FINISHED")
     elif "interrupted" in statuses:
-        tracking.finish_run(uri, parent_id, "KILLED")
+        runs.end_sweep(uri, parent_id, "KILLED")
     return summary
 
 

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from attnlab.pipeline.config import StrictModel, read_yaml, validate
-from attnlab.pipeline.costs import COSTS
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.train_config import TaskName, TrainConfig, build_train_config, normalise_attention
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.train import TaskName, TrainConfig, build_train_config, normalise_attention
+from attnlab.pipeline.config.validation import StrictModel, read_yaml, validate
+from attnlab.pipeline.costs.axes import COSTS
 
 from .storage import is_uri
 
@@ -169,7 +169,7 @@ def trial_train_config(
         flags["max_epochs"] = sweep.max_epochs
     if sweep.callbacks:
         flags["callbacks"] = sweep.callbacks
-    from attnlab.pipeline.config import merge
+    from attnlab.pipeline.config.validation import merge
 
     return build_train_config(merge(param["overrides"], flags), preset=param["preset"])
 
@@ -178,7 +178,7 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
     """On the embedded local Ray, a trial must fit this machine; a remote cluster is checked by Ray."""
     if ray_address:
         return
-    from attnlab.pipeline.gpus import local_gpu_count
+    from attnlab.pipeline.training.gpus import local_gpu_count
 
     r = sweep.resources
     cpus, gpus = os.cpu_count() or 1, local_gpu_count()
@@ -201,7 +201,7 @@ def default_size() -> str:
     Loading a config starts no Ray: with RAY_ADDRESS (a cluster whose GPUs are not known before
     connecting) the size must be given.
     """
-    from attnlab.pipeline.gpus import local_gpu_count
+    from attnlab.pipeline.training.gpus import local_gpu_count
 
     if local_gpu_count() > 0:
         return "gpu"
@@ -268,7 +268,7 @@ def load_sweep(
 
 def check_data(sweep: SweepConfig) -> None:
     """Every data folder the grid names exists and has a layout its task reads, before Ray starts."""
-    from attnlab.pipeline.tasks import detect_layout
+    from attnlab.pipeline.data.tasks import detect_layout
 
     for grid in sweep.grid:
         if grid.data != "tiny":

@@ -19,8 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from attnlab.pipeline.errors import ConfigError
-from attnlab.pipeline.processes import process_gone, this_host
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.tracking.owners import process_gone, this_host
 
 from .storage import SweepStore, is_uri
 

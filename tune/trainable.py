@@ -22,11 +22,13 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from attnlab.pipeline import tags, tracking
-from attnlab.pipeline.ranking import epochs_trained, stopped_early
-from attnlab.pipeline.tasks import TASKS
-from attnlab.pipeline.train import run_tags, run_training
-from attnlab.pipeline.train_config import TrainConfig
+from attnlab.pipeline.analysis.ranking import epochs_trained
+from attnlab.pipeline.config.train import TrainConfig
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking import runs, tags
+from attnlab.pipeline.tracking.runs import RunRole
+from attnlab.pipeline.tracking.store import flatten, set_tags
+from attnlab.pipeline.training.run import run_tags, run_training
 
 from .checkpoints import restorable
 from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
@@ -48,7 +50,7 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
 
     def say(tag: str, line: str) -> None:  # a line in the sweep's log and a tag on the trial's run
         print(f"attnlab: trial {config['trial_key']}: {line}", file=sys.stderr, flush=True)
-        tracking.set_tags(cfg.tracking.tracking_uri, config["run_id"], {tag: line})
+        set_tags(cfg.tracking.tracking_uri, config["run_id"], {tag: line})
 
     if skipped and rank0:
         say(tags.TORN_CHECKPOINT, skipped)
@@ -57,14 +59,11 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
         run_training(
             cfg,
-            run_id=config["run_id"],
+            role=RunRole.trial(config["run_id"], trial_tags(cfg, config["sweep_name"], config["trial_key"])),
             ckpt_path=f"{folder}/{CHECKPOINT_NAME}" if folder else None,
             callbacks=callbacks,
             progress_bar=False,
-            extra_tags=trial_tags(cfg, config["sweep_name"], config["trial_key"]),
             callback_context={"trial_key": config["trial_key"], "scratch_dir": config["scratch"]},
-            finish=False,
-            local_checkpoints=False,
             **run_options,
         )
 
@@ -90,7 +89,7 @@ def train_here(config: dict, threads: int) -> None:
     """A one-worker trial in this (Tune's, reused) process, isolated from the trials before it."""
     started = trial_started_at(config["started"])
     cfg = TrainConfig.model_validate(config["train"])
-    tracking.set_tags(
+    set_tags(
         cfg.tracking.tracking_uri,
         config["run_id"],
         {tags.RERUN: rerun_command(cfg, threads), tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"},
@@ -103,24 +102,6 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
     return {**run_tags(cfg, tags.KIND_TRIAL), tags.SWEEP: sweep_name, tags.TRIAL: key}
 
 
-def _trial_run_id(cfg: TrainConfig, uri: str, sweep: SweepConfig, key: str, parent_id: str):
-    """(run id, the run when it ended) of this trial's MLflow child run: found by its key, created on
-    first use. Ended: finished, or stopped by early stopping; a resumed sweep never retrains it."""
-    found = tracking.find_run(uri, sweep.experiment_name, {tags.TRIAL: key, tags.SWEEP: sweep.name})
-    if found is not None and (found.info.status == "FINISHED" or stopped_early(found)):
-        return found.info.run_id, found
-    run_id, _ = tracking.open_run(
-        uri,
-        sweep.experiment_name,
-        name=key,
-        params=tracking.flatten(cfg.own_settings()),
-        tags=trial_tags(cfg, sweep.name, key),
-        run_id=found.info.run_id if found else None,
-        parent_run_id=parent_id,
-    )
-    return run_id, None
-
-
 def run_trial(
     config: dict, *, sweep: dict, uri: str, storage: str, scratch: str, parent_id: str, entered: float
 ) -> None:
@@ -131,7 +112,15 @@ def run_trial(
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
     cfg = trial_train_config(param, sweep_cfg, uri, join(scratch, "runs"))
-    run_id, ended = _trial_run_id(cfg, uri, sweep_cfg, key, parent_id)
+    run_id, ended = runs.open_trial(
+        uri,
+        sweep_cfg.experiment_name,
+        sweep=sweep_cfg.name,
+        key=key,
+        params=flatten(cfg.own_settings()),
+        tags=trial_tags(cfg, sweep_cfg.name, key),
+        parent_run_id=parent_id,
+    )
     if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
         metrics = ended.data.metrics
         ray.tune.report(
@@ -166,5 +155,5 @@ def run_trial(
                 callbacks=[TuneReportCallback()],
             ),
         ).fit()
-    tracking.finish_run(uri, run_id, "FINISHED")
+    runs.finish_trial(uri, run_id)
     drop_checkpoints(storage, sweep_cfg.name, key)

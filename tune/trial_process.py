@@ -19,7 +19,7 @@ import lightning as L
 import psutil
 import torch
 
-from attnlab.pipeline.train_config import TrainConfig
+from attnlab.pipeline.config.train import TrainConfig
 
 STARTUP_METRIC = "trial/startup_s"
 _trials_here = 0  # trials this process has started: the first one also paid for the process itself

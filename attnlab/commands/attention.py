@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.attention_table import AttentionTableConfig, attention_table, format_rows
-    from attnlab.pipeline.config import validate
+    from attnlab.pipeline.config.validation import validate
+    from attnlab.pipeline.costs.attention_table import AttentionTableConfig, attention_table, format_rows
 
     data = {"dim": args.dim, "measure": args.measure}
     if args.specs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.pipeline.costs import COSTS, DEFAULT_COST
+from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
 from . import COST_HELP, TRACKING_URI_HELP
 
@@ -29,33 +29,33 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.errors import ConfigError
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     if args.rank is not None and not args.register:
         raise ConfigError("--rank chooses the row --register registers; add --register NAME")
     if args.register is not None and not args.register.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.ranking import fetch_runs, rank, render, rungs
+    from attnlab.pipeline.analysis.ranking import fetch_runs, rank, render, rungs
 
     runs = fetch_runs(uri, args.experiment)
     ranking = rank(runs, args.task, args.metric, args.cost)
     if args.register:
-        from attnlab.pipeline import model_export
+        from attnlab.pipeline.export import models
 
-        rows = model_export.chosen_rows(ranking, args.rank)  # every choice checked before any export
+        rows = models.chosen_rows(ranking, args.rank)  # every choice checked before any export
     every_rung = rungs(uri, runs, ranking, args.metric, args.cost)
     print(render(ranking, args.metric, args.cost, args.format, every_rung))
     if args.register:
         print()
-        for done in model_export.register_rows(
+        for done in models.register_rows(
             uri, args.experiment, runs, rows, args.register, args.metric, len(ranking)
         ):
             verb = "registered" if done.new else "already registered"
             print(
                 f"{done.task} {done.attention} (run {done.run_id}): {verb} as "
                 f"models:/{done.name}/{done.version}; load: "
-                f"{model_export.how_to_load(done.name, done.version, done.format)}"
+                f"{models.how_to_load(done.name, done.version, done.format)}"
             )
     return 0

@@ -27,14 +27,14 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.errors import ConfigError
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: a rung is a number of epochs trained, 1 or more")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.effects import effects, render
-    from attnlab.pipeline.ranking import fetch_runs, rank
+    from attnlab.pipeline.analysis.effects import effects, render
+    from attnlab.pipeline.analysis.ranking import fetch_runs, rank
 
     runs = fetch_runs(uri, args.experiment)
     if args.task:

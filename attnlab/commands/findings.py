@@ -18,8 +18,8 @@ def register(sub) -> None:
 def render(verdicts, fmt: str) -> str:
     import json
 
-    from attnlab.pipeline.attention_table import format_rows
-    from attnlab.pipeline.findings import as_json, table_rows
+    from attnlab.pipeline.analysis.findings import as_json, table_rows
+    from attnlab.pipeline.costs.attention_table import format_rows
 
     if fmt == "json":
         return json.dumps(as_json(verdicts), indent=2)
@@ -29,13 +29,13 @@ def render(verdicts, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.findings import findings, more_seeds_command
-    from attnlab.pipeline.ranking import fetch_runs
-    from attnlab.pipeline.tags import KIND, KIND_SWEEP, SEED, SOURCE
-    from attnlab.pipeline.tracking import find_runs
+    from attnlab.pipeline.analysis.findings import findings, more_seeds_command
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.tracking.store import find_runs
+    from attnlab.pipeline.tracking.tags import KIND, KIND_SWEEP, SEED, SOURCE
 
     runs = fetch_runs(uri, args.experiment)
     verdicts = findings(runs)

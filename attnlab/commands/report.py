@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.pipeline.costs import COSTS, DEFAULT_COST
+from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
 from . import COST_HELP, TRACKING_URI_HELP
 
@@ -25,18 +25,18 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.errors import ConfigError
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
     uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.ranking import fetch_runs
-    from attnlab.pipeline.report import write_report
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.analysis.report import write_report
 
     runs = fetch_runs(uri, args.experiment)
     if args.format == "json":
-        from attnlab.pipeline.findings import findings
+        from attnlab.pipeline.analysis.findings import findings
 
         from .findings import render
 

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.config.errors import ConfigError
     from attnlab.tune.presets import PRESETS
     from attnlab.tune.submit import (
         SHARED_SWEEPS,

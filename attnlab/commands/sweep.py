@@ -157,7 +157,7 @@ def exit_status(summary: dict) -> int:
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
     from attnlab.tune.sweep_config import check_data, load_sweep
 
     sweep = load_sweep(
@@ -187,8 +187,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.config import validate
-    from attnlab.pipeline.errors import ConfigError
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.config.validation import validate
     from attnlab.tune.storage import SweepStore
     from attnlab.tune.sweep import STATE_FILE, sweep_store
     from attnlab.tune.sweep_config import SweepConfig

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from attnlab.pipeline.tasks import TASK_NAMES, task_help
+from attnlab.pipeline.data.tasks import TASK_NAMES, task_help
 
 from . import TRACKING_URI_HELP
 
@@ -72,24 +72,26 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.tasks import data_root, detect_layout
+    from attnlab.pipeline.config.train import build_train_config
+    from attnlab.pipeline.data.tasks import data_root, detect_layout
 
     # Validate (config, spec, data layout) before Lightning, Ray or MLflow is imported: bad input
     # gets its answer in well under a second.
-    from attnlab.pipeline.tracking_uri import resolve_tracking_uri
-    from attnlab.pipeline.train_config import build_train_config
+    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     cfg = build_train_config(flags_to_config(args), args.config, args.preset, config_json=args.config_json)
     resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
-    from attnlab.pipeline.user_callbacks import check as check_callbacks
+    from attnlab.pipeline.training.user_callbacks import check as check_callbacks
 
     check_callbacks(cfg.callbacks)  # each importable and a Lightning Callback, before anything starts
     root = data_root(cfg)
     layout = detect_layout(cfg.task, root)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"data: {root} ({layout.name} layout)", flush=True)
-    from attnlab.pipeline.errors import ConfigError
-    from attnlab.pipeline.train import run_training  # imports Lightning and MLflow, which set their loggers
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.training.run import (
+        run_training,  # imports Lightning and MLflow, which set their loggers
+    )
 
     from ..console import forget_log_file, libraries_to, new_log_file
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import torch
 
 from attnlab.lightning_modules.labels import IGNORE
-
-from ..errors import ConfigError
-from .segmentation import SegmentationDataModule
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.data.segmentation import SegmentationDataModule
 
 CLASS_NAMES = [
     "Sky",

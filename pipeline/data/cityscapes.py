@@ -15,9 +15,8 @@ import torch
 from torchvision.datasets import Cityscapes
 
 from attnlab.lightning_modules.labels import IGNORE
-
-from ..errors import ConfigError
-from .segmentation import SegmentationDataModule
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.data.segmentation import SegmentationDataModule
 
 TRAIN_CLASS_NAMES = [
     c.name

@@ -19,10 +19,10 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
-from ..errors import ConfigError
-from .inputs import DataInput, files_digest, split_input
-from .loading import loader_options
-from .sharding import eval_sampler, train_sampler
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
+from attnlab.pipeline.data.loading import loader_options
+from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
 
 SPLITS = ("train", "val")
 

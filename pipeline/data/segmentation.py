@@ -19,10 +19,9 @@ from torchvision.transforms import v2
 from attnlab.lightning_modules.labels import IGNORE
 from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
 from attnlab.lightning_modules.serving import IMAGENET_STD as STD
-
-from .inputs import DataInput, files_digest, split_input
-from .loading import loader_options
-from .sharding import eval_sampler, train_sampler
+from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
+from attnlab.pipeline.data.loading import loader_options
+from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
 
 
 class PairedSegmentation(Dataset):
@@ -73,7 +72,7 @@ def eval_transform(resize: int | None = None) -> v2.Transform:
 
 class SegmentationDataModule(L.LightningDataModule):
     """Subclasses set `class_names` and `lookup` and implement `pairs(split)`; the task registry
-    (pipeline/tasks.py) recognises their layouts."""
+    (pipeline/data/tasks.py) recognises their layouts."""
 
     class_names: list[str] = []
     lookup: torch.Tensor

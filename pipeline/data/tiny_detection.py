@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .textures import textured_background
+from attnlab.pipeline.data.textures import textured_background
 
 CATEGORIES = [
     {"id": 1, "name": "square", "supercategory": "shape"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .textures import textured_background
+from attnlab.pipeline.data.textures import textured_background
 
 # Cityscapes label ids used here.
 UNLABELED, ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, PERSON, CAR = 0, 7, 8, 11, 21, 23, 24, 26

@@ -21,11 +21,10 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
-
-from ..errors import ConfigError
-from .inputs import DataInput, split_input, texts_digest
-from .loading import loader_options
-from .sharding import rank_and_world
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.data.inputs import DataInput, split_input, texts_digest
+from attnlab.pipeline.data.loading import loader_options
+from attnlab.pipeline.data.sharding import rank_and_world
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
 

@@ -25,13 +25,13 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
-from .best_checkpoint import ARTIFACT_DIR, BEST_NAME
-from .checkpoint_files import torn
-from .costs import COSTS
-from .errors import ConfigError
-from .ranking import Row
-from .tags import MODEL_FORMAT, MODEL_URI, TASK
-from .tasks import TASKS
+from attnlab.pipeline.analysis.ranking import Row
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.costs.axes import COSTS
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking.tags import MODEL_FORMAT, MODEL_URI, TASK
+from attnlab.pipeline.training.best_checkpoint import ARTIFACT_DIR, BEST_NAME
+from attnlab.pipeline.training.checkpoint_files import torn
 
 MODEL_NAME = "model"
 PICKLE_OPT_IN = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"

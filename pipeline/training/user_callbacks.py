@@ -14,7 +14,7 @@ import inspect
 import re
 from typing import Any
 
-from .errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError
 
 ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 CONTEXT = ("run_id", "trial_key", "scratch_dir")

@@ -29,11 +29,10 @@ from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 from attnlab.lightning_modules.attention import all_codes, parse_spec
 from attnlab.lightning_modules.attention.sites import held_at_most_common, parse_sites
-
-from .attention_table import format_rows
-from .ranking import full_budget, metric_by_epoch
-from .tags import ATTENTION, SEED, TASK
-from .tasks import TASKS
+from attnlab.pipeline.analysis.ranking import full_budget, metric_by_epoch
+from attnlab.pipeline.costs.attention_table import format_rows
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK
 
 TERMS = ("E1", "E2", "E3", "E4")
 PAIRS = tuple(f"{a}:{b}" for a, b in combinations(TERMS, 2))

@@ -18,32 +18,26 @@ from lightning.pytorch.utilities import move_data_to_device
 from mlflow.tracking import MlflowClient
 
 from attnlab.lightning_modules.attention import placed_modules
+from attnlab.pipeline.config.train import TrainConfig
+from attnlab.pipeline.costs.measure import measure_efficiency
+from attnlab.pipeline.data.tasks import TASKS, data_root
+from attnlab.pipeline.tracking import tags
+from attnlab.pipeline.tracking.runs import RunRole
+from attnlab.pipeline.tracking.spool import Spool, SpooledClient
+from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inputs, resolve_tracking_uri
+from attnlab.pipeline.tracking.system_metrics import SystemMetrics
+from attnlab.pipeline.training import interrupts, user_callbacks
+from attnlab.pipeline.training.best_checkpoint import BestCheckpointToMlflow
+from attnlab.pipeline.training.device_line import DeviceLine
+from attnlab.pipeline.training.epoch_line import EpochLine
 
-from . import interrupts, tags, tracking, user_callbacks
-from .best_checkpoint import BestCheckpointToMlflow
-from .device_line import DeviceLine
-from .efficiency import measure_efficiency
-from .epoch_line import EpochLine
-from .system_metrics import SystemMetrics
-from .tasks import TASKS, data_root
-from .tracking_spool import Spool, SpooledClient
-from .train_config import TrainConfig
-
-DDP_RUN_ENV = "ATTNLAB_DDP_RUN_ID"
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
 
 
-def _ddp_child_run_id() -> str | None:
-    """The MLflow run of rank 0 when this process is a DDP rank Lightning started (LOCAL_RANK >= 1)."""
-    if os.environ.get("LOCAL_RANK", "0") != "0":
-        return os.environ.get(DDP_RUN_ENV)
-    return None
-
-
 class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger, minus ending the run (`pipeline.tracking` owns a run's whole life),
-    with its metrics and params sent through the run's spool, so a tracking outage never stops
-    training."""
+    """Lightning's MLflow logger, minus ending the run (pipeline/tracking/runs.py owns a run's
+    whole life), with its metrics and params sent through the run's spool, so a tracking outage
+    never stops training."""
 
     def __init__(self, *args, spool: Spool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +99,7 @@ class LogDataInputs(Callback):
 
     def on_fit_start(self, trainer, pl_module):
         if trainer.is_global_zero and not trainer.ckpt_path:  # a resumed run logged them already
-            tracking.log_data_inputs(self.uri, self.run_id, trainer.datamodule.data_inputs())
+            log_data_inputs(self.uri, self.run_id, trainer.datamodule.data_inputs())
 
 
 class StopOnSignal(Callback):
@@ -127,7 +121,7 @@ def run_tags(cfg: TrainConfig, kind: str = tags.KIND_TRAIN) -> dict[str, str]:
         tags.TASK: cfg.task,
         tags.ATTENTION: cfg.attention,
         tags.SEED: str(cfg.seed),
-        tags.CODE_VERSION: tracking.code_version(),
+        tags.CODE_VERSION: code_version(),
         tags.KIND: kind,
     }
 
@@ -165,47 +159,36 @@ def _ending(error: BaseException) -> str:
 def run_training(
     cfg: TrainConfig,
     *,
-    run_id: str | None = None,
-    parent_run_id: str | None = None,
+    role: RunRole = RunRole(),
     ckpt_path: str | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
-    extra_tags: dict[str, str] | None = None,
     callback_context: dict[str, Any] | None = None,
     progress_bar: bool = True,
     prepare: Callable[[L.Trainer], L.Trainer] | None = None,
-    finish: bool = True,
-    local_checkpoints: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate `cfg`; return {'run_id', 'metrics', 'checkpoint_dir', 'efficiency'}.
 
     Everything that can reject the input (data layout, pretrained path, spec) runs before the
-    MLflow run is opened, so bad input leaves nothing behind. With `finish`, the run ends here
-    (FINISHED, or FAILED/KILLED with the error); a sweep's trial passes False and ends it itself.
-    With `local_checkpoints`, best.ckpt and last.ckpt go to `out_dir` and then to MLflow; a trial
-    passes False: Ray keeps its checkpoints, and only the best epoch's weights go to MLflow.
+    MLflow run is opened, so bad input leaves nothing behind. `role` says whose run this is
+    (pipeline/tracking/runs.py): a standalone run ends here (FINISHED, or FAILED/KILLED with the
+    error) and keeps best.ckpt and last.ckpt in `out_dir` and then in MLflow; a sweep's trial
+    leaves its run to the trial, its checkpoints to Ray, and sends only the best epoch's weights.
     """
     L.seed_everything(cfg.seed, workers=True)
     task = TASKS[cfg.task]
     dm = task.make_data(cfg, data_root(cfg))
     module = task.make_module(cfg, dm)
-    uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri)
-    ddp_child_run = _ddp_child_run_id()
-    if ddp_child_run:  # a process Lightning launched for `--devices N`: rank 0 owns the run
-        run_id = ddp_child_run
-    else:
-        if finish:  # a standalone run; a sweep's trials never reap (their workers may be elsewhere)
-            tracking.reap_stale(uri, cfg.tracking.experiment)
-        run_id, _ = tracking.open_run(
-            uri,
-            cfg.tracking.experiment,
-            name=cfg.tracking.run_name or run_name(cfg),
-            params=tracking.flatten(cfg.own_settings()),
-            tags={**run_tags(cfg), **(tracking.owner_tags() if finish else {}), **(extra_tags or {})},
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-        )
-    owner = finish and not ddp_child_run
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    role = role.here()
+    run_id = role.open(
+        uri,
+        cfg.tracking.experiment,
+        name=cfg.tracking.run_name or run_name(cfg),
+        params=flatten(cfg.own_settings()),
+        tags=run_tags(cfg),
+    )
+    local_checkpoints = role.keeps_local_checkpoints
     trainer = None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         out_dir = Path(cfg.out_dir).resolve()
@@ -244,7 +227,7 @@ def run_training(
                 LogDataInputs(uri, run_id),
                 StopOnSignal(),
                 LearningRateMonitor(),
-                *([EpochLine(task.metric)] if owner else []),
+                *([EpochLine(task.metric)] if role.ends_run else []),
                 *([SystemMetrics(run_id, uri)] if cfg.tracking.system_metrics else []),
                 *callbacks,
                 *user_callbacks.build(cfg.callbacks, **{**default_context, **(callback_context or {})}),
@@ -263,17 +246,14 @@ def run_training(
         trainer = L.Trainer(**{**options, **(trainer_kwargs or {})})
         if prepare is not None:  # e.g. ray.train.lightning.prepare_trainer
             trainer = prepare(trainer)
-        os.environ[DDP_RUN_ENV] = run_id  # inherited by the processes Lightning launches for --devices N
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        with role.shared_with_ranks(run_id):
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     except BaseException as error:
-        if owner and (trainer is None or trainer.is_global_zero):
-            tracking.finish_run(uri, run_id, _ending(error))
-        if owner and _interrupted(error):
+        if trainer is None or trainer.is_global_zero:
+            role.end(uri, run_id, _ending(error))
+        if role.ends_run and _interrupted(error):
             raise SystemExit(_signal_exit_code(error, trainer)) from error
         raise
-    finally:
-        if not ddp_child_run:
-            os.environ.pop(DDP_RUN_ENV, None)
     if trainer.is_global_zero:
         for name in ("best.ckpt", "last.ckpt") if ckpt_dir else ():
             if (ckpt_dir / name).is_file():
@@ -283,8 +263,7 @@ def run_training(
                 f"the tracking server {uri} stayed unreachable; what this run could not send is kept in "
                 f"{spool.file}, and resuming the run sends it"
             )
-        if owner:
-            tracking.finish_run(uri, run_id, "FINISHED")
+        role.end(uri, run_id, "FINISHED")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
         "run_id": run_id,

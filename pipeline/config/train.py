@@ -18,12 +18,11 @@ from attnlab.lightning_modules.settings import (
     SegmentationConfig,
     TranslationConfig,
 )
+from attnlab.pipeline.config.validation import StrictModel, merge, read_yaml, validate
+from attnlab.pipeline.data.tasks import TASK_NAMES, TASKS
+from attnlab.pipeline.training.user_callbacks import check_format
 
-from .config import StrictModel, merge, read_yaml, validate
-from .tasks import TASK_NAMES, TASKS
-from .user_callbacks import check_format
-
-TaskName = Literal[TASK_NAMES]  # the task registry's names (pipeline/tasks.py)
+TaskName = Literal[TASK_NAMES]  # the task registry's names (pipeline/data/tasks.py)
 
 
 class DataConfig(StrictModel):
@@ -129,7 +128,7 @@ PRESETS = ("tiny", "paper")
 def _parse_json(text: str) -> dict[str, Any]:
     import json
 
-    from .errors import ConfigError
+    from attnlab.pipeline.config.errors import ConfigError
 
     try:
         data = json.loads(text)
@@ -142,7 +141,7 @@ def _parse_json(text: str) -> dict[str, Any]:
 
 def preset_for(task: str, preset: str) -> dict[str, Any]:
     """The preset's defaults for `task` ('tiny': small model and data; 'paper': the study's recipe)."""
-    from .errors import ConfigError
+    from attnlab.pipeline.config.errors import ConfigError
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -15,8 +15,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 
 from attnlab.lightning_modules.attention.spec import parse_spec
 from attnlab.lightning_modules.settings import StrictModel
-
-from .errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError
 
 __all__ = ["ConfigError", "SpecStr", "StrictModel", "merge", "read_yaml", "validate"]
 

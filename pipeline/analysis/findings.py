@@ -30,13 +30,12 @@ from dataclasses import asdict, dataclass
 from statsmodels.stats.power import TTestPower
 
 from attnlab.lightning_modules.attention import format_sites
-
-from .costs import COSTS
-from .effects import NETWORK, effects
-from .intervals import mean_ci
-from .ranking import full_budget
-from .tags import ATTENTION, SEED, TASK
-from .tasks import TASKS
+from attnlab.pipeline.analysis.effects import NETWORK, effects
+from attnlab.pipeline.analysis.intervals import mean_ci
+from attnlab.pipeline.analysis.ranking import full_budget
+from attnlab.pipeline.costs.axes import COSTS
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
 ALPHA, POWER = 0.05, 0.8  # the level of the 95% intervals; the power "seeds to decide" aims for

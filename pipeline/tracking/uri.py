@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError
 
 DEFAULT_DB = "mlflow.db"
 TIMEOUT_S = 5.0

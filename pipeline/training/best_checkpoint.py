@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 
-from .tracking_spool import Spool
+from attnlab.pipeline.tracking.spool import Spool
 
 ARTIFACT_DIR = "checkpoints"
 BEST_NAME = "best.ckpt"

@@ -22,11 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
 from attnlab.lightning_modules.attention.sites import SITES, held_at_most_common, parse_sites  # noqa: E402
-
-from .costs import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
-from .effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
-from .ranking import Row, Rung, largest_rung, rank, rungs  # noqa: E402
-from .tasks import TASKS  # noqa: E402
+from attnlab.pipeline.analysis.effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
+from attnlab.pipeline.analysis.ranking import Row, Rung, largest_rung, rank, rungs  # noqa: E402
+from attnlab.pipeline.costs.axes import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
+from attnlab.pipeline.data.tasks import TASKS  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
 CONVS = {"deform": "deformable", "deform2": "deformable", "dynamic": "dynamic"}
@@ -293,7 +292,7 @@ def _effects_section(runs: list, out: Path) -> str:
 
 
 def _findings_section(runs: list) -> str:
-    from .findings import findings, table_rows
+    from attnlab.pipeline.analysis.findings import findings, table_rows
 
     every = table_rows(findings(runs))
     rows = [row for row in every if row["seeds"]]  # comparisons these runs hold

@@ -11,8 +11,7 @@ from pydantic import Field, model_validator
 
 from attnlab.lightning_modules.attention import STUDY_SPECS
 from attnlab.lightning_modules.attention.registry import names
-
-from .config import SpecStr, StrictModel
+from attnlab.pipeline.config.validation import SpecStr, StrictModel
 
 
 def default_specs() -> list[str]:

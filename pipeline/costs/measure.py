@@ -21,9 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from attnlab.lightning_modules.attention.factory import PLACED
 from attnlab.lightning_modules.attention.flops import EXTRA_FORMULAS, count_parameters
 from attnlab.lightning_modules.attention.registry import kind_of
-
-from .memory import peak_memory_bytes
-from .timing import median_seconds
+from attnlab.pipeline.costs.memory import peak_memory_bytes
+from attnlab.pipeline.costs.timing import median_seconds
 
 
 def measure_efficiency(

@@ -7,7 +7,7 @@ import threading
 
 import lightning as L
 
-from .tracking_spool import quick_requests
+from attnlab.pipeline.tracking.spool import quick_requests
 
 SAMPLING_S = 10.0
 FINISH_WAIT_S = 15.0

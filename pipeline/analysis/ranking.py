@@ -20,23 +20,22 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from .attention_table import format_rows
-from .costs import COSTS, UNITS
-from .errors import ConfigError
-from .intervals import mean_ci
-from .tags import (
+from attnlab.pipeline.analysis.intervals import mean_ci
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.costs.attention_table import format_rows
+from attnlab.pipeline.costs.axes import COSTS, UNITS
+from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tracking.runs import reap_stale, stopped_early
+from attnlab.pipeline.tracking.tags import (
     ATTENTION,
     EPOCHS_DONE,
     KEPT_BY_FRONT,
     KIND,
     RERUN,
     SEED,
-    STOPPED_EARLY,
     TASK,
     TRAINING_KINDS,
 )
-from .tasks import TASKS
-from .tracking import reap_stale
 
 
 @dataclass
@@ -72,12 +71,8 @@ def epochs_trained(run) -> int:
     return 0 if epoch is None else int(epoch) + 1
 
 
-def stopped_early(run) -> bool:
-    return run.data.tags.get(STOPPED_EARLY) == "true"
-
-
 def full_budget(run) -> bool:
-    return run.info.status == "FINISHED" and run.data.tags.get(STOPPED_EARLY) != "true"
+    return run.info.status == "FINISHED" and not stopped_early(run)
 
 
 def interval(values: list[float]) -> tuple[float, float | None, float | None]:

@@ -1,32 +1,31 @@
-"""MLflow tracking: where runs go, and a run's whole life: find or create, reopen, finish.
+"""MLflow stores: experiments, finding runs by their tags, tags and data inputs on a run.
 
 Default store: a local sqlite file (MLflow's file store is deprecated and refused by servers
-since 3.13). Every run attnlab makes (a standalone training, a sweep's parent, a trial) is opened
-by `open_run` and ended by `finish_run`; Lightning's logger only logs. Runs are found again by
-their tags, so a resumed training or trial continues its run instead of creating a duplicate.
+since 3.13). Runs are found again by their tags, so a resumed training or trial continues its run
+instead of creating a duplicate; opening and ending runs is `pipeline/tracking/runs.py`'s alone.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import mlflow
-from mlflow.entities import Param, RunTag
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-from .errors import ConfigError
-from .processes import process_gone, this_host
-from .tags import EXPERIMENT_KIND, HOST, KIND, KIND_MODEL_TRAINING, KIND_TRAIN, PARENT, PID
-from .tracking_uri import resolve_tracking_uri
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.tracking.tags import (
+    EXPERIMENT_KIND,
+    KIND_MODEL_TRAINING,
+)
+from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from .data.inputs import DataInput
+    from attnlab.pipeline.data.inputs import DataInput
 
 __all__ = ["resolve_tracking_uri"]  # re-exported: callers that already import this module
 
@@ -128,81 +127,6 @@ def find_runs(uri: str, experiment: str, match: Mapping[str, str], max_results: 
     return client.search_runs([exp.experiment_id], filter_string=where, max_results=max_results)
 
 
-def _log(
-    client: MlflowClient,
-    run_id: str,
-    params: Mapping[str, str],
-    tags: Mapping[str, str],
-    logged: Mapping[str, str] | None = None,
-) -> None:
-    """Tags (always) and params (only those the run lacks: MLflow params never change) in one batch."""
-    fresh = {k: v for k, v in params.items() if k not in (logged or {})}
-    client.log_batch(
-        run_id,
-        params=[Param(k, str(v)[:6000]) for k, v in fresh.items()],
-        tags=[RunTag(k, str(v)) for k, v in tags.items()],
-    )
-
-
-def open_run(
-    uri: str,
-    experiment: str,
-    *,
-    name: str | None,
-    params: Mapping[str, str],
-    tags: Mapping[str, str],
-    run_id: str | None = None,
-    match: Mapping[str, str] | None = None,
-    parent_run_id: str | None = None,
-) -> tuple[str, str | None]:
-    """Open the run: `run_id` if given, else the one whose tags equal `match`, else a new one.
-
-    A reopened run is set RUNNING and gets `params` it lacks and every tag in `tags`.
-    Returns (run id, the status it had before, or None when it was created here).
-    """
-    client = MlflowClient(uri)
-    found = client.get_run(run_id) if run_id else (find_run(uri, experiment, match) if match else None)
-    if found is not None:
-        _log(client, found.info.run_id, params, tags, found.data.params)
-        client.update_run(found.info.run_id, status="RUNNING")
-        return found.info.run_id, found.info.status
-    all_tags = {**tags, **({PARENT: parent_run_id} if parent_run_id else {})}
-    run = client.create_run(ensure_experiment(client, experiment, uri), run_name=name, tags=all_tags)
-    _log(client, run.info.run_id, params, {})
-    return run.info.run_id, None
-
-
-def owner_tags() -> dict[str, str]:
-    """Who owns a standalone run: if that process is gone while the run says RUNNING, it died."""
-    return {HOST: this_host(), PID: str(os.getpid())}
-
-
-def reap_stale(uri: str, experiment: str) -> list[str]:
-    """Mark FAILED the standalone runs of `experiment` left RUNNING by a process of this host that
-    is gone (a SIGKILL, a power cut); print and return their ids. Sweep trials are left to the
-    sweep: their workers may live on other machines."""
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    where = (
-        f"attributes.status = 'RUNNING' and tags.`{KIND}` = '{KIND_TRAIN}' "
-        f"and tags.`{HOST}` = '{this_host()}'"
-    )
-    reaped = []
-    for run in client.search_runs([exp.experiment_id], filter_string=where, max_results=1000):
-        pid = run.data.tags.get(PID, "")
-        if pid and process_gone(pid):
-            client.set_terminated(run.info.run_id, status="FAILED")
-            print(
-                f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, "
-                "which is gone; marked it FAILED",
-                file=sys.stderr,
-            )
-            reaped.append(run.info.run_id)
-    return reaped
-
-
 def log_data_inputs(uri: str, run_id: str, inputs: Sequence[DataInput]) -> None:
     """The run's data as MLflow dataset inputs (the UI's Dataset column): source, digest, size."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -227,12 +151,3 @@ def log_data_inputs(uri: str, run_id: str, inputs: Sequence[DataInput]) -> None:
 
 def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
-
-def finish_run(
-    uri: str, run_id: str, status: str = "FINISHED", tags: Mapping[str, str] | None = None
-) -> None:
-    """End the run with `status` (FINISHED, FAILED or KILLED), setting `tags` first."""
-    if tags:
-        set_tags(uri, run_id, tags)
-    MlflowClient(uri).set_terminated(run_id, status=status)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     import lightning as L
 
-    from .train_config import TrainConfig
+    from attnlab.pipeline.config.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ class Task:
 
 
 def _detection_tiny(out: Path) -> Path:
-    from .data.tiny_detection import make_tiny_detection
+    from attnlab.pipeline.data.tiny_detection import make_tiny_detection
 
     return make_tiny_detection(out)
 
 
 def _coco_data(cfg: TrainConfig, root: Path):
-    from .data.coco import CocoDataModule
+    from attnlab.pipeline.data.coco import CocoDataModule
 
     return CocoDataModule(root, cfg.data.batch_size, cfg.data.num_workers, cfg.data.eval_batch_size, cfg.seed)
 
@@ -84,7 +84,7 @@ def _detection_module(cfg: TrainConfig, dm):
 
 
 def _segmentation_tiny(out: Path) -> Path:
-    from .data.tiny_segmentation import make_tiny_segmentation
+    from attnlab.pipeline.data.tiny_segmentation import make_tiny_segmentation
 
     return make_tiny_segmentation(out)
 
@@ -93,7 +93,7 @@ def _segmentation_data(module: str, cls: str):
     def make(cfg: TrainConfig, root: Path):
         import importlib
 
-        data_module = getattr(importlib.import_module(f".data.{module}", __package__), cls)
+        data_module = getattr(importlib.import_module(f"attnlab.pipeline.data.{module}"), cls)
         s = cfg.segmentation
         return data_module(
             root,
@@ -116,13 +116,13 @@ def _segmentation_module(cfg: TrainConfig, dm):
 
 
 def _translation_tiny(out: Path) -> Path:
-    from .data.tiny_translation import make_tiny_translation
+    from attnlab.pipeline.data.tiny_translation import make_tiny_translation
 
     return make_tiny_translation(out)
 
 
 def _translation_data(cfg: TrainConfig, root: Path):
-    from .data.translation import TranslationDataModule
+    from attnlab.pipeline.data.translation import TranslationDataModule
 
     t = cfg.translation
     vocab_dir = Path(cfg.out_dir) / "vocab" / f"{Path(root).resolve().name}-{t.vocab_size}"
@@ -142,13 +142,13 @@ def _has(*names: str) -> Callable[[Path], bool]:
 
 
 def _parallel_text(root: Path) -> bool:
-    from .data.translation import looks_like_parallel_text
+    from attnlab.pipeline.data.translation import looks_like_parallel_text
 
     return looks_like_parallel_text(root)
 
 
 def _datasets_folder(root: Path) -> bool:
-    from .data.translation import looks_like_datasets
+    from attnlab.pipeline.data.translation import looks_like_datasets
 
     return looks_like_datasets(root)
 
@@ -287,7 +287,7 @@ def task_help() -> str:
 
 def detect_layout(task: str, root: str | Path) -> Layout:
     """The first of the task's layouts `root` matches; one error naming every layout tried if none does."""
-    from .errors import ConfigError
+    from attnlab.pipeline.config.errors import ConfigError
 
     root = Path(root)
     layouts = TASKS[task].layouts
@@ -306,7 +306,7 @@ def make_tiny(task: str, out: str | Path) -> Path:
     """Generate the tiny set for `task` at `out`, atomically: a half-written folder never appears."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        from .errors import ConfigError
+        from attnlab.pipeline.config.errors import ConfigError
 
         raise ConfigError(f"{out} exists and is not empty; pick a new folder (nothing was written)")
     out.parent.mkdir(parents=True, exist_ok=True)

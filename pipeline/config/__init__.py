@@ -1,0 +1,1 @@
+"""Typed configs, validated in one place, and attnlab's own errors."""
