@@ -4,6 +4,8 @@
 # notice on every editable install and pip's warnings about this machine's index configuration
 # are no news to a user, and a failing install still fails loudly.
 PY ?= python3.11
+# pytest-xdist processes for `make test` (CI has 2 cores); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -24,8 +26,9 @@ install-test: $(BIN)/python
 run: install
 	$(BIN)/attnlab run
 
-# The test suite (what .ci/run calls): the linter first, then pytest.
+# The test suite (what .ci/run calls): the linter first, then pytest, whole files per worker (a
+# file's module fixtures, such as the README's fresh venv, are made once).
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20

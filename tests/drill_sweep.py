@@ -83,7 +83,9 @@ def _tune_record(trial_dir: Path) -> str:
     """Tune's record of a trial's checkpoints as text: its checkpoint manager in the newest
     experiment state or, where that state cannot be read (cut short by a full disk), the trial's
     result.json, a line per reported result, each naming the checkpoint Tune had persisted."""
-    states = sorted(trial_dir.parent.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # The newest by the timestamp in its name, as Tune picks it: on URI storage every sync rewrites
+    # the older drivers' state files too, so their modification times say nothing.
+    states = sorted(trial_dir.parent.glob("experiment_state-*.json"))
     try:
         trials = json.loads(states[-1].read_text())["trial_data"] if states else []
         for state, run in trials:

@@ -40,8 +40,11 @@ def test_a_full_disk_ends_the_sweep_with_one_line_and_resume_finishes_it(tmp_pat
     assert any("storage is full" in e or "disk full" in e for e in errors), first.stderr[-3000:]
     assert any("attnlab resume" in e for e in errors), errors
 
-    kept = recorded_checkpoints(small_disk / "full" / "segmentation-wo-s0")
-    assert kept and all(torn(folder / "checkpoint.ckpt") is None for folder in kept)
+    trial = small_disk / "full" / "segmentation-wo-s0"
+    kept = recorded_checkpoints(trial)
+    on_disk = sorted(str(p.relative_to(small_disk)) for p in (small_disk / "full").rglob("*"))
+    assert kept, f"Tune's record names no checkpoint on disk; the store holds {on_disk}"
+    assert all(torn(folder / "checkpoint.ckpt") is None for folder in kept)
 
     # Space freed: the same file system, grown.
     subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
