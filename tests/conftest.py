@@ -49,8 +49,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _slow_files_first(items) -> None:
-    """Files with slow tests start first: `make test` hands whole files to its workers
-    (pytest-xdist, --dist loadfile), and a long file picked up last would run alone at the end."""
+    """Files with slow tests start first: `make test` hands whole files to its workers in this
+    order (pytest-xdist, --dist loadfile --no-loadscope-reorder; xdist's own order is by test
+    count), and a long file picked up last would run alone at the end."""
     slow = {item.path for item in items if "slow" in item.keywords}
     items.sort(key=lambda item: item.path not in slow)  # stable: the order within stays
 
