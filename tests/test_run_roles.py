@@ -38,7 +38,7 @@ def test_a_trial_trains_into_its_trials_run_and_leaves_the_end_to_it(uri):
     assert run.info.status == "RUNNING" and run.data.tags[tags.TRIAL] == "t-1"
     assert tags.PID not in run.data.tags  # its workers may be on other machines: never reaped
     assert not role.ends_run and not role.keeps_local_checkpoints
-    runs.finish_trial(uri, trial_run)
+    runs.finish_run(uri, trial_run, "FINISHED")
     assert MlflowClient(uri).get_run(trial_run).info.status == "FINISHED"
 
 

@@ -410,11 +410,11 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
         status = _status(result, run, done, key)
         if run is not None and run.info.status == "RUNNING":
             if status == "error":
-                runs.close_trial(uri, run.info.run_id, "FAILED")
+                runs.finish_run(uri, run.info.run_id, "FAILED")
             elif status == "stopped":
                 runs.close_stopped(uri, run.info.run_id)
             else:
-                runs.close_trial(uri, run.info.run_id, "KILLED")
+                runs.finish_run(uri, run.info.run_id, "KILLED")
         if status in ("finished", "stopped"):
             drop_checkpoints(storage, sweep.name, key)
         entry = {
@@ -441,9 +441,9 @@ def _reconcile(results, uri: str, sweep: SweepConfig, parent_id: str, storage: s
             )
     statuses = {t["status"] for t in summary["trials"]}
     if statuses <= {"finished", "stopped"}:
-        runs.end_sweep(uri, parent_id, "FINISHED")
+        runs.finish_run(uri, parent_id, "FINISHED")
     elif "interrupted" in statuses:
-        runs.end_sweep(uri, parent_id, "KILLED")
+        runs.finish_run(uri, parent_id, "KILLED")
     return summary
 
 

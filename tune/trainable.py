@@ -155,5 +155,5 @@ def run_trial(
                 callbacks=[TuneReportCallback()],
             ),
         ).fit()
-    runs.finish_trial(uri, run_id)
+    runs.finish_run(uri, run_id, "FINISHED")
     drop_checkpoints(storage, sweep_cfg.name, key)

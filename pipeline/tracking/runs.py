@@ -3,7 +3,7 @@ process that owned it is gone, and closed when early stopping ends a trial.
 
 A training process meets a run in one of three roles (`RunRole`): a standalone `attnlab train`
 opens and ends its own run; a sweep's trial trains into the run the trial opened, and the trial
-ends it (`open_trial`, `finish_trial`, and the sweep's `close_*` at its end); a DDP rank that
+ends it (`open_trial`, then `finish_run`, or `close_stopped` when early stopping ends it); a DDP rank that
 Lightning started for `--devices N` logs into rank 0's run and never opens or ends one.
 Lightning's logger only logs.
 """
@@ -138,19 +138,9 @@ def open_trial(
     return run_id, None
 
 
-def finish_trial(uri: str, run_id: str) -> None:
-    finish_run(uri, run_id, "FINISHED")
-
-
 def close_stopped(uri: str, run_id: str) -> None:
     """A trial early stopping ended: KILLED and tagged so, and no driver trains it again."""
     finish_run(uri, run_id, "KILLED", {STOPPED_EARLY: "true"})
-
-
-def close_trial(uri: str, run_id: str, status: str) -> None:
-    """A trial the sweep left unfinished: FAILED (its error) or KILLED (interrupted), both to be
-    continued by `attnlab resume` from their checkpoints."""
-    finish_run(uri, run_id, status)
 
 
 def open_sweep(
@@ -166,10 +156,6 @@ def open_sweep(
         match={KIND: KIND_SWEEP, SWEEP: sweep},
     )
     return run_id
-
-
-def end_sweep(uri: str, run_id: str, status: str) -> None:
-    finish_run(uri, run_id, status)
 
 
 def _log(
