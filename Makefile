@@ -4,10 +4,9 @@
 # notice on every editable install and pip's warnings about this machine's index configuration
 # are no news to a user, and a failing install still fails loudly.
 PY ?= python3.11
-# pytest-xdist processes for `make test`: 0 runs the suite in one process (the default, what CI
-# runs); TEST_WORKERS=2 runs whole files in 2 processes, slow files first. Not yet the default: in
-# its one clean-clone trial the two-node cluster drill's fixture errored there (not understood).
-TEST_WORKERS ?= 0
+# pytest-xdist processes for `make test` (what CI runs): whole files in 2 processes, slow files
+# first; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 VENV ?= .venv
 BIN := $(VENV)/bin
 

@@ -8,6 +8,7 @@ they skip cleanly on a host without CUDA.
 """
 
 import os
+import secrets
 import shutil
 import tempfile
 
@@ -29,6 +30,9 @@ def pytest_configure(config):
     # its sessions in a temp dir of the suite's own, never /tmp/ray, where another Ray may live.
     # Short on purpose: Ray's socket paths must stay under 107 characters.
     config._ray_tmpdir = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ray-")
+    # A new local Ray (>= 2.60) turns on token auth and, finding no token, writes one to
+    # ~/.ray/auth_token: the suite brings its own in the environment, so the home stays untouched.
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def pytest_unconfigure(config):

@@ -56,8 +56,8 @@ CLUSTER_PROBE = """
 import json, ray
 from ray.util.state import list_actors
 ray.init(address="{address}")
-workers = list_actors(filters=[("class_name", "=", "{actor}")], limit=10000, detail=True,
-                      raise_on_missing_output=False)
+workers = list_actors(address="{api}", filters=[("class_name", "=", "{actor}")], limit=10000,
+                      detail=True, raise_on_missing_output=False)
 print(json.dumps({{"alive": len([n for n in ray.nodes() if n["Alive"]]),
                   "train_worker_nodes": len({{a.node_id for a in workers}}), "train_workers": len(workers)}}))
 """
@@ -69,7 +69,7 @@ from ray.util.state import list_actors
 ray.init(address="{address}", log_to_driver=False)
 node = next(n["NodeID"] for n in ray.nodes() if n["NodeManagerPort"] == {port})
 while True:
-    alive = list_actors(filters=[("class_name", "=", "{actor}"), ("state", "=", "ALIVE"),
+    alive = list_actors(address="{api}", filters=[("class_name", "=", "{actor}"), ("state", "=", "ALIVE"),
                                  ("node_id", "=", node)], raise_on_missing_output=False, detail=True)
     print(json.dumps([a.pid for a in alive]), flush=True)
     time.sleep(0.5)
@@ -109,12 +109,14 @@ class RayCluster:
     Ray on the machine). `ray start` cannot bind port 0, so a start that loses its ports to another
     process is retried with new ones."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, agent_port: int | None = None, workers: int = 1):
         self.env, self.temp = env, tempfile.mkdtemp(prefix="ray-cluster-")
+        self.head_agent_port, self.workers = agent_port, workers
 
     def start(self, tries: int = 3) -> "RayCluster":
         for attempt in range(tries):
             self.port, self.dashboard, self.worker_port = _unused_port(), _unused_port(), _unused_port()
+            self.agent_ports = self.head_agent_port or _unused_port(), _unused_port()
             try:
                 self._start_nodes()
                 return self
@@ -124,14 +126,28 @@ class RayCluster:
                     raise
         return self
 
+    @property
+    def api(self) -> str:
+        """The head's dashboard, named to every State API call: without an address the State API
+        looks for the machine's one Ray and fails when another Ray runs there too."""
+        return f"http://127.0.0.1:{self.dashboard}"
+
     def _start_nodes(self) -> None:
         common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", self.temp]
         head = ["--head", "--port", str(self.port), "--dashboard-host", "127.0.0.1"]
         head += ["--dashboard-port", str(self.dashboard), "--disable-usage-stats"]
         worker = ["--address", f"127.0.0.1:{self.port}", "--node-manager-port", str(self.worker_port)]
-        for args in (head, worker):
+        # Each node's dashboard agent gets a port of its own: its default (52365) is fixed, and another
+        # Ray on this machine (a sweep test in the other xdist worker) holding it leaves the head
+        # without the job agent that `attnlab submit` needs.
+        nodes = (head, worker)[: 1 + self.workers]
+        for args, agent_port in zip(nodes, self.agent_ports[: len(nodes)], strict=True):
             subprocess.run(
-                [RAY, "start", *args, *common], check=True, env=self.env, capture_output=True, timeout=180
+                [RAY, "start", *args, *common, "--dashboard-agent-listen-port", str(agent_port)],
+                check=True,
+                env=self.env,
+                capture_output=True,
+                timeout=180,
             )
 
     def probe(self) -> dict:
@@ -139,7 +155,7 @@ class RayCluster:
             [
                 str(BIN / "python"),
                 "-c",
-                CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}", actor=TRIAL_ACTOR),
+                CLUSTER_PROBE.format(address=f"127.0.0.1:{self.port}", api=self.api, actor=TRIAL_ACTOR),
             ],
             env=self.env,
             capture_output=True,
@@ -159,12 +175,12 @@ class RayCluster:
                 str(BIN / "python"),
                 "-c",
                 WATCH_WORKER_NODE.format(
-                    address=f"127.0.0.1:{self.port}", port=self.worker_port, actor=TRIAL_ACTOR
+                    address=f"127.0.0.1:{self.port}", api=self.api, port=self.worker_port, actor=TRIAL_ACTOR
                 ),
             ],
             env=self.env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=(errors := tempfile.TemporaryFile(mode="w+")),
             text=True,
         )
         try:
@@ -179,12 +195,16 @@ class RayCluster:
                         os.kill(self._worker_raylet(), signal.SIGKILL)
                         release.write_text("released")
                         return key
+            watcher.wait()
+            errors.seek(0)
             raise AssertionError(
-                "the watcher of the worker node stopped before a trial had a checkpoint there"
+                "the watcher of the worker node stopped (exit "
+                f"{watcher.returncode}) before a trial had a checkpoint there:\n{errors.read()[-3000:]}"
             )
         finally:
             watcher.kill()
             watcher.wait()
+            errors.close()
 
     def _worker_raylet(self) -> int:
         for proc in Path("/proc").iterdir():
@@ -246,7 +266,7 @@ def cluster_sweep(auth_server, tmp_path_factory):
     )  # the submitter holds no MLflow secret
     cluster = RayCluster(nodes_env).start()
     try:
-        address = f"http://127.0.0.1:{cluster.dashboard}"
+        address = cluster.api
         proc = subprocess.run(
             [
                 str(BIN / "attnlab"),
@@ -340,3 +360,28 @@ def test_the_postgres_backed_server_records_the_sweep(cluster_sweep, auth_server
         names = {a.path for a in client.list_artifacts(child.info.run_id, "checkpoints")}
         assert names == {"checkpoints/best.ckpt"}
     assert not list(cluster_sweep["workdir"].rglob("mlflow.db"))  # nothing went to a local default store
+
+
+def test_a_head_without_its_job_agent_is_named_and_nothing_is_submitted(tmp_path):
+    """Another process holds the head's agent port, so the head has no job agent: `attnlab submit`
+    waits its while, then says so and how to start the head instead of Ray's bare HTTP 500."""
+    (tmp_path / "one.yaml").write_text(CLUSTER_SWEEP.replace('"w/o", "0010", "1111"', '"w/o"'))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        cluster = RayCluster(clean_env(RAY_AUTH_MODE="disabled"), held.getsockname()[1], workers=0).start()
+        try:
+            address = cluster.api
+            proc = subprocess.run(
+                [str(BIN / "attnlab"), "submit", "--config", "one.yaml", "--ray-address", address],
+                cwd=tmp_path,
+                env=clean_env(RAY_AUTH_MODE="disabled"),
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+        finally:
+            cluster.stop()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"the Ray head at {address} has no job agent" in proc.stderr
+    assert "--dashboard-agent-listen-port" in proc.stderr and "Traceback" not in proc.stderr

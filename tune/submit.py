@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from typing import Any
 
 import yaml
@@ -184,6 +185,9 @@ def create_rayjob(manifest: dict) -> str:
     return f"rayjob/{meta['name']} created in namespace {meta['namespace']}"
 
 
+AGENT_WAIT_S = 30  # the dashboard waits 10 s for an agent per request
+
+
 def submit_to_ray(
     address: str, source: list[str], sweep_name: str, storage: str | None, tracking_uri: str | None = None
 ) -> str:
@@ -196,11 +200,25 @@ def submit_to_ray(
         **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}),
     }
     client = JobSubmissionClient(address)
-    return client.submit_job(
-        entrypoint=entrypoint(source, sweep_name, storage),
-        runtime_env={"env_vars": env},
-        submission_id=f"{job_name(sweep_name)}-{_suffix()}",
-    )
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:  # a head started seconds ago may not have its job agent yet
+        try:
+            return client.submit_job(
+                entrypoint=entrypoint(source, sweep_name, storage),
+                runtime_env={"env_vars": env},
+                submission_id=f"{job_name(sweep_name)}-{_suffix()}",
+            )
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"the Ray head at {address} has no job agent to run the sweep (waited "
+                    f"{AGENT_WAIT_S} s): its dashboard agent did not start or could not bind its port "
+                    "(52365 unless set; another Ray on the head's machine may hold it). Restart the "
+                    "head with `ray start --head --dashboard-agent-listen-port PORT` on a free port; "
+                    "nothing was submitted"
+                ) from None
 
 
 def _suffix() -> str:
