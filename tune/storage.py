@@ -123,9 +123,10 @@ class SweepStore:
         self.write_bytes(name, text.encode())
 
     def set_aside_torn_state(self) -> list[str]:
-        """When Tune's newest experiment state does not parse (a full disk cut it short), rename
-        Tune's state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a
-        fresh Tune run instead of failing to restore; the names renamed."""
+        """When Tune's newest experiment state does not parse (a full disk cut it short), or there
+        is none beside its tuner.pkl (the disk filled before Tune first wrote it), rename Tune's
+        state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a fresh
+        Tune run instead of a restore that Tune would abandon; the names renamed."""
         import json
 
         import pyarrow.fs as pafs
@@ -135,14 +136,16 @@ class SweepStore:
             for i in self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
             if i.type == pafs.FileType.File
         ]
-        states = sorted(i.base_name for i in infos if i.base_name.startswith("experiment_state-"))
-        if not states:
-            return []
-        try:
-            json.loads(self.read_bytes(states[-1]) or b"")
-            return []
-        except ValueError:
-            pass
+        names = {i.base_name for i in infos}
+        states = sorted(n for n in names if n.startswith("experiment_state-"))
+        if not states and "tuner.pkl" not in names:
+            return []  # a new sweep
+        if states:
+            try:
+                json.loads(self.read_bytes(states[-1]) or b"")
+                return []
+            except ValueError:
+                pass
         tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", "tuner.pkl")
         moved = sorted(i.base_name for i in infos if i.base_name.startswith(tune_state))
         for name in moved:

@@ -199,11 +199,15 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
                 f"*.torn ({', '.join(torn)}) and Tune starts afresh: finished trials are kept, the "
                 "others resume from their checkpoints"
             )
+        # Given to a restore too: where Tune cannot read its own state back it logs that and starts
+        # afresh from the param_space it is given (none: trials without a config).
+        param_space = {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
         if tune.Tuner.can_restore(*store.tune_path()):
             path, fs = store.tune_path()
             tuner = tune.Tuner.restore(
                 path,
                 trainable,
+                param_space=param_space,
                 resume_errored=not restart_errored,
                 restart_errored=restart_errored,
                 storage_filesystem=fs,
@@ -211,7 +215,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
         else:
             tuner = tune.Tuner(
                 trainable,
-                param_space={"trial": tune.grid_search([t.param() for t in sweep.trials()])},
+                param_space=param_space,
                 tune_config=tune.TuneConfig(
                     metric="score",
                     mode="max",
