@@ -2,7 +2,8 @@
 two checkpoints of the drill's model fit, the third does not).
 
 The sweep ends with one clear error line and no traceback; the checkpoints written before are
-intact; once space is freed, `attnlab resume` finishes the sweep with the trial's one run."""
+intact; once space is freed, `attnlab resume` finishes the sweep with the trial's one run, going
+on from the newest whole checkpoint."""
 
 import json
 import subprocess
@@ -40,11 +41,13 @@ def test_a_full_disk_ends_the_sweep_with_one_line_and_resume_finishes_it(tmp_pat
     assert any("storage is full" in e or "disk full" in e for e in errors), first.stderr[-3000:]
     assert any("attnlab resume" in e for e in errors), errors
 
+    # What was written before the disk filled is intact: Tune's record of the trial's checkpoints
+    # (which it saves every 10 s or more, so it may name none yet) and the newest whole one on disk.
     trial = small_disk / "full" / "segmentation-wo-s0"
-    kept = recorded_checkpoints(trial)
-    on_disk = sorted(str(p.relative_to(small_disk)) for p in (small_disk / "full").rglob("*"))
-    assert kept, f"Tune's record names no checkpoint on disk; the store holds {on_disk}"
-    assert all(torn(folder / "checkpoint.ckpt") is None for folder in kept)
+    assert all(torn(folder / "checkpoint.ckpt") is None for folder in recorded_checkpoints(trial))
+    written = sorted(trial.glob("checkpoint_*/checkpoint.ckpt"), reverse=True)
+    whole = [ckpt for ckpt in written if torn(ckpt) is None]
+    assert whole, f"no whole checkpoint in {[str(p.relative_to(small_disk)) for p in written]}"
 
     # Space freed: the same file system, grown.
     subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
@@ -63,3 +66,5 @@ def test_a_full_disk_ends_the_sweep_with_one_line_and_resume_finishes_it(tmp_pat
     assert len(trials) == 1 and trials[0].info.status == "FINISHED"
     evaluated = {int(m.value) for m in client.get_metric_history(trials[0].info.run_id, "epochs_done")}
     assert evaluated == {1, 2, 3}
+    # The resumed trial went on from a checkpoint written before the disk filled, not from epoch 1.
+    assert trials[0].data.tags["attnlab.resumed"].startswith("resumed after epoch "), trials[0].data.tags

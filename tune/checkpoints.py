@@ -13,11 +13,13 @@ import contextlib
 import posixpath
 from pathlib import Path
 
+import ray.tune
 from pyarrow.fs import FileSelector, FileType
 
 from attnlab.pipeline.training.checkpoint_files import torn
 
 from .ray_callbacks import CHECKPOINT_NAME
+from .storage import checkpoint_folders
 
 
 def _older(latest):
@@ -41,6 +43,20 @@ def _why_torn(checkpoint) -> str | None:
             return torn(Path(folder, CHECKPOINT_NAME))
     except OSError as error:
         return f"{type(error).__name__}: {error}"
+
+
+def newest_on_disk(trial_folder: str):
+    """The newest `checkpoint_*` folder in a one-worker trial's folder (path or URI) as a Tune
+    checkpoint, or None. Tune saves its record of a trial's checkpoints every 10 s or more, so a
+    driver that died (a full disk, a kill) can leave checkpoints on disk that its record does not
+    name yet; a resumed trial that Tune hands no checkpoint restores from these instead of training
+    its epochs again."""
+    with contextlib.suppress(OSError):
+        fs, folders = checkpoint_folders(trial_folder)
+        numbered = [f for f in folders if posixpath.basename(f).removeprefix("checkpoint_").isdigit()]
+        if numbered:
+            return ray.tune.Checkpoint(numbered[0], fs)
+    return None
 
 
 def restorable(latest):

@@ -43,16 +43,27 @@ def remove_tree(location: str) -> None:
         fs.delete_dir(path)
 
 
-def remove_checkpoints(location: str) -> None:
-    """Delete the `checkpoint_*` folders of a trial folder (path or URI), keeping the rest of it."""
+def checkpoint_folders(location: str) -> tuple[pafs.FileSystem, list[str]]:
+    """(file system, the `checkpoint_*` folders of a trial folder, path or URI, newest first: Ray
+    numbers them in order); none where the folder does not exist."""
     import pyarrow.fs as pafs
 
     fs, path = _filesystem(location)
     if fs.get_file_info(path).type != pafs.FileType.Directory:
-        return
-    for info in fs.get_file_info(pafs.FileSelector(path)):
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            fs.delete_dir(info.path)
+        return fs, []
+    found = [
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(path))
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    ]
+    return fs, sorted(found, reverse=True)
+
+
+def remove_checkpoints(location: str) -> None:
+    """Delete the `checkpoint_*` folders of a trial folder (path or URI), keeping the rest of it."""
+    fs, folders = checkpoint_folders(location)
+    for folder in folders:
+        fs.delete_dir(folder)
 
 
 LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any model attnlab trains

@@ -86,7 +86,7 @@ def _concurrency(sweep: SweepConfig) -> int:
     return max(1, min(fits))
 
 
-def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
+def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str, recover: bool = True):
     fn = tune.with_parameters(
         trial_function,
         sweep=sweep.model_dump(mode="json"),
@@ -94,6 +94,7 @@ def _trainable(sweep: SweepConfig, uri: str, storage: str, parent_id: str):
         storage=storage,
         scratch=scratch_dir(storage, sweep.name),
         parent_id=parent_id,
+        recover=recover,
     )
     r = sweep.resources
     if r.workers_per_trial == 1:  # the trial trains in its own (reused) process: it holds the resources
@@ -191,7 +192,7 @@ def _run_locked(sweep, store, tracking_uri, ray_address, restart_errored, origin
             STATE_FILE,
             json.dumps({"sweep": config, "tracking_uri": uri, "parent_run_id": parent_id}, indent=2),
         )
-        trainable = _trainable(sweep, served, root, parent_id)
+        trainable = _trainable(sweep, served, root, parent_id, recover=not restart_errored)
         torn = store.set_aside_torn_state()
         if torn:
             say(

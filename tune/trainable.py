@@ -30,12 +30,12 @@ from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.store import flatten, set_tags
 from attnlab.pipeline.training.run import run_tags, run_training
 
-from .checkpoints import restorable
+from .checkpoints import newest_on_disk, restorable
 from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
 from .storage import join
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
-from .trial_storage import drop_checkpoints, train_storage
+from .trial_storage import drop_checkpoints, train_storage, trial_folder
 
 
 def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **run_options) -> None:
@@ -85,8 +85,10 @@ def worker_loop(config: dict) -> None:
     )
 
 
-def train_here(config: dict, threads: int) -> None:
-    """A one-worker trial in this (Tune's, reused) process, isolated from the trials before it."""
+def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
+    """A one-worker trial in this (Tune's, reused) process, isolated from the trials before it.
+    `folder`: the trial's folder in the sweep's storage; with `recover`, a trial Tune hands no
+    checkpoint restores from the newest one there (Tune's record of it was lost with its driver)."""
     started = trial_started_at(config["started"])
     cfg = TrainConfig.model_validate(config["train"])
     set_tags(
@@ -94,8 +96,9 @@ def train_here(config: dict, threads: int) -> None:
         config["run_id"],
         {tags.RERUN: rerun_command(cfg, threads), tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"},
     )
+    latest = ray.tune.get_checkpoint() or (newest_on_disk(folder) if recover else None)
     with isolated(threads):
-        _train(config, ray.tune.get_checkpoint(), True, True, started, trainer_kwargs={"devices": 1})
+        _train(config, latest, True, True, started, trainer_kwargs={"devices": 1})
 
 
 def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
@@ -103,11 +106,20 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
 
 
 def run_trial(
-    config: dict, *, sweep: dict, uri: str, storage: str, scratch: str, parent_id: str, entered: float
+    config: dict,
+    *,
+    sweep: dict,
+    uri: str,
+    storage: str,
+    scratch: str,
+    parent_id: str,
+    entered: float,
+    recover: bool = True,
 ) -> None:
     """One Tune trial: a TorchTrainer over `workers_per_trial` workers. `scratch` is the sweep's
     scratch folder as the driver resolved it: Tune runs a trial in a working folder of its own
-    Ray session, so a relative one would change with every driver (losing a resumed trial's spool)."""
+    Ray session, so a relative one would change with every driver (losing a resumed trial's spool).
+    `recover` False (`--restart-errored`): a trial never restores from checkpoints Tune did not hand it."""
     param = config["trial"]
     sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
@@ -137,7 +149,8 @@ def run_trial(
         "started": entered,
     }
     if r.workers_per_trial == 1:
-        train_here(loop_config, threads=max(1, int(r.cpus_per_worker)))
+        folder = trial_folder(storage, sweep_cfg.name, key)
+        train_here(loop_config, threads=max(1, int(r.cpus_per_worker)), folder=folder, recover=recover)
     else:
         TorchTrainer(
             worker_loop,
