@@ -121,10 +121,37 @@ def test_translation_is_fitted_per_site_with_the_other_sites_held(store):
         )
     designs = effects(fetch_runs(uri, "grid"))
     sites = {d.site: d for d in designs}
-    assert set(sites) == {"enc_self", "dec_self", "enc_dec"}
+    assert set(sites) == {"enc_self", "dec_self", "enc_dec", "self"}
     assert len(sites["enc_self"].points) == 10 and len(sites["dec_self"].points) == 2  # the held setting
+    assert len(sites["self"].points) == 2  # only 1000 sets both self sites alike
     e3 = next(e for e in sites["enc_self"].effects if e.term == "E3")
     assert e3.ci_low < 2 < e3.ci_high
+
+
+def test_both_self_attention_sites_set_together_are_one_design_that_judges_findings_1_and_3(store):
+    """The grid the translation presets run: both self sites take a code together (encoder-decoder
+    held at 1000), read as the joint site `self`; findings 1 and 3 are judged on its effects."""
+    uri, client, exp = store
+    rng = random.Random(5)
+    planted = {"E1": -0.5, "E2": 1.0, "E3": 2.0, "E4": 1.5}
+    for code, seed in itertools.product(DESIGN_CODES, (0, 1)):
+        value = 20 + sum(w * on for w, on in zip(planted.values(), terms_of(code))) + rng.gauss(0, 0.1)
+        spec = f"enc_self={code},dec_self={code},enc_dec=1000"
+        log_trial(client, exp, "translation", spec, seed, {"val/bleu": value})
+    runs = fetch_runs(uri, "grid")
+    joint = next(d for d in effects(runs) if d.site == "self")
+    assert len(joint.points) == 32
+    for e in joint.effects:
+        if e.kind == "main":  # within two half-widths of its 95% interval (about 4 standard errors)
+            assert abs(e.estimate - planted[e.term]) < e.ci_high - e.ci_low, e
+    from attnlab.pipeline.analysis.findings import findings
+
+    by_label = {(v.finding, v.comparison): v for v in findings(runs)}
+    one = by_label[(1, "(E3+E4) - (E1+E2)")]  # 3.5 - 0.5 = +3.0
+    assert one.basis == "effects" and one.runs == 32 and one.verdict == "reproduced"
+    assert one.ci_low < 3.0 < one.ci_high
+    three = by_label[(3, "(E2+E3) - (E1+E4)")]  # 3.0 - 1.0 = +2.0
+    assert three.basis == "effects" and three.verdict == "reproduced"
 
 
 def test_the_python_api_gives_the_same_designs(store):

@@ -1,7 +1,8 @@
 """Every task through `attnlab sweep` with each trial on 2 Ray Train workers (gloo, 1 CPU each),
-a real local Ray and a real MLflow store: translation's token buckets shard per rank, a
-translation trial that crashes once resumes from its checkpoint with no duplicate run, and a
-sweep whose trial errors exits 1 naming the trial and its log."""
+a real local Ray and a real MLflow store, each task's budget its own (no sweep-wide max_epochs):
+translation's token buckets shard per rank, a translation trial that crashes once resumes from its
+checkpoint with no duplicate run, and a sweep whose trial errors exits 1 naming the trial and its
+log."""
 
 import json
 import subprocess
@@ -20,20 +21,19 @@ ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 EVERY_TASK = """
 name: every-task
-max_epochs: 2
 grid:
   - task: segmentation
     specs: ["0010"]
     preset: tiny
-    overrides: {segmentation: {crop_size: 64}, data: {batch_size: 2}, limit_train_batches: 3}
+    overrides: {max_epochs: 2, segmentation: {crop_size: 64}, data: {batch_size: 2}, limit_train_batches: 3}
   - task: detection
     specs: ["0010"]
     preset: tiny
-    overrides: {data: {batch_size: 2}, limit_train_batches: 3}
+    overrides: {max_epochs: 2, data: {batch_size: 2}, limit_train_batches: 3}
   - task: translation
     specs: ["enc_self=0010,dec_self=1000,enc_dec=1000"]
     preset: tiny
-    overrides: {limit_train_batches: 4, translation: {max_tokens: 512, beam: 2}}
+    overrides: {max_epochs: 2, limit_train_batches: 4, translation: {max_tokens: 512, beam: 2}}
 resources: {workers_per_trial: 2, cpus_per_worker: 1}
 early_stopping: {policy: pareto-asha, cost: added_flops}
 max_failures: 2

@@ -15,6 +15,8 @@ from ray import tune
 
 from attnlab.pipeline.data.tasks import TASKS
 
+from .pareto_asha import BUDGET
+
 _terminal: TextIO | None = None
 
 
@@ -37,7 +39,7 @@ def say(line: str) -> None:
 
 
 class LiveView(tune.Callback):
-    def __init__(self, total: int, max_epochs: int):
+    def __init__(self, total: int, max_epochs: int | None):
         self.total, self.max_epochs = total, max_epochs
         self._reset()
 
@@ -108,7 +110,10 @@ class LiveView(tune.Callback):
         key, task = self._key(trial)
         self._score(trial, result)
         epoch = int((result or {}).get("epoch", 0))
-        self.ended[key] = "error" if error else ("finished" if epoch >= self.max_epochs else "stopped")
+        # The trial's own budget (a grid entry's overrides or its preset may set it), else the sweep's.
+        budget = (result or {}).get(BUDGET) or self.max_epochs
+        finished = budget is None or epoch >= int(budget)
+        self.ended[key] = "error" if error else ("finished" if finished else "stopped")
         score = (result or {}).get("score")
         metric = f", {TASKS[task].metric} {score:.4f}" if score is not None else ""
         return f"{key}: {self.ended[key]} after epoch {epoch}{metric}"

@@ -13,6 +13,8 @@ import ray.tune
 
 from attnlab.pipeline.training.run import measured_costs
 
+from .pareto_asha import BUDGET
+
 CHECKPOINT_NAME = "checkpoint.ckpt"
 
 
@@ -30,7 +32,7 @@ class ReportEpoch(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["epoch"] = trainer.current_epoch + 1
-        metrics["budget"] = trainer.max_epochs
+        metrics[BUDGET] = trainer.max_epochs
         metrics.update(measured_costs(trainer))
         if self.metric in metrics:
             metrics["score"] = metrics[self.metric]

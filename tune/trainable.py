@@ -31,6 +31,7 @@ from attnlab.pipeline.tracking.store import flatten, set_tags
 from attnlab.pipeline.training.run import run_tags, run_training
 
 from .checkpoints import newest_on_disk, restorable
+from .pareto_asha import BUDGET
 from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
 from .storage import join
 from .sweep_config import SweepConfig, trial_train_config
@@ -136,7 +137,12 @@ def run_trial(
     if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
         metrics = ended.data.metrics
         ray.tune.report(
-            {**metrics, "epoch": epochs_trained(ended), "score": metrics.get(TASKS[cfg.task].metric, 0.0)}
+            {
+                **metrics,
+                "epoch": epochs_trained(ended),
+                "score": metrics.get(TASKS[cfg.task].metric, 0.0),
+                BUDGET: cfg.max_epochs,
+            }
         )
         return
     r = sweep_cfg.resources

@@ -9,7 +9,9 @@ main effects are then still read from the main-effects model. Intervals are 95% 
 from statsmodels' OLS.
 
 Per task, and for translation per attention site (the other two sites held at their most common
-setting, as the report's per-site views). Specs with a convolution (deform, dynamic) are not
+setting, as the report's per-site views) and for both self-attention sites set to one code
+together (`self`, encoder-decoder attention held), the grid the study's self-attention claims
+read. Specs with a convolution (deform, dynamic) are not
 points of the design and are left out. A term the codes present cannot separate (its indicator
 is a combination of the others) is named, with the codes whose runs would separate it.
 """
@@ -38,6 +40,7 @@ TERMS = ("E1", "E2", "E3", "E4")
 PAIRS = tuple(f"{a}:{b}" for a, b in combinations(TERMS, 2))
 DESIGN_CODES = ("w/o", *all_codes())  # the 16 points of the factorial design
 NETWORK = "network"  # the site name of a task with one spec for the whole network
+SELF = "self"  # the joint site of a task's self-attention sites set to one spec (Task.self_attention_sites)
 MIN_INTERACTION_DF = 2  # residual degrees of freedom the interaction model must leave
 DEFINITION = (
     "main effect = what switching the term on adds to the metric: the OLS coefficient of its 0/1 "
@@ -126,10 +129,18 @@ def _points_by_site(task: str, observed: list[tuple[str, str, float]]) -> dict[s
             parsed.append((parse_sites(spec), seed, value))
         except ValueError:
             continue
+    joint = TASKS[task].self_attention_sites
+    if joint:  # the self-attention sites set together: one more site, the rest as they are
+        sites = (*sites, SELF)
+        for p, _, _ in parsed:
+            p[SELF] = p[joint[0]] if len({p[j] for j in joint}) == 1 else "(apart)"
     out = {}
     for site in sites:
+        # Held at their most common setting: every other site but those that move with this one.
+        moves_with = joint if site == SELF else ((SELF,) if site in joint else ())
+        held_sites = tuple(s for s in sites if s != site and s not in moves_with)
         usable = [(p, s, v) for p, s, v in parsed if terms_of(p[site]) is not None]
-        held = held_at_most_common(usable, site, lambda item: item[0], sites)
+        held = held_at_most_common(usable, site, lambda item: item[0], (site, *held_sites))
         if held:
             out[site] = [(terms_of(p[site]), s, v) for p, s, v in held[1]]
     return out

@@ -15,8 +15,8 @@ backbone, which would overstate deform's cost against an attention module. The v
 Findings 1-3 are claims about terms, so where the grid's codes estimate them they are judged on
 the terms' main effects over every code's runs (pipeline.effects; docs/study.md gives each rule,
 e.g. finding 1 as the contrast (E3+E4) - (E1+E2) > 0), with the contrast's 95% interval from the
-same OLS fit; elsewhere (too few codes, or translation's self-attention, whose two sites vary
-together) on the pairs above.
+same OLS fit (translation's on the joint design of both self-attention sites set to one code,
+`self`); elsewhere (too few codes) on the pairs above.
 
 Only runs that trained their full budget count (not those early stopping cut).
 """
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from statsmodels.stats.power import TTestPower
 
 from attnlab.lightning_modules.attention import format_sites
-from attnlab.pipeline.analysis.effects import NETWORK, effects
+from attnlab.pipeline.analysis.effects import NETWORK, SELF, effects
 from attnlab.pipeline.analysis.intervals import mean_ci
 from attnlab.pipeline.analysis.ranking import full_budget
 from attnlab.pipeline.costs.axes import COSTS
@@ -82,9 +82,10 @@ def comparisons() -> list[Comparison]:
     out: list[Comparison] = []
     for task in TASKS:
         spec = self_sites if TASKS[task].attention_sites else (lambda s: s)
-        # Both self-attention sites vary together in these pairs; per-site designs hold one of
-        # them, so a task with sites keeps the pairs, one spec per network reads the effects.
-        site = None if TASKS[task].attention_sites else NETWORK
+        # The effects these claims read: the whole network's, or the joint design of the task's
+        # self-attention sites set to one code together (as these pairs set them).
+        sites = TASKS[task]
+        site = SELF if sites.self_attention_sites else (None if sites.attention_sites else NETWORK)
         out += [
             Comparison(
                 1,

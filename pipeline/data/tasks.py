@@ -49,6 +49,9 @@ class Task:
     attention_sites: tuple[str, ...] = ()
     default_attention: str = "w/o"
     modality: str = "images"
+    # The sites the study's self-attention claims (findings 1 and 3) are about, which a grid sets
+    # to one spec together: the term effects read them as one joint site as well ("self").
+    self_attention_sites: tuple[str, ...] = ()
 
     @property
     def section(self) -> str:
@@ -256,6 +259,7 @@ _TASK_LIST = [
         attention_sites=("enc_self", "dec_self", "enc_dec"),
         default_attention="1000",
         modality="sequences",
+        self_attention_sites=("enc_self", "dec_self"),
         tiny={
             "max_epochs": 12,
             "optim": {"lr_steps": []},
