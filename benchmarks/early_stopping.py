@@ -13,6 +13,8 @@ Figure of merit, front recall: the share of the configurations on the full-budge
 total epochs trained. Both per policy, mean and range over the arrival orders.
 
     python benchmarks/early_stopping.py --tracking-uri sqlite:///mlflow.db --experiment curves
+    python benchmarks/early_stopping.py --tracking-uri sqlite:///mlflow.db --experiment mini-cpu \
+        --task segmentation --seeds 0
 """
 
 from __future__ import annotations
@@ -34,18 +36,23 @@ from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import EarlyStopping, SweepConfig
 
 
-def curves(uri: str, experiment: str, cost: str) -> dict[str, dict]:
-    """trial key -> {task, spec, curve (metric per epoch, 1-based order), cost}."""
+def curves(
+    uri: str, experiment: str, cost: str, task: str | None = None, seeds: list[str] | None = None
+) -> dict[str, dict]:
+    """trial key -> {task, spec, curve (metric per epoch, 1-based order), cost}; only `task`'s
+    trials and `seeds`' when given."""
     client = MlflowClient(uri)
     out = {}
     for run in fetch_runs(uri, experiment):
         tags, metrics = run.data.tags, run.data.metrics
-        task = tags[TASK]
-        by_epoch = metric_by_epoch(client, run.info.run_id, TASKS[task].metric)
+        if (task and tags[TASK] != task) or (seeds and tags.get(SEED, "0") not in seeds):
+            continue
+        task_of_run = tags[TASK]
+        by_epoch = metric_by_epoch(client, run.info.run_id, TASKS[task_of_run].metric)
         if not by_epoch or COSTS[cost] not in metrics:
             continue
-        out[tags.get(TRIAL) or f"{task}-{tags[ATTENTION]}-s{tags.get(SEED, '0')}"] = {
-            "task": task,
+        out[tags.get(TRIAL) or f"{task_of_run}-{tags[ATTENTION]}-s{tags.get(SEED, '0')}"] = {
+            "task": task_of_run,
             "spec": tags[ATTENTION],
             "curve": [by_epoch[e] for e in sorted(by_epoch)],
             "cost": metrics[COSTS[cost]],
@@ -125,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tracking-uri", required=True)
     p.add_argument("--experiment", required=True)
     p.add_argument("--cost", default="added_flops", choices=tuple(COSTS))
+    p.add_argument("--task", choices=tuple(TASKS), help="replay one task's trials (tasks' budgets differ)")
+    p.add_argument("--seeds", nargs="+", help="only these seeds' trials (0: one curve a configuration)")
     p.add_argument("--orders", type=int, default=20, help="random arrival orders")
     p.add_argument("--workers", type=int, default=4, help="trials running at once")
     defaults = EarlyStopping()  # the sweep config's own defaults
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--front-fraction", type=float, default=defaults.front_fraction)
     p.add_argument("--tolerance", type=float, default=defaults.tolerance)
     args = p.parse_args(argv)
-    data = curves(args.tracking_uri, args.experiment, args.cost)
+    data = curves(args.tracking_uri, args.experiment, args.cost, args.task, args.seeds)
     budget = min(len(d["curve"]) for d in data.values())
     front = front_of(data)
     early = {"grace_period": args.grace_period, "reduction_factor": args.reduction_factor}

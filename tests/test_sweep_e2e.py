@@ -1,6 +1,7 @@
-"""The smoke sweep end to end on CPU with a real local Ray and a real MLflow store:
-ASHA stops trials early, MLflow holds one parent and one child per trial, `best` ranks them,
-`report` renders in headless Chromium. The fault drills are in test_sweep_drills.py."""
+"""The smoke sweep end to end on CPU with a real local Ray and a real MLflow store: cost-aware
+early stopping (pareto-asha) stops trials early, MLflow holds one parent and one child per trial,
+`best` ranks them, `report` renders in headless Chromium. The fault drills are in
+test_sweep_drills.py."""
 
 import json
 import os
@@ -99,7 +100,7 @@ def test_smoke_sweep_stops_trials_early_and_tracks_everything(smoke, tmp_path):
     workdir, summary, _ = smoke
     trials = summary["trials"]
     assert len(trials) == 6
-    assert any(t["status"] == "stopped" and t["epochs"] < 4 for t in trials), trials  # ASHA
+    assert any(t["status"] == "stopped" and t["epochs"] < 4 for t in trials), trials  # early stopping
     client, runs = _runs(workdir, "smoke")
     parents = [r for r in runs if r.data.tags.get("attnlab.kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
@@ -124,6 +125,15 @@ def test_smoke_sweep_stops_trials_early_and_tracks_everything(smoke, tmp_path):
             assert f"cost/{key}" in child.data.metrics
         if child.info.status != "FINISHED":
             assert child.info.status == "KILLED" and child.data.tags["attnlab.stopped_early"] == "true"
+        # Every trial reached the first rung: what the cost-aware policy decided there is on its run.
+        said = child.data.tags["attnlab.early_stopping"]
+        rung_one = (
+            "kept by the metric rule at epoch 1",
+            "kept by the front rule at epoch 1",
+            "stopped at epoch 1",
+        )
+        assert said.startswith(rung_one), said
+        assert ("stopped at epoch" in said) == (child.info.status != "FINISHED"), said
         # Every trial, stopped ones too, keeps its best epoch's weights, and only those, in MLflow.
         names = {a.path for a in client.list_artifacts(child.info.run_id, "checkpoints")}
         assert names == {"checkpoints/best.ckpt"}
@@ -148,7 +158,7 @@ def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
     assert len(rows) == 6
     full = [r for r in rows if not r["stopped_early"]]
     cut = [r for r in rows if r["stopped_early"]]
-    assert rows == full + cut and full and cut  # ASHA stopped some; they come after, unranked
+    assert rows == full + cut and full and cut  # early stopping cut some; they come after, unranked
     assert [r["rank"] for r in full] == list(range(1, len(full) + 1)) and all(r["rank"] is None for r in cut)
     assert all(r["epochs"] == 4 for r in full) and all(r["epochs"] < 4 for r in cut)
     stopped_at = {
