@@ -98,3 +98,12 @@ def test_every_rung_ranks_the_trials_that_reached_it_at_their_metric_then(tmp_pa
     assert doc["segmentation"]["ranking"][0]["attention"] == "1111"  # the full budget stays first
     table = render(rank(runs, None, None, "added_flops"), None, "added_flops", "table", {"segmentation": got})
     assert table.index("segmentation at 2 epoch(s)") < table.index("segmentation at 1 epoch(s)")
+
+
+def test_a_small_cost_keeps_three_significant_digits_where_fixed_decimals_would_show_zero():
+    """A small Transformer adds about 0.0003 GFLOPs: '0.000' for every row would hide the front."""
+    from attnlab.pipeline.costs.axes import UNITS
+
+    flops = UNITS["added_flops"]
+    assert flops.show(3.79e5) == "0.000379" and flops.show(1.95e8) == "0.195" and flops.show(0) == "0.000"
+    assert UNITS["flops"].show(2.5e12) == "2,500.00" and UNITS["latency"].show(0.04) == "0.04"

@@ -278,9 +278,16 @@ def effects(
     out = []
     for t in [task] if task else tasks:
         key = metric or TASKS[t].metric
-        for site, points in _points_by_site(t, observations(runs, t, key, epochs, uri)).items():
-            if points:
-                out.append(fit(Design(t, site, key, epochs, points)))
+        designs = [
+            fit(Design(t, site, key, epochs, points))
+            for site, points in _points_by_site(t, observations(runs, t, key, epochs, uri)).items()
+            if points
+        ]
+        # A site held at one code beside a site the grid varies (translation's single self sites
+        # while the grid sets both together) estimates nothing: shown alone, it says so; beside a
+        # design that separates terms, it is noise.
+        varied = [d for d in designs if len(d.codes) > 1]
+        out += varied or designs
     return out
 
 

@@ -31,7 +31,12 @@ class Unit:
         return raw * self.scale
 
     def show(self, raw: float) -> str:
-        return f"{raw * self.scale:,.{self.digits}f}"
+        """Fixed decimals, or three significant digits where those would round a nonzero cost away
+        (a small Transformer adds MFLOPs: 0.000 GFLOPs beside each other would hide its front)."""
+        v = raw * self.scale
+        if v and abs(v) < 10 ** (1 - self.digits):
+            return f"{v:.3g}"
+        return f"{v:,.{self.digits}f}"
 
 
 UNITS = {
