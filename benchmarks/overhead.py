@@ -3,6 +3,7 @@
 
     python benchmarks/overhead.py            # segmentation, tiny data, 64 px crops, 2 epochs
     python benchmarks/overhead.py --epochs 1 --specs w/o 0010
+    python benchmarks/overhead.py --workers 2   # multi-worker trials (Ray Train) against `--devices 2`
 
 Prints both wall times and their ratio, the median per-trial start-up (`trial/startup_s`: from
 Tune starting a trial to its first training batch; a trial's first in a fresh process counts the
@@ -49,14 +50,14 @@ def ray_start_s() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def as_sweep(folder: Path, specs: list[str], epochs: int) -> dict:
+def as_sweep(folder: Path, specs: list[str], epochs: int, workers: int) -> dict:
     config = {
         "name": "overhead",
         "max_epochs": epochs,
         "grid": [{"task": "segmentation", "specs": specs, "preset": "tiny", "overrides": OVERRIDES}],
         "early_stopping": {"policy": "none"},
         "max_concurrent_trials": 1,
-        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+        "resources": {"workers_per_trial": workers, "cpus_per_worker": 1},
     }
     (folder / "overhead.yaml").write_text(yaml.safe_dump(config))
     started = time.time()
@@ -84,8 +85,9 @@ def as_sweep(folder: Path, specs: list[str], epochs: int) -> dict:
     }
 
 
-def as_processes(folder: Path, specs: list[str], epochs: int) -> float:
-    """The same trials, each its own `attnlab train`, with the trial's thread count (1 CPU)."""
+def as_processes(folder: Path, specs: list[str], epochs: int, workers: int) -> float:
+    """The same trials, each its own `attnlab train` over `workers` processes (DDP when more than
+    one), with the trial's thread count (1 CPU per worker)."""
     config = {"segmentation": OVERRIDES["segmentation"], "data": OVERRIDES["data"]}
     config["limit_train_batches"] = OVERRIDES["limit_train_batches"]
     (folder / "train.yaml").write_text(yaml.safe_dump(config))
@@ -94,7 +96,8 @@ def as_processes(folder: Path, specs: list[str], epochs: int) -> float:
         return sum(
             _run(
                 [ATTNLAB, "train", "--task", "segmentation", "--attention", spec, "--max-epochs", str(epochs)]
-                + ["--config", "train.yaml", "--no-progress", "--experiment", "standalone"],
+                + ["--config", "train.yaml", "--no-progress", "--experiment", "standalone"]
+                + (["--devices", str(workers)] if workers > 1 else []),
                 folder,
             )
             for spec in specs
@@ -107,17 +110,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", nargs="+", default=SPECS)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="workers per trial (Ray Train's worker group above 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="attnlab-overhead-") as tmp:
         sweep_dir, train_dir = Path(tmp, "sweep"), Path(tmp, "train")
         sweep_dir.mkdir()
         train_dir.mkdir()
         ray_s = ray_start_s()
-        sweep = as_sweep(sweep_dir, args.specs, args.epochs)
-        standalone = as_processes(train_dir, args.specs, args.epochs)
+        sweep = as_sweep(sweep_dir, args.specs, args.epochs, args.workers)
+        standalone = as_processes(train_dir, args.specs, args.epochs, args.workers)
     print(
         f"{len(args.specs)} trials (segmentation, tiny, 64 px crops, batch 4, 6 batches, "
-        f"{args.epochs} epochs), one at a time; {platform.machine()}, {os.cpu_count()} CPUs"
+        f"{args.epochs} epochs, {args.workers} worker(s) a trial), one at a time; "
+        f"{platform.machine()}, {os.cpu_count()} CPUs"
     )
     rows = [
         {"what": "one sweep, wall s", "value": round(sweep["wall"], 1)},
