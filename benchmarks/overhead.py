@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", nargs="+", default=SPECS)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1, help="workers per trial (Ray Train's worker group above 1)")
+    parser.add_argument("--workers", type=int, default=1, help="workers per trial (Ray Train above 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="attnlab-overhead-") as tmp:
         sweep_dir, train_dir = Path(tmp, "sweep"), Path(tmp, "train")
