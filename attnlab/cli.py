@@ -38,7 +38,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(render(rank(runs, None, None, DEFAULT_COST), None, DEFAULT_COST, "table"))
     index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report", uri=uri)
     stopped = sum(t["status"] == "stopped" for t in summary["trials"])
-    print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by ASHA); report: {index}")
+    policy = sweep.early_stopping.policy
+    print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by {policy}); report: {index}")
     exp = MlflowClient(uri).get_experiment_by_name(sweep.name).experiment_id
     print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
     return sweep_cmd.exit_status(summary)

@@ -74,6 +74,8 @@ def test_make_run_shows_a_live_view_and_the_table_in_under_80_lines(smoke):
     assert "6/6 done" in ended[-1]
     assert not any("Warning" in line or "INFO" in line for line in lines), "\n".join(lines)
     assert "GFLOPs added over w/o" in proc.stdout and "report:" in proc.stdout  # the ranking, the report
+    stopped = sum(t["status"] == "stopped" for t in summary["trials"])
+    assert f"6 trials ({stopped} stopped early by pareto-asha); report:" in proc.stdout  # the preset's policy
 
 
 def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
