@@ -14,6 +14,7 @@ import threading
 
 from attnlab.pipeline.config.errors import ConfigError, StorageFull
 from attnlab.pipeline.training import interrupts
+from attnlab.tune.local_services import embedded_ray_environment
 
 from .commands import attention, best, data, effects, findings, report, submit, train
 from .commands import sweep as sweep_cmd
@@ -74,12 +75,21 @@ def _in_finaliser(frame) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def configure_process(args: argparse.Namespace) -> None:
+    """What the `attnlab` process sets up once, as its own entry point, before any command imports Ray
+    or MLflow: signals stop training cleanly; an embedded Ray stays on loopback (Ray's switch, read at
+    import); MLflow draws no progress bars between attnlab's lines (a user's own setting wins)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+    os.environ.update(embedded_ray_environment(getattr(args, "ray_address", None)))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_process(args)
     try:
         return args.func(args)
     except KeyboardInterrupt:

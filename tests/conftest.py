@@ -15,6 +15,8 @@ import tempfile
 import pytest
 import torch  # importing torch initialises no CUDA: CUDA_VISIBLE_DEVICES still counts below
 
+from attnlab.tune.local_services import embedded_ray_environment
+
 CUDA_MARK = "cuda"
 
 
@@ -45,6 +47,9 @@ def pytest_configure(config):
     # A new local Ray (>= 2.60) turns on token auth and, finding no token, writes one to
     # ~/.ray/auth_token: the suite brings its own in the environment, so the home stays untouched.
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # The suite is a process that starts embedded Rays, like `attnlab`: it sets what the command sets
+    # at its start, before any test module imports Ray, so each of them stays on loopback.
+    os.environ.update(embedded_ray_environment(None))
 
 
 def pytest_unconfigure(config):

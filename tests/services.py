@@ -11,12 +11,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from attnlab.tune.local_services import start_mlflow_server, stop_group
+from attnlab.tune.local_services import SINGLE_MACHINE, start_mlflow_server, stop_group
 
 
 def clean_env(**extra) -> dict:
-    """This process's environment without inherited MLflow/Ray targets, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
+    """This process's environment without inherited MLflow/Ray targets, plus `extra`. Ray's
+    single-machine switch, which the suite's own process sets (conftest), is left out too: a
+    subprocess starts as from a user's shell (`attnlab` sets it itself; `ray start` nodes of a
+    multi-node cluster must not have it)."""
+    dropped = ("MLFLOW_", "RAY_ADDRESS", SINGLE_MACHINE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     return {**env, **extra}
 
 

@@ -196,3 +196,51 @@ def test_one_module_owns_a_runs_life():
         if calls:
             offenders[str(path.relative_to(ROOT))] = calls
     assert offenders == {}
+
+
+# Where product code may write this process's environment, and why each may.
+ENVIRONMENT_WRITERS = {
+    "attnlab/cli.py": "the attnlab process's entry point configures its own process (Ray's switch)",
+    "pipeline/tracking/runs.py": "a DDP run id for the ranks Lightning starts (they inherit it)",
+    "tune/trial_process.py": "puts a reused trial process's environment back as it was",
+}
+WRITES = {"update", "pop", "setdefault", "clear", "popitem", "__setitem__", "__delitem__"}
+
+
+def _environment_writes(tree: ast.AST) -> int:
+    """How many times the module writes os.environ (item assignment or deletion, or a mutating call)."""
+
+    def is_environ(node) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+    count = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            count += sum(isinstance(t, ast.Subscript) and is_environ(t.value) for t in targets)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            mutates = node.func.attr in WRITES and is_environ(node.func.value)
+            count += mutates or node.func.attr == "putenv"
+    return count
+
+
+def test_nothing_is_patched_process_wide():
+    """No product module writes the process's environment outside the named places, nor touches a
+    library's private modules (Ray's `_private`) or sets MLflow's process-wide tracking settings."""
+    writers, private, fluent = [], [], []
+    for path in _product_files():
+        name = str(path.relative_to(ROOT))
+        tree = ast.parse(path.read_text())
+        if _environment_writes(tree) and name not in ENVIRONMENT_WRITERS:
+            writers.append(name)
+        if any(m.startswith("ray._private") for m in _imports(path)):
+            private.append(name)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("set_tracking_uri", "set_experiment", "set_registry_uri")
+            ):
+                fluent.append(name)
+    assert (writers, private, fluent) == ([], [], [])
+    assert all(_environment_writes(ast.parse((ROOT / n).read_text())) for n in ENVIRONMENT_WRITERS)

@@ -144,6 +144,33 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+# Ray's single-machine switch, the mode Ray uses on macOS and Windows: with it at "0", Ray binds its
+# GCS, raylet and workers to 127.0.0.1 and advertises that address. Ray reads it once, when it is
+# imported, and offers no argument for it (ray.init resolves an explicit 127.0.0.1 back to the
+# machine's address), so it belongs in the environment a process starts with.
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Set in a process that Ray's job submission started: the job's cluster and runtime env rule.
+SUBMITTED_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def embedded_ray_environment(address: str | None, environ: dict | os._Environ = os.environ) -> dict[str, str]:
+    """The environment a process that may start an embedded Ray needs before it imports Ray: Ray's
+    single-machine switch, unless a cluster is named (`address`, RAY_ADDRESS, a submitted job) or the
+    user set the switch. The `attnlab` command applies it at its start, as a user's `export` would;
+    a Python caller does so itself (docs/sweeps.md)."""
+    if address or environ.get("RAY_ADDRESS") or environ.get(SUBMITTED_JOB) or SINGLE_MACHINE in environ:
+        return {}
+    return {SINGLE_MACHINE: "0"}
+
+
+def ray_stays_on_loopback() -> bool:
+    """Whether a Ray started by this process binds to loopback only (Ray was imported with the switch):
+    before ray.init, Ray's own node address is 127.0.0.1 exactly then."""
+    import ray
+
+    return ray.util.get_node_ip_address() in ("127.0.0.1", "::1")
+
+
 def init_ray(address: str | None) -> None:
     """Connect to RAY_ADDRESS / --ray-address, or start an embedded local Ray."""
     import ray
@@ -152,20 +179,27 @@ def init_ray(address: str | None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     # Trials queue behind each other on a small machine: wait for workers instead of failing at 60 s.
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "900")
+    start_timeout = os.environ.get("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "900")
     env = {
         "env_vars": {
             "RAY_TRAIN_V2_ENABLED": "1",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
-            "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"],
+            "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": start_timeout,
         }
     }
-    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):  # running as a submitted Ray job: its runtime env rules
+    if os.environ.get(SUBMITTED_JOB):  # running as a submitted Ray job: its runtime env rules
         ray.init(address=address or "auto", log_to_driver=True)
     elif address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
-        _loopback_only()
+        if not ray_stays_on_loopback():
+            print(
+                f"attnlab: warning: the embedded Ray will listen on {ray.util.get_node_ip_address()}, not "
+                f"only on 127.0.0.1: this process imported Ray before {SINGLE_MACHINE}=0 was set. Set it "
+                "before Python imports Ray (the attnlab command does), or name a cluster with RAY_ADDRESS",
+                file=sys.stderr,
+                flush=True,
+            )
         # The dashboard serves Ray's State API, which Train needs to clean up the placement groups
         # of trials that Tune stops early; it listens on loopback only.
         # "local": a Ray of our own even when `ray start` left a cluster on this machine, which a
@@ -177,17 +211,3 @@ def init_ray(address: str | None) -> None:
             dashboard_host="127.0.0.1",
             log_to_driver=True,
         )
-
-
-def _loopback_only() -> None:
-    """Make the embedded Ray a single-machine Ray on 127.0.0.1: every port binds to loopback.
-
-    On Linux Ray binds its GCS, raylet and workers to all interfaces and advertises the machine's
-    address (ray.init resolves an explicit 127.0.0.1 back to it). Ray's own single-machine mode
-    (the one it uses on macOS and Windows) keeps everything on loopback; it is chosen by an
-    environment variable that Ray reads at import, so this process's copy is set too.
-    """
-    from ray._private import ray_constants
-
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # GCS, raylet and workers read it
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray already

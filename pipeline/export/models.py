@@ -9,15 +9,15 @@ version per run, so registering again changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
@@ -113,54 +113,45 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("torch", "torchvision", "mlflow")]
 
 
-@contextlib.contextmanager
-def _mlflow_at(uri: str, experiment_id: str | None = None):
-    """MLflow's model functions read the global tracking URI and experiment: point them at `uri` and
-    `experiment_id` for a while. MLflow's progress bars and registry news go to stderr; they are
-    dropped (attnlab prints one line a model)."""
-    before, experiment = mlflow.get_tracking_uri(), os.environ.get(EXPERIMENT_ID)
-    mlflow.set_tracking_uri(uri)
-    if experiment_id:
-        os.environ[EXPERIMENT_ID] = experiment_id
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        mlflow.set_tracking_uri(before)
-        if experiment is None:
-            os.environ.pop(EXPERIMENT_ID, None)
-        else:
-            os.environ[EXPERIMENT_ID] = experiment
-
-
-def log_model(uri: str, run, checkpoint: str | None) -> tuple[str, str]:
-    """The run's best checkpoint (downloaded to `checkpoint`; None when the run has its model already)
-    as a pytorch-flavour model of the run (once): (models:/ URI, format)."""
-    if run.data.tags.get(MODEL_URI):
-        return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
-    task = run.data.tags[TASK]
-    with _mlflow_at(uri):
-        module = restore_module(task, checkpoint)
+def model_arguments(task: str, module) -> dict:
+    """What `mlflow.pytorch.log_model` takes for the module's serving form, beside name and run."""
     serving = module.serving()
     example = [t.numpy() for t in serving.example]
     metadata = {"task": task, "io": serving.describes}
     if len(example) > 1:  # MLflow saves no input example of several tensors; the metadata keeps it
         metadata["input_example"] = {name: a.tolist() for (name, *_), a in zip(serving.inputs, example)}
-    with _mlflow_at(uri, run.info.experiment_id), torch.no_grad():
-        info = mlflow.pytorch.log_model(
-            serving.model,
-            name=MODEL_NAME,
-            run_id=run.info.run_id,
-            signature=_signature(serving),
-            input_example=example[0] if len(example) == 1 else tuple(example),
-            serialization_format=serving.format,
-            pip_requirements=_requirements(),
-            metadata=metadata,
-        )
+    return {
+        "pytorch_model": serving.model,
+        "signature": _signature(serving),
+        "input_example": example[0] if len(example) == 1 else tuple(example),
+        "serialization_format": serving.format,
+        "pip_requirements": _requirements(),
+        "metadata": metadata,
+    }
+
+
+def log_model(uri: str, run, checkpoint: str | None) -> tuple[str, str]:
+    """The run's best checkpoint (downloaded to `checkpoint`; None when the run has its model already)
+    as a pytorch-flavour model of the run (once): (models:/ URI, format). The export runs in a child
+    process (`model_process`): MLflow's log_model reads the tracking URI and experiment only from the
+    process, and this one keeps its own."""
+    if run.data.tags.get(MODEL_URI):
+        return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
+    request = {"run_id": run.info.run_id, "task": run.data.tags[TASK], "checkpoint": str(checkpoint)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, EXPERIMENT_ID: run.info.experiment_id}
+    done = subprocess.run(
+        [sys.executable, "-m", "attnlab.pipeline.export.model_process", json.dumps(request)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"exporting run {run.info.run_id} as a model failed:\n{done.stderr[-3000:]}")
+    made = json.loads(done.stdout.strip().splitlines()[-1])
     client = MlflowClient(uri)
-    client.set_tag(run.info.run_id, MODEL_FORMAT, serving.format)
-    client.set_tag(run.info.run_id, MODEL_URI, info.model_uri)  # last: it marks the model complete
-    return info.model_uri, serving.format
+    client.set_tag(run.info.run_id, MODEL_FORMAT, made["format"])
+    client.set_tag(run.info.run_id, MODEL_URI, made["model_uri"])  # last: it marks the model complete
+    return made["model_uri"], made["format"]
 
 
 def how_to_load(name: str, version: str, fmt: str) -> str:
@@ -238,6 +229,18 @@ def version_tags(row: Row, run, metric: str, experiment: str) -> dict[str, str]:
     return tags
 
 
+def _new_version(client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict) -> str:
+    """A new version of registered model `name` (made if missing) from `model_uri`, through the
+    client of the store at hand (mlflow.register_model reads the process's registry URI)."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    model_id = model_uri.removeprefix("models:/")
+    return client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id).version
+
+
 def register(
     uri: str, name: str, row: Row, run, checkpoint: str | None, metric: str, experiment: str
 ) -> Registered:
@@ -249,8 +252,7 @@ def register(
         version, new = found[0].version, False
     else:
         tags = {**version_tags(row, run, metric, experiment), "format": fmt}
-        with _mlflow_at(uri):
-            version, new = mlflow.register_model(model_uri, name, tags=tags).version, True
+        version, new = _new_version(client, name, model_uri, run.info.run_id, tags), True
         client.update_model_version(
             name,
             version,
@@ -272,10 +274,7 @@ def register_rows(
     for run in new:
         check_checkpoint(uri, run)
     with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp:
-        with _mlflow_at(uri):  # no progress bars
-            checkpoints = {
-                run.info.run_id: download_checkpoint(uri, run, f"{tmp}/{run.info.run_id}") for run in new
-            }
+        checkpoints = {r.info.run_id: download_checkpoint(uri, r, f"{tmp}/{r.info.run_id}") for r in new}
         return [
             register(
                 uri,

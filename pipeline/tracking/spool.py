@@ -1,7 +1,7 @@
 """What a training run could not send to an unreachable tracking server, kept on disk and sent later.
 
 A run's metrics, params and checkpoint uploads go through a `Spool`. Each call is tried once, with
-MLflow's own retries cut short, so training never waits on a server that is down; what fails
+MLflow's own retries off for it (`quick_send`), so training never waits on a server that is down; what fails
 because the server cannot be reached is appended, in order, to a JSON-lines file (an upload's file
 is copied beside it first), and replayed in order as soon as the server answers again. At the end
 of a run everything left is sent, waiting for the server as long as it takes up to a limit. Errors
@@ -10,7 +10,6 @@ that are not about reaching the server (a bad request) are raised as before.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,8 +23,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-# One quick try per call while training: the spool, not MLflow's back-off, rides out an outage.
-QUICK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+from attnlab.pipeline.tracking.quick_send import QuickSender
+
 RETRY_EVERY_S = 10.0
 
 
@@ -51,26 +50,12 @@ def unreachable(error: BaseException) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def quick_requests():
-    """MLflow requests made meanwhile fail at once when the server cannot be reached."""
-    before = {k: os.environ.get(k) for k in QUICK}
-    os.environ.update(QUICK)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 class Spool:
     """The run's tracking calls, sent now or, while the server is unreachable, later, in order."""
 
     def __init__(self, uri: str, folder: str | Path):
         self.uri, self.folder = uri, Path(folder)
+        self.sender = QuickSender(uri)
         self.file = self.folder / "pending.jsonl"
         self.next_try = 0.0
 
@@ -102,8 +87,7 @@ class Spool:
             self.flush()
             return
         try:
-            with quick_requests():
-                self._send(op)
+            self._send(op)
         except Exception as error:  # noqa: BLE001 - only unreachable-server errors are kept
             if not unreachable(error):
                 raise
@@ -129,16 +113,15 @@ class Spool:
             os.fsync(f.fileno())
 
     def _send(self, op: dict[str, Any]) -> None:
-        client = MlflowClient(self.uri)
         if op["op"] == "log_batch":
-            client.log_batch(
+            self.sender.log_batch(
                 op["run_id"],
                 metrics=[Metric(k, v, ts, step) for k, v, ts, step in op["metrics"]],
                 params=[Param(k, v) for k, v in op["params"]],
                 tags=[RunTag(k, v) for k, v in op["tags"]],
             )
         elif op["op"] == "log_artifact":
-            client.log_artifact(op["run_id"], op["path"], op["artifact_path"])
+            self.sender.log_artifact(op["run_id"], op["path"], op["artifact_path"])
 
     def flush(self, wait_s: float = 0.0) -> bool:
         """Send what is pending, in order; True when nothing is left. With `wait_s`, keep trying
@@ -150,10 +133,9 @@ class Spool:
             ops = self.pending
             sent = 0
             try:
-                with quick_requests():
-                    for op in ops:
-                        self._send(op)
-                        sent += 1
+                for op in ops:
+                    self._send(op)
+                    sent += 1
             except Exception as error:  # noqa: BLE001
                 if not unreachable(error):
                     raise

@@ -7,8 +7,6 @@ import threading
 
 import lightning as L
 
-from attnlab.pipeline.tracking.spool import quick_requests
-
 SAMPLING_S = 10.0
 FINISH_WAIT_S = 15.0
 
@@ -36,10 +34,10 @@ class SystemMetrics(L.Callback):
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Stops the monitor, waiting at most FINISH_WAIT_S: with the tracking server down, its last
-        samples are dropped rather than holding up the end of the run (MLflow would retry for minutes)."""
+        samples are left to MLflow's retries in a background thread rather than holding up the end of
+        the run (MLflow retries for minutes); they land if the server comes back while the process lives."""
         if self.monitor is not None:
-            with quick_requests():
-                stopping = threading.Thread(target=self.monitor.finish, daemon=True)
-                stopping.start()
-                stopping.join(FINISH_WAIT_S)
+            stopping = threading.Thread(target=self.monitor.finish, daemon=True)
+            stopping.start()
+            stopping.join(FINISH_WAIT_S)
             self.monitor = None
