@@ -32,6 +32,7 @@ from attnlab.pipeline.config.validation import validate
 from attnlab.pipeline.costs.axes import COSTS
 from attnlab.pipeline.data.tasks import TASKS
 from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK, TRIAL
+from attnlab.tune.pareto_asha import ParetoASHA
 from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import EarlyStopping, SweepConfig
 
@@ -127,6 +128,38 @@ def front_of(data: dict) -> set[str]:
     return front
 
 
+def front_bound(data: dict, front: set[str], grace: int, eta: float) -> int:
+    """The fewest epochs that any rule keeping the whole full-budget front can train, if it never
+    cuts a configuration at a rung while keeping one that it dominates there (at least as accurate,
+    at most as costly): at each rung such a rule keeps every front configuration and every one present
+    that dominates a front configuration there. Every trial trains to the first rung; one kept at a
+    rung trains to the next (or its budget). Rungs are pareto-asha's; a configuration's score at a
+    rung is its mean over seeds; each rung is decided on every configuration (a synchronous bound:
+    an asynchronous rule decides on fewer). Epochs are summed over every trial."""
+    budget = min(len(d["curve"]) for d in data.values())
+    rungs = sorted(ParetoASHA("cost", budget, grace, eta).rungs)
+    total = 0
+    for task in {d["task"] for d in data.values()}:
+        trials: dict[str, list] = {}
+        for d in data.values():
+            if d["task"] == task:
+                trials.setdefault(d["spec"], []).append(d)
+        cost = {c: statistics.fmean(t["cost"] for t in ts) for c, ts in trials.items()}
+        reach = {c: min(rungs[0], budget) if rungs else budget for c in trials}
+        keep = {c for c in trials if (task, c) in front}
+        for i, rung in enumerate(rungs):
+            here = [c for c in trials if reach[c] >= rung]
+            score = {c: statistics.fmean(t["curve"][int(rung) - 1] for t in trials[c]) for c in here}
+            needed = {c for c in here if c in keep} | {
+                c for c in here for f in keep if f in score and score[c] >= score[f] and cost[c] <= cost[f]
+            }
+            onward = int(rungs[i + 1]) if i + 1 < len(rungs) else budget
+            for c in needed:
+                reach[c] = max(reach[c], onward)
+        total += sum(reach[c] * len(ts) for c, ts in trials.items())
+    return total
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tracking-uri", required=True)
@@ -166,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             epochs.append(sum(trained.values()))
         rows.append((name, recalls, epochs))
     asha_epochs = statistics.fmean(next(e for n, _, e in rows if n == "asha"))
+    bound = front_bound(data, front, args.grace_period, args.reduction_factor)
     print(
         f"{len(data)} trials of {args.experiment!r}, {budget} epochs each, {len(front)} configurations "
         f"on the full-budget front ({args.cost}); {args.orders} arrival orders, {args.workers} at once; "
@@ -179,6 +213,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:<12} {statistics.fmean(recalls):>8.2f} [{min(recalls):.2f}, {max(recalls):.2f}] "
             f"{mean:>10.1f} [{min(epochs)}, {max(epochs)}] {mean / asha_epochs:>7.2f}"
         )
+    print(
+        f"{'bound':<12} {1.0:>8.2f} {'':>12} {bound:>10} {'':>10} {bound / asha_epochs:>7.2f}   "
+        "the fewest epochs of any rule that keeps the whole front and never cuts a configuration "
+        "while keeping one it dominates at the rung (`front_bound`)"
+    )
 
 
 if __name__ == "__main__":

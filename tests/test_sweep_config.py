@@ -69,3 +69,24 @@ def test_preset_and_config_are_exclusive_and_presets_validate():
     assert "translation-enc_self-1000_dec_self-1000_enc_dec-0010-s0" in {
         t.trial_key for t in translation.trials()
     }
+
+
+def test_a_trial_carries_local_paths_absolute_from_where_the_sweep_runs(tmp_path, monkeypatch):
+    """A trial trains in its own folder (Tune's trial directory): a relative data folder or weights
+    file in the sweep file means the folder `attnlab sweep` ran in, so the driver makes it absolute."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    torch.save({}, tmp_path / "weights/resnet18.pth")
+    grid = {
+        "task": "segmentation",
+        "specs": ["w/o"],
+        "data": "../datasets/camvid",
+        "overrides": {"backbone": {"pretrained": "weights/resnet18.pth", "depth": 18}},
+    }
+    other = {"task": "translation", "specs": ["w/o"], "preset": "tiny"}
+    sweep = load_sweep(None, _write(tmp_path, {"name": "paths", "grid": [grid, other]}), None, None, None)
+    first, second = (t.param() for t in sweep.trials())
+    assert first["data"] == str(tmp_path.parent / "datasets" / "camvid")
+    weights = str(tmp_path / "weights/resnet18.pth")
+    assert first["overrides"]["backbone"] == {"pretrained": weights, "depth": 18}
+    assert second["data"] == "tiny" and second["overrides"] == {}

@@ -141,9 +141,25 @@ class Trial:
             "attention": self.spec,
             "seed": self.seed,
             "preset": self.grid.preset,
-            "data": self.grid.data,
-            "overrides": self.grid.overrides,
+            "data": _absolute(self.grid.data),
+            "overrides": _with_absolute_paths(self.grid.overrides),
         }
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute where the driver runs (the folder `attnlab sweep` ran in): a trial
+    trains in its own folder, where a relative path means something else. `tiny` and URIs stay."""
+    if path == "tiny" or is_uri(path):
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+def _with_absolute_paths(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with its local file paths (the backbone's pretrained weights) made absolute."""
+    backbone = overrides.get("backbone")
+    if not isinstance(backbone, dict) or not isinstance(backbone.get("pretrained"), str):
+        return overrides
+    return {**overrides, "backbone": {**backbone, "pretrained": _absolute(backbone["pretrained"])}}
 
 
 def trial_train_config(
