@@ -145,7 +145,7 @@ def front_bound(data: dict, front: set[str], grace: int, eta: float) -> int:
             if d["task"] == task:
                 trials.setdefault(d["spec"], []).append(d)
         cost = {c: statistics.fmean(t["cost"] for t in ts) for c, ts in trials.items()}
-        reach = {c: min(rungs[0], budget) if rungs else budget for c in trials}
+        reach = {c: int(min(rungs[0], budget)) if rungs else budget for c in trials}
         keep = {c for c in trials if (task, c) in front}
         for i, rung in enumerate(rungs):
             here = [c for c in trials if reach[c] >= rung]

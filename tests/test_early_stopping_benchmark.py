@@ -42,3 +42,23 @@ def test_the_replay_keeps_the_cheap_front_configuration_only_under_pareto_asha(t
     assert rows["none"][1] == "1.00" and rows["none"][4] == "16.0"  # 4 trials x 4 epochs
     assert float(rows["asha"][1]) < 1.0  # ASHA cuts 0010 when 1111 is there before it
     assert rows["pareto-asha"][1] == "1.00" and float(rows["pareto-asha"][4]) < 16.0
+    assert rows["bound"][1:3] == ["1.00", "10"]  # 1111 and 0010 to the end, the two others to epoch 1
+
+
+def test_the_bound_keeps_what_dominates_a_front_configuration_at_a_rung():
+    """0001 ends dominated, but at epoch 1 it dominates 0010 (as accurate, as cheap): a rule that
+    keeps 0010 there keeps 0001 too, to the next rung (2), where it is dominated no more."""
+    bench = runpy.run_path(str(BENCHMARK))
+
+    def trial(spec, curve, cost):
+        return {"task": "segmentation", "spec": spec, "curve": curve, "cost": cost}
+
+    data = {
+        "a": trial("1111", [0.30, 0.40, 0.50, 0.60], 10e9),
+        "b": trial("0010", [0.28, 0.38, 0.48, 0.58], 1e9),
+        "c": trial("0001", [0.29, 0.30, 0.31, 0.32], 1e9),
+    }
+    front = bench["front_of"](data)
+    assert front == {("segmentation", "1111"), ("segmentation", "0010")}
+    assert bench["front_bound"](data, front, grace=1, eta=2) == 4 + 4 + 2
+    assert bench["front_bound"](data, front, grace=2, eta=2) == 4 + 4 + 2  # one rung, at epoch 2
