@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
+from scipy.stats import spearmanr
 
 from attnlab.pipeline.analysis.ranking import fetch_runs, metric_by_epoch, pareto_front
 from attnlab.pipeline.config.validation import validate
@@ -160,6 +161,28 @@ def front_bound(data: dict, front: set[str], grace: int, eta: float) -> int:
     return total
 
 
+def rung_signal(data: dict, grace: int, eta: float) -> dict[str, list[tuple[int, float]]]:
+    """Per task, for each of pareto-asha's rungs: Spearman's rank correlation between the
+    configurations' scores there and at the budget (means over seeds). It says how much any rule
+    deciding at that rung can know of the final ranking: near 0, the rung's order is the final
+    one's by chance, and a rule keeps a final front member there only by keeping nearly everything."""
+    budget = min(len(d["curve"]) for d in data.values())
+    rungs = sorted(int(r) for r in ParetoASHA("cost", budget, grace, eta).rungs)
+    out = {}
+    for task in sorted({d["task"] for d in data.values()}):
+        configs: dict[str, list] = {}
+        for d in data.values():
+            if d["task"] == task:
+                configs.setdefault(d["spec"], []).append(d["curve"])
+
+        def scores(epoch: int) -> list[float]:
+            return [statistics.fmean(c[epoch - 1] for c in configs[n]) for n in sorted(configs)]
+
+        final = scores(budget)
+        out[task] = [(r, float(spearmanr(scores(r), final).statistic)) for r in rungs]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tracking-uri", required=True)
@@ -218,6 +241,11 @@ def main(argv: list[str] | None = None) -> None:
         "the fewest epochs of any rule that keeps the whole front and never cuts a configuration "
         "while keeping one it dominates at the rung (`front_bound`)"
     )
+    for task, signal in rung_signal(data, args.grace_period, args.reduction_factor).items():
+        print(
+            f"rank correlation with the final scores ({task}, Spearman over configurations): "
+            + ", ".join(f"epoch {r} {rho:+.2f}" for r, rho in signal)
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ rung, pareto-asha trains it to the end; no early stopping trains everything."""
 import runpy
 from pathlib import Path
 
+import pytest
 from logged_runs import log_curve
 from mlflow.tracking import MlflowClient
 
@@ -62,3 +63,23 @@ def test_the_bound_keeps_what_dominates_a_front_configuration_at_a_rung():
     assert front == {("segmentation", "1111"), ("segmentation", "0010")}
     assert bench["front_bound"](data, front, grace=1, eta=2) == 4 + 4 + 2
     assert bench["front_bound"](data, front, grace=2, eta=2) == 4 + 4 + 2  # one rung, at epoch 2
+
+
+def test_the_rung_signal_is_the_rank_correlation_of_rung_and_final_scores_over_configurations():
+    """Two seeds a configuration, decided on their mean: at epoch 1 the order is the final one
+    reversed (-1), at epoch 2 it is the final one (+1); rungs are 1 and 2 (grace 1, eta 2, 4 epochs)."""
+    bench = runpy.run_path(str(BENCHMARK))
+    finals = {"1111": 0.6, "0010": 0.5, "0001": 0.4, "w/o": 0.3}
+    data = {}
+    for i, (spec, final) in enumerate(finals.items()):
+        for seed, noise in enumerate((-0.01, 0.01)):
+            data[f"{spec}-{seed}"] = {
+                "task": "segmentation",
+                "spec": spec,
+                "curve": [0.1 + 0.02 * i + noise, final / 2 + noise, final - 0.05, final + noise],
+                "cost": 1e9,
+            }
+    signal = bench["rung_signal"](data, grace=1, eta=2)
+    assert [r for r, _ in signal["segmentation"]] == [1, 2]
+    assert signal["segmentation"][0][1] == pytest.approx(-1.0)
+    assert signal["segmentation"][1][1] == pytest.approx(1.0)

@@ -141,15 +141,15 @@ class Trial:
             "attention": self.spec,
             "seed": self.seed,
             "preset": self.grid.preset,
-            "data": _absolute(self.grid.data),
+            "data": self.grid.data if self.grid.data == "tiny" else _absolute(self.grid.data),
             "overrides": _with_absolute_paths(self.grid.overrides),
         }
 
 
 def _absolute(path: str) -> str:
     """A local path made absolute where the driver runs (the folder `attnlab sweep` ran in): a trial
-    trains in its own folder, where a relative path means something else. `tiny` and URIs stay."""
-    if path == "tiny" or is_uri(path):
+    trains in its own folder, where a relative path means something else. A URI stays."""
+    if is_uri(path):
         return path
     return str(Path(path).expanduser().resolve())
 
@@ -296,6 +296,4 @@ def check_data(sweep: SweepConfig) -> None:
 
 def storage_root(storage: str | None) -> str:
     """Ray's storage_path: --storage, else ./attnlab_runs/sweeps (absolute; a URI passes through)."""
-    if storage and is_uri(storage):
-        return storage
-    return str(Path(storage or "attnlab_runs/sweeps").resolve())
+    return _absolute(storage or "attnlab_runs/sweeps")

@@ -27,6 +27,8 @@ from mlflow.utils.request_utils import augmented_raise_for_status
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
+from attnlab.pipeline.tracking.uri import is_server
+
 TIMEOUT_S = 20
 ONE_TRY = {"max_retries": 0, "timeout": TIMEOUT_S}
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
@@ -42,7 +44,7 @@ class QuickSender:
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.over_http = uri.startswith(("http://", "https://"))
+        self.over_http = is_server(uri)
         self._artifact_uris: dict[str, str] = {}
 
     def log_batch(self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]) -> None:

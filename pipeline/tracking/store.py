@@ -22,7 +22,7 @@ from attnlab.pipeline.tracking.tags import (
     EXPERIMENT_KIND,
     KIND_MODEL_TRAINING,
 )
-from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+from attnlab.pipeline.tracking.uri import is_server, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from attnlab.pipeline.data.inputs import DataInput
@@ -72,7 +72,7 @@ TRAINING_VIEW = "?workflowType=machine_learning"
 def experiment_url(uri: str, experiment_id: str) -> str:
     """The experiment's runs table in MLflow's UI: on the tracking server itself, or for a local
     store on the default port of `mlflow ui`."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    base = uri.rstrip("/") if is_server(uri) else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment_id}{TRAINING_VIEW}"
 
 

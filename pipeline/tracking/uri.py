@@ -29,7 +29,7 @@ def resolve_tracking_uri(flag: str | None = None, *, read_only: bool = False) ->
             f"tracking URI {uri!r} is a plain file store, which MLflow 3 deprecates; use "
             f"sqlite:///{Path(uri.removeprefix('file://')).resolve()}.db or an http(s):// server"
         )
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         check_server(uri)
     elif uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
@@ -41,6 +41,11 @@ def resolve_tracking_uri(flag: str | None = None, *, read_only: bool = False) ->
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def is_server(uri: str) -> bool:
+    """Whether `uri` names an MLflow tracking server (http or https), not a local store."""
+    return uri.startswith(("http://", "https://"))
 
 
 def check_server(uri: str, timeout: float = TIMEOUT_S) -> None:
