@@ -1,7 +1,8 @@
 """attnlab: the ICCV 2019 study of spatial attention mechanisms as a training pipeline.
 
 Public API (imported on first use, so `import attnlab` stays fast):
-`train`, `sweep`, `best`, `effects`, `register_best` (attnlab/api.py), and the attention
+`train`, `sweep`, `resume`, `run`, `best`, `effects`, `findings`, `report`, `register_best`
+(attnlab/api.py: the CLI's commands, as functions), and the attention
 factory's `build_attention`, `parse_spec` and `register_mechanism` (lightning_modules/attention).
 """
 
@@ -12,8 +13,12 @@ from importlib import import_module
 _EXPORTS = {
     "train": "attnlab.api",
     "sweep": "attnlab.api",
+    "resume": "attnlab.api",
+    "run": "attnlab.api",
     "best": "attnlab.api",
     "effects": "attnlab.api",
+    "findings": "attnlab.api",
+    "report": "attnlab.api",
     "register_best": "attnlab.api",
     "build_attention": "attnlab.lightning_modules.attention",
     "parse_spec": "attnlab.lightning_modules.attention",

@@ -16,34 +16,9 @@ from attnlab.pipeline.config.errors import ConfigError, StorageFull
 from attnlab.pipeline.training import interrupts
 from attnlab.tune.local_services import embedded_ray_environment
 
-from .commands import attention, best, data, effects, findings, report, submit, train
-from .commands import sweep as sweep_cmd
+from .commands import attention, best, data, effects, findings, report, run, submit, sweep, train
 
-COMMANDS = [attention, data, train, sweep_cmd, best, report, findings, effects, submit]
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    """The main job on embedded defaults: the smoke sweep, its ranking and its report."""
-    from mlflow.tracking import MlflowClient
-
-    from attnlab.pipeline.analysis.ranking import fetch_runs, rank, render
-    from attnlab.pipeline.analysis.report import write_report
-    from attnlab.pipeline.costs.axes import DEFAULT_COST
-    from attnlab.pipeline.tracking.store import experiment_url, resolve_tracking_uri
-    from attnlab.tune.sweep_config import load_sweep
-
-    sweep = load_sweep("smoke", None, None)
-    summary = sweep_cmd.run_quietly("run", sweep, origin="preset smoke (`attnlab run`)")
-    uri = resolve_tracking_uri(None)
-    runs = fetch_runs(uri, sweep.name)
-    print(render(rank(runs, None, None, DEFAULT_COST), None, DEFAULT_COST, "table"))
-    index = summary["report"] or write_report(runs, sweep.name, "attnlab_runs/report", uri=uri)
-    stopped = sum(t["status"] == "stopped" for t in summary["trials"])
-    policy = sweep.early_stopping.policy
-    print(f"\n{len(summary['trials'])} trials ({stopped} stopped early by {policy}); report: {index}")
-    exp = MlflowClient(uri).get_experiment_by_name(sweep.name).experiment_id
-    print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
-    return sweep_cmd.exit_status(summary)
+COMMANDS = [attention, data, train, sweep, run, best, report, findings, effects, submit]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
-    p = sub.add_parser("run", help="the main job: the smoke sweep on generated data, its ranking and report")
-    p.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 Lightning, Ray and MLflow print tips, deprecation and `sync_dist` warnings, Ray core-worker
 messages and per-trial tables; a user reading a sweep wants the sweep. Each command that trains
-writes those to `attnlab_runs/logs/<command>-<time>.log` and prints the path once.
+writes those to `attnlab_runs/logs/<command>-<time>.log` and prints the path once: the consoles
+here are what the CLI hands `attnlab.api` (its `console` argument).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 LOG_DIR = Path("attnlab_runs") / "logs"
+SUBMITTED_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set in a submitted Ray job, whose log is its output
 LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "ray")
 
 
@@ -84,3 +86,51 @@ def everything_to(path: Path) -> Iterator[TextIO]:
         os.close(saved_out)
         os.close(saved_err)
         terminal.close()
+
+
+def sweep_console(command: str, verbose: bool = False):
+    """A sweep's console: the live view on the terminal, everything the libraries print in a log file
+    whose path is said first. `verbose`, or a submitted Ray job, shows it all on the console."""
+
+    @contextlib.contextmanager
+    def console(run) -> Iterator[TextIO]:
+        if verbose or os.environ.get(SUBMITTED_JOB):
+            yield sys.stdout
+            return
+        log = new_log_file(command)
+        trials = len(run.sweep.trials())
+        print(
+            f"attnlab: sweep {run.sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}",
+            flush=True,
+        )
+        with everything_to(log) as terminal:
+            try:
+                yield terminal
+            finally:
+                # Ray forwards its workers' output to this process a moment late; disconnect while
+                # that output still goes to the log, or its last lines land on the terminal.
+                import ray
+
+                ray.shutdown()
+
+    return console
+
+
+@contextlib.contextmanager
+def train_console(checked) -> Iterator[None]:
+    """A training run's console: the data it reads and its log file said once (by rank 0), the
+    libraries' warnings and messages in that file. Bad input found while reading the data leaves no log."""
+    from attnlab.pipeline.config.errors import ConfigError
+
+    rank0 = os.environ.get("LOCAL_RANK", "0") == "0"
+    if rank0:
+        print(f"data: {checked.data_root} ({checked.layout} layout)", flush=True)
+    log = new_log_file("train")
+    if rank0:
+        print(f"warnings and library messages: {log}", flush=True)
+    try:
+        with libraries_to(log):
+            yield None
+    except (ConfigError, ValueError, FileNotFoundError):
+        forget_log_file(log)
+        raise

@@ -34,7 +34,7 @@ from attnlab.pipeline.costs.axes import COSTS
 from attnlab.pipeline.data.tasks import TASKS
 from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK, TRIAL
 from attnlab.tune.pareto_asha import ParetoASHA
-from attnlab.tune.sweep import _scheduler
+from attnlab.tune.schedulers import early_stopping
 from attnlab.tune.sweep_config import EarlyStopping, SweepConfig
 
 
@@ -78,7 +78,7 @@ def replay(policy: str, data: dict, order: list[str], workers: int, early: dict)
         },
         "sweep",
     )
-    scheduler = _scheduler(sweep)
+    scheduler = early_stopping(sweep)
     scheduler.set_search_properties("score", "max")
     trials = {
         key: SimpleNamespace(

@@ -14,8 +14,8 @@ from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
+from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.findings import enc_dec, findings, self_sites
-from attnlab.pipeline.analysis.intervals import mean_ci
 from attnlab.pipeline.analysis.ranking import fetch_runs
 
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))

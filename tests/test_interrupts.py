@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM end a standalone run as KILLED in MLflow, with the shell's exit codes; a run
-that a SIGKILL left RUNNING is marked FAILED by the next command that opens its experiment."""
+that a SIGKILL left RUNNING is named by the commands that read its experiment and marked FAILED by
+the next run that logs into it."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def test_a_signal_mid_training_ends_the_run_killed(tmp_path, sig, code):
     assert "Traceback" not in out, out[-3000:]
 
 
-def test_a_run_a_sigkill_left_running_is_marked_failed_by_the_next_command(tmp_path):
+def test_a_run_a_sigkill_left_running_is_named_by_a_reader_and_marked_failed_by_the_next_run(tmp_path):
+    from attnlab.pipeline.tracking.runs import RunRole
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = _start_training(tmp_path, uri)
     proc.kill()
@@ -78,8 +81,13 @@ def test_a_run_a_sigkill_left_running_is_marked_failed_by_the_next_command(tmp_p
         text=True,
         timeout=120,
     )
-    assert "marked it FAILED" in out.stderr and str(proc.pid) in out.stderr, out.stderr
-    assert _runs(uri)[0].info.status == "FAILED"
+    assert "which is gone" in out.stderr and str(proc.pid) in out.stderr, out.stderr
+    assert _runs(uri)[0].info.status == "RUNNING"  # `best` only reads
+    dead = _runs(uri)[0].info.run_id
+    RunRole().open(
+        uri, "attnlab", name="next", params={}, tags={}
+    )  # what the next `attnlab train` does first
+    assert MlflowClient(uri).get_run(dead).info.status == "FAILED"
 
 
 def test_a_signal_a_library_wrapped_in_its_own_exception_still_ends_the_run_killed(tmp_path, monkeypatch):

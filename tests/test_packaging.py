@@ -40,7 +40,7 @@ def test_the_wheel_holds_only_attnlab(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"attnlab"}, tops
     assert {
-        "attnlab/tune/sweep.py",
+        "attnlab/tune/sweep_run.py",
         "attnlab/pipeline/training/run.py",
         "attnlab/pipeline/tracking/runs.py",
         "attnlab/lightning_modules/backbone.py",
@@ -53,7 +53,7 @@ def test_installed_names_import_and_the_bare_ones_do_not(tmp_path):
     """From a folder outside the checkout (so the checkout itself is not on sys.path)."""
     code = (
         "import importlib.util as u\n"
-        "import attnlab.tune.sweep, attnlab.pipeline.training.run, attnlab.lightning_modules\n"
+        "import attnlab.tune.sweep_run, attnlab.pipeline.training.run, attnlab.lightning_modules\n"
         "print([m for m in ('tune', 'pipeline', 'lightning_modules') if u.find_spec(m)])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)

@@ -8,8 +8,8 @@ from ray import tune
 
 from attnlab.pipeline.config.validation import validate
 from attnlab.tune.pareto_asha import crowding_distance
+from attnlab.tune.schedulers import early_stopping
 from attnlab.tune.storage import SweepStore
-from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import SweepConfig
 
 EPOCHS = 4
@@ -70,9 +70,9 @@ def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[s
 
 
 def test_the_cheap_configuration_survives_the_front_rule_and_not_asha(local_ray, tmp_path):
-    asha = _epochs(_scheduler(_sweep("asha")), tmp_path / "a", PLANTED)
+    asha = _epochs(early_stopping(_sweep("asha")), tmp_path / "a", PLANTED)
     assert asha == {"1111": EPOCHS, "0010": 1, "0100": 1}  # ASHA keeps the most accurate only
-    scheduler = _scheduler(_sweep("pareto-asha"))
+    scheduler = early_stopping(_sweep("pareto-asha"))
     front = _epochs(scheduler, tmp_path / "p", PLANTED)
     assert front == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}  # 0100: dominated by 0010
     (task,) = scheduler._schedulers.values()
@@ -87,12 +87,14 @@ def test_a_second_tuner_starts_from_the_saved_rungs(local_ray, tmp_path):
     """0100 alone would pass its rung (nothing to compare with); after the rungs of 1111 and 0010
     are restored from the store it is cut, dominated by 0010."""
     store = SweepStore(str(tmp_path / "sweeps"), "front")
-    assert _epochs(_scheduler(_sweep("pareto-asha"), store), tmp_path / "t1", ["1111", "0010"]) == {
+    assert _epochs(early_stopping(_sweep("pareto-asha"), store), tmp_path / "t1", ["1111", "0010"]) == {
         "1111": EPOCHS,
         "0010": EPOCHS,
     }
-    assert _epochs(_scheduler(_sweep("pareto-asha")), tmp_path / "t0", ["0100"], "alone") == {"0100": EPOCHS}
-    assert _epochs(_scheduler(_sweep("pareto-asha"), store), tmp_path / "t2", ["0100"]) == {"0100": 1}
+    assert _epochs(early_stopping(_sweep("pareto-asha")), tmp_path / "t0", ["0100"], "alone") == {
+        "0100": EPOCHS
+    }
+    assert _epochs(early_stopping(_sweep("pareto-asha"), store), tmp_path / "t2", ["0100"]) == {"0100": 1}
 
 
 def test_crowding_distance_favours_the_extremes_then_the_most_room():
@@ -112,7 +114,7 @@ def test_the_bound_caps_promotions_by_the_front(local_ray, tmp_path):
         "0010": (0.44, 4.0),
         "0001": (0.42, 2.0),
     }
-    scheduler = _scheduler(_sweep("pareto-asha"))
+    scheduler = early_stopping(_sweep("pareto-asha"))
     epochs = _epochs(scheduler, tmp_path, planted, planted=planted)
     (task,) = scheduler._schedulers.values()
     first = {k.split("-")[1]: ds[0] for k, ds in task.decisions.items()}
@@ -128,9 +130,12 @@ def test_a_tolerance_lets_a_cheaper_configuration_within_it_survive(local_ray, t
     bound here (front_fraction 1): only dominance decides."""
     planted = {"1111": (0.60, 10.0), "0010": (0.50, 2.0), "0100": (0.49, 2.0)}
     plain = _epochs(
-        _scheduler(_sweep("pareto-asha", front_fraction=1.0)), tmp_path / "plain", planted, planted=planted
+        early_stopping(_sweep("pareto-asha", front_fraction=1.0)),
+        tmp_path / "plain",
+        planted,
+        planted=planted,
     )
     assert plain["0100"] == 1  # 0010 is as cheap and more accurate: dominated
-    tolerant = _scheduler(_sweep("pareto-asha", front_fraction=1.0, tolerance=0.2))
+    tolerant = early_stopping(_sweep("pareto-asha", front_fraction=1.0, tolerance=0.2))
     kept = _epochs(tolerant, tmp_path / "tolerant", planted, planted=planted)
     assert kept["0100"] == EPOCHS  # at rung 1, 0.0025 behind: within 20% of the range 0.0275

@@ -30,9 +30,10 @@ def test_a_standalone_run_opens_owned_and_ends_itself(uri):
 
 
 def test_a_trial_trains_into_its_trials_run_and_leaves_the_end_to_it(uri):
-    trial_run, _ = runs.open_run(uri, "e", name="t", params={}, tags={tags.KIND: tags.KIND_TRIAL})
-    role = RunRole.trial(trial_run, {tags.TRIAL: "t-1"})
-    assert _open(role, uri) == trial_run
+    trial_tags = {tags.KIND: tags.KIND_TRIAL, tags.TRIAL: "t-1"}
+    trial_run, _ = runs.open_run(uri, "e", name="t", params={"lr": "0.1"}, tags=trial_tags)
+    role = RunRole.trial(trial_run)
+    assert _open(role, uri) == trial_run  # the trial opened it: training logs into it as it is
     role.end(uri, trial_run, "FAILED")  # the trial decides: Tune may retry it
     run = MlflowClient(uri).get_run(trial_run)
     assert run.info.status == "RUNNING" and run.data.tags[tags.TRIAL] == "t-1"

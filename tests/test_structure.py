@@ -244,3 +244,37 @@ def test_nothing_is_patched_process_wide():
                 fluent.append(name)
     assert (writers, private, fluent) == ([], [], [])
     assert all(_environment_writes(ast.parse((ROOT / n).read_text())) for n in ENVIRONMENT_WRITERS)
+
+
+OUTCOME_WORDS = {"finished", "stopped", "interrupted"}  # a trial's outcomes (tune/outcomes.py's Status)
+SWEEP_RUN_CALLS = {  # who may open or end a sweep's MLflow runs, by the call
+    "open_sweep": {"tune/sweep_run.py"},
+    "close_stopped": {"tune/sweep_run.py"},
+    "open_trial": {"tune/trainable.py"},  # in the trial's own process
+    "finish_run": {"tune/sweep_run.py", "tune/trainable.py"},
+}
+
+
+def test_one_module_decides_a_trials_outcome_and_one_owns_a_sweeps_runs():
+    """tune/outcomes.py alone decides what became of a trial (it alone makes a TrialOutcome, and no
+    other module of tune/ or attnlab/ compares anything with an outcome's word); tune/sweep_run.py
+    alone opens and ends a sweep's runs in the driver (a trial opens and ends its own)."""
+    outcome_owner = ROOT / "tune" / "outcomes.py"
+    decisions = ROOT / "tune" / "pareto_asha.py"  # "stopped" there is a scheduler's rule, not an outcome
+    outcomes, runs = {}, {}
+    for path in [*sorted((ROOT / "tune").rglob("*.py")), *sorted((ROOT / "attnlab").rglob("*.py"))]:
+        name = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
+                if called == "TrialOutcome" and path != outcome_owner:
+                    outcomes.setdefault(name, []).append(node.lineno)
+                if called in SWEEP_RUN_CALLS and name not in SWEEP_RUN_CALLS[called]:
+                    runs.setdefault(name, []).append(called)
+            if isinstance(node, ast.Compare) and path not in (outcome_owner, decisions):
+                words = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant)]
+                if OUTCOME_WORDS & set(words):
+                    outcomes.setdefault(name, []).append(node.lineno)
+    assert (outcomes, runs) == ({}, {})

@@ -8,8 +8,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from attnlab.pipeline.config.validation import validate
+from attnlab.tune.schedulers import early_stopping
 from attnlab.tune.storage import SweepStore
-from attnlab.tune.sweep import _scheduler
 from attnlab.tune.sweep_config import SweepConfig
 
 EPOCHS = 4
@@ -68,7 +68,7 @@ def test_one_shared_asha_would_stop_every_trial_of_the_smaller_scale(local_ray, 
 
 
 def test_sweeps_stop_trials_early_within_each_task(local_ray, tmp_path):
-    epochs = _epochs_by_trial(_scheduler(_mixed_sweep()), tmp_path)
+    epochs = _epochs_by_trial(early_stopping(_mixed_sweep()), tmp_path)
     for task in ("translation", "segmentation"):
         assert epochs[f"{task}-0.9"] == EPOCHS, epochs  # the best of each task trains to the end
         assert any(epochs[f"{task}-{q}"] < EPOCHS for q in QUALITY[1:]), epochs  # ASHA still cuts within it
@@ -80,7 +80,7 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
     sweep = _mixed_sweep()
 
     def in_store(folder: str):  # a file:// URI: the code path of s3:// storage, on this disk
-        return _scheduler(sweep, SweepStore.from_folder((tmp_path / folder).as_uri()))
+        return early_stopping(sweep, SweepStore.from_folder((tmp_path / folder).as_uri()))
 
     before = {"a": 0.9}
     _epochs_by_trial(in_store("state"), tmp_path / "run1", before)
@@ -101,7 +101,7 @@ def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
     from ray.tune.schedulers import ASHAScheduler as Asha
 
     (tmp_path / "early_stopping-segmentation.pkl").write_bytes(b"not a pickle")
-    scheduler = _scheduler(_mixed_sweep(), SweepStore.from_folder(str(tmp_path)))
+    scheduler = early_stopping(_mixed_sweep(), SweepStore.from_folder(str(tmp_path)))
     with pytest.warns(UserWarning, match="start with empty rungs"):
         assert isinstance(
             scheduler.scheduler_of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha

@@ -7,7 +7,7 @@ configuration is
 
 - in the top 1/eta of the rung's configurations by the metric (ASHA's rule), or
 - on the rung's front: no other configuration there is at least as accurate and at most as costly
-  and better in one (non-dominated sorting: moocore's `is_nondominated`); with `tolerance`, a
+  and better in one (non-dominated sorting: `pareto_front`, the rankings' own); with `tolerance`, a
   configuration must be more accurate by more than that share of the rung's metric range to
   dominate another (epsilon-dominance, Laumanns et al. 2002), since early rungs are noisy.
 
@@ -23,7 +23,8 @@ Seeds: a configuration is a task's spec; a trial is decided on its configuration
 rung over the seeds that reached it so far (a later seed sees the earlier ones), so one unlucky
 seed decides alone only while it is the only one there. Every decision is recorded (`decisions`):
 the rule that kept a trial at each rung, or the rung, metric and cost at which it was cut and the
-configuration that dominated it.
+configuration that dominated it. A trial a resumed sweep reports again at a rung it was decided at
+keeps that decision (and counts once there).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import math
 import pickle
 from dataclasses import dataclass
 
-import moocore
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from attnlab.pipeline.analysis.estimates import pareto_front
 from attnlab.pipeline.costs.axes import Unit
 
 BUDGET = "budget"  # what a trial reports as its epoch budget (tune.ray_callbacks.ReportEpoch)
@@ -130,6 +131,9 @@ class ParetoASHA(FIFOScheduler):
         for rung, recorded in self.rungs.items():
             if epoch < rung or rung >= budget or trial.trial_id in recorded:
                 continue
+            earlier = next((d for d in self.decisions.get(_key(trial), []) if d.rung == int(rung)), None)
+            if earlier is not None:  # decided under an earlier driver: a resumed trial keeps its decision
+                return TrialScheduler.STOP if earlier.rule == "stopped" else TrialScheduler.CONTINUE
             sign = 1.0 if self._mode != "min" else -1.0
             cost = result.get(self.cost_metric)
             recorded[trial.trial_id] = (
@@ -165,7 +169,7 @@ class ParetoASHA(FIFOScheduler):
             return decision
         points = np.column_stack([means, [np.mean(c) for c in costs]])
         eps = self.tolerance * float(np.ptp(means))
-        front = np.array([_on_front(points, i, eps) for i in range(len(names))])
+        front = np.array(pareto_front(points, eps))
         if not front[me]:
             better = [
                 i
@@ -216,14 +220,6 @@ class ParetoASHA(FIFOScheduler):
     def restore(self, checkpoint_path: str):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
-
-
-def _on_front(points: np.ndarray, i: int, eps: float) -> bool:
-    """Point i is on the front when no other point is more accurate by more than `eps` at no more
-    cost (and better in one): epsilon-dominance; eps 0 is plain non-dominance."""
-    shifted = points.copy()
-    shifted[np.arange(len(points)) != i, 0] -= eps
-    return bool(moocore.is_nondominated(shifted, maximise=[True, False], keep_weakly=True)[i])
 
 
 def _configuration(trial) -> str:

@@ -1,4 +1,5 @@
-"""Early stopping per task: one scheduler per task, so a trial competes only with its own task.
+"""Early stopping per task: the sweep's policy (`early_stopping`), one scheduler per task, so a
+trial competes only with its own task.
 
 A sweep that mixes tasks reports each task's own metric as `score` (AP, mIoU, BLEU). One shared
 ASHA would compare BLEU (0-100) with mIoU (0-1) and stop every trial of the smaller scale at its
@@ -13,18 +14,51 @@ restored when the task is first seen again.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from attnlab.pipeline.costs.axes import COSTS
+
+from .pareto_asha import ParetoASHA
 from .storage import SweepStore
+from .sweep_config import SweepConfig
 
-DECISIONS = "early_stopping-decisions.json"  # trial key -> its decisions at each rung
+
+def early_stopping(sweep: SweepConfig, store: SweepStore | None = None) -> TrialScheduler:
+    """The sweep's policy: ASHA or pareto-asha per task (its rungs saved in `store`, for resume), or
+    FIFO (none)."""
+    es = sweep.early_stopping
+    if es.policy == "none":
+        return FIFOScheduler()
+    budget = sweep.max_epochs or 1000
+    if es.policy == "pareto-asha":
+        make = partial(
+            ParetoASHA,
+            COSTS[es.cost],
+            budget,
+            es.grace_period,
+            es.reduction_factor,
+            es.front_fraction,
+            es.tolerance,
+        )
+        return PerTaskScheduler(make, store)
+    # max_t one past the budget: ASHA never cuts a trial at its last epoch, so a trial that
+    # survives every rung ends on its own (final checkpoint and MLflow artifacts included).
+    max_t = budget + 1
+    make = partial(
+        ASHAScheduler,
+        time_attr="epoch",
+        max_t=max_t,
+        grace_period=min(es.grace_period, max_t - 1),
+        reduction_factor=es.reduction_factor,
+    )
+    return PerTaskScheduler(make, store)
 
 
 class PerTaskScheduler(FIFOScheduler):
@@ -53,12 +87,8 @@ class PerTaskScheduler(FIFOScheduler):
             self._schedulers[task] = scheduler
         return self._schedulers[task]
 
-    @staticmethod
-    def _state_name(task: str) -> str:
-        return f"early_stopping-{task}.pkl"
-
     def _restore(self, task: str, scheduler: TrialScheduler) -> None:
-        data = self._store.read_bytes(self._state_name(task)) if self._store else None
+        data = self._store.read_bytes(self._store.rungs_file(task)) if self._store else None
         if data is None:
             return
         with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
@@ -68,26 +98,26 @@ class PerTaskScheduler(FIFOScheduler):
                 scheduler.restore(str(local))
             except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
                 warnings.warn(
-                    f"could not restore early-stopping state {self._state_name(task)} from "
+                    f"could not restore early-stopping state {self._store.rungs_file(task)} from "
                     f"{self._store.location} ({exc}); {task} trials start with empty rungs"
                 )
 
     def _save_rungs(self, trial, answer=None):
         """Save the trial's task scheduler into the store (atomically), and the decisions of the
-        schedulers that record them (DECISIONS, for tags and the live view), then pass `answer`."""
+        schedulers that record them (for the trials' tags and the live view), then pass `answer`."""
         if self._store:
             task = trial.config["trial"]["task"]
             with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
                 local = Path(tmp, "state.pkl")
                 self.scheduler_of(trial).save(str(local))
-                self._store.write_bytes(self._state_name(task), local.read_bytes())
+                self._store.write_bytes(self._store.rungs_file(task), local.read_bytes())
             made = {
                 key: [asdict(d) for d in ds]
                 for s in self._schedulers.values()
                 for key, ds in getattr(s, "decisions", {}).items()
             }
             if made:
-                self._store.write_text(DECISIONS, json.dumps(made))
+                self._store.write_decisions(made)
         return answer
 
     def on_trial_add(self, tune_controller, trial):

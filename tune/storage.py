@@ -1,22 +1,51 @@
 """A sweep's folder on any storage Ray accepts: a local path, a mounted volume, or a URI
 (s3://bucket/sweeps?endpoint_override=minio:9000&scheme=http, gs://..., file://...).
 
-Ray stores the Tune experiment there; attnlab keeps its own small files beside it (the sweep's
-config and parent run, the early-stopping rungs). Both go through pyarrow's file systems, the
-ones Ray itself uses, so a sweep on S3/MinIO resumes as one on a local disk does.
+`SweepStore` owns the sweep's whole on-disk layout; no other module names a file or folder in it:
+
+    <root>/<name>/attnlab_sweep.json             the sweep's config, tracking URI and parent run
+    <root>/<name>/driver.lock                    the driver that holds the sweep (tune/sweep_lock.py)
+    <root>/<name>/early_stopping-<task>.pkl      each task's early-stopping rungs (Tune keeps none)
+    <root>/<name>/early_stopping-decisions.json  what cost-aware early stopping decided per trial
+    <root>/<name>/tuner.pkl, experiment_state-*  Tune's own experiment
+    <root>/<name>/<trial key>/checkpoint_*       a one-worker trial's checkpoints (Tune's)
+    <root>/<name>/train/<trial key>/             a multi-worker trial's checkpoints (Ray Train's)
+    <root>/<name>/runs/, report/, faults/        scratch: spools, the report, files callbacks keep
+
+Ray stores the Tune experiment there; attnlab keeps its own small files beside it. Both go through
+pyarrow's file systems, the ones Ray itself uses, so a sweep on S3/MinIO resumes as one on a local
+disk does. Scratch folders stay on a local disk (`scratch`): beside the sweep when it is on one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import json
+import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from attnlab.pipeline.config.errors import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
+DEFAULT_ROOT = "attnlab_runs/sweeps"
+
 
 def is_uri(location: str) -> bool:
     return "://" in location
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute where the driver runs (the folder `attnlab sweep` ran in): a trial
+    trains in a folder of its own, where a relative path means something else. A URI stays."""
+    if is_uri(path):
+        return path
+    return str(Path(path).expanduser().resolve())
 
 
 def join(root: str, *parts: str) -> str:
@@ -84,19 +113,44 @@ def storage_full(root: str) -> str | None:
 
 
 class SweepStore:
-    """The sweep's folder: its location for Tune, and whole-file reads and atomic writes beside it."""
+    """The sweep's folder: every file and folder of its layout (the module's docstring), whole-file
+    reads and atomic writes. It pickles (Tune keeps it with the experiment's scheduler)."""
+
+    STATE = "attnlab_sweep.json"
+    DECISIONS = "early_stopping-decisions.json"
+    LOCK = "driver.lock"
+    TUNER = "tuner.pkl"
 
     def __init__(self, root: str, name: str):
         self.root, self.name = root, name
         self.location = join(root, name)
-        self.fs, self.path = _filesystem(self.location)
+
+    @functools.cached_property
+    def _opened(self) -> tuple[pafs.FileSystem, str]:
+        return _filesystem(self.location)  # on first use: naming a sweep's store loads no pyarrow
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return self._opened[0]
+
+    @property
+    def path(self) -> str:
+        """The sweep's folder inside `fs`."""
+        return self._opened[1]
 
     @classmethod
-    def from_folder(cls, folder: str) -> "SweepStore":
+    def of(cls, name: str, storage: str | None) -> SweepStore:
+        """The store of sweep `name` under `storage` (--storage; default ./attnlab_runs/sweeps)."""
+        return cls(absolute(storage or DEFAULT_ROOT), name)
+
+    @classmethod
+    def from_folder(cls, folder: str) -> SweepStore:
         """The store of a sweep given by its folder (a path or a URI)."""
         base, sep, query = folder.partition("?")
         parent, _, name = base.rstrip("/").rpartition("/")
         return cls((parent or ".") + sep + query, name)
+
+    # Files: whole reads, atomic writes.
 
     def _file(self, name: str) -> str:
         return f"{self.path}/{name}"
@@ -133,13 +187,72 @@ class SweepStore:
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
 
+    # attnlab's own files.
+
+    def read_state(self) -> dict[str, Any] | None:
+        """What the sweep's last driver wrote: {"sweep": config, "tracking_uri", "parent_run_id"}."""
+        text = self.read_text(self.STATE)
+        return None if text is None else json.loads(text)
+
+    def write_state(self, sweep: dict[str, Any], tracking_uri: str, parent_run_id: str) -> None:
+        state = {"sweep": sweep, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id}
+        self.write_text(self.STATE, json.dumps(state, indent=2))
+
+    @staticmethod
+    def rungs_file(task: str) -> str:
+        """Where one task's early-stopping scheduler is saved (tune/schedulers.py)."""
+        return f"early_stopping-{task}.pkl"
+
+    def decisions(self) -> dict[str, list[dict]]:
+        """Trial key -> what cost-aware early stopping decided for it at each rung (none: {})."""
+        text = self.read_text(self.DECISIONS)
+        return json.loads(text) if text else {}
+
+    def write_decisions(self, made: dict[str, list[dict]]) -> None:
+        self.write_text(self.DECISIONS, json.dumps(made))
+
+    # Folders.
+
+    def trial_folder(self, key: str) -> str:
+        """Tune's folder of a trial: a one-worker trial's checkpoints live there."""
+        return join(self.location, key)
+
+    @property
+    def train_storage(self) -> str:
+        """Where Ray Train keeps the multi-worker trials' checkpoints (one folder per trial key)."""
+        return join(self.location, "train")
+
+    def scratch(self, *parts: str) -> str:
+        """A folder for files a process needs on its own disk (checkpoint staging, spools, the
+        report, generated data): beside the sweep on a file system, else under ./attnlab_runs."""
+        if not is_uri(self.root):
+            return join(self.location, *parts)
+        return str(Path("attnlab_runs", "scratch", self.name, *parts).resolve())
+
+    def drop_checkpoints(self, key: str) -> None:
+        """A trial that finished or was stopped early never resumes: its Ray checkpoints can go (its
+        best epoch is already in MLflow), Tune's (one worker) or Ray Train's (several). Best effort: a
+        folder still being written is left alone."""
+        with contextlib.suppress(OSError):
+            remove_tree(join(self.train_storage, key))
+        with contextlib.suppress(OSError):
+            remove_checkpoints(self.trial_folder(key))
+
+    def full(self) -> str | None:
+        """How little room is left, when it is too little to go on (see `storage_full`)."""
+        return storage_full(self.root)
+
+    # Tune's experiment.
+
+    def tune_path(self) -> tuple[str, pafs.FileSystem]:
+        """What Tuner.can_restore / Tuner.restore take: (path inside the file system, file system)."""
+        return self.path, self.fs
+
     def set_aside_torn_state(self) -> list[str]:
         """When Tune's newest experiment state does not parse (a full disk cut it short), or there
         is none beside its tuner.pkl (the disk filled before Tune first wrote it), rename Tune's
         state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a fresh
         Tune run instead of a restore that Tune would abandon; the names renamed."""
-        import json
-
         import pyarrow.fs as pafs
 
         infos = [
@@ -149,7 +262,7 @@ class SweepStore:
         ]
         names = {i.base_name for i in infos}
         states = sorted(n for n in names if n.startswith("experiment_state-"))
-        if not states and "tuner.pkl" not in names:
+        if not states and self.TUNER not in names:
             return []  # a new sweep
         if states:
             try:
@@ -157,18 +270,69 @@ class SweepStore:
                 return []
             except ValueError:
                 pass
-        tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", "tuner.pkl")
+        tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", self.TUNER)
         moved = sorted(i.base_name for i in infos if i.base_name.startswith(tune_state))
         for name in moved:
             self.fs.move(self._file(name), self._file(f"{name}.torn"))
         return moved
 
-    def tune_path(self) -> tuple[str, pafs.FileSystem]:
-        """What Tuner.can_restore / Tuner.restore take: (path inside the file system, file system)."""
-        return self.path, self.fs
+    def refresh_tune_state(self, tune_config: dict[str, Any], callbacks: Sequence[Any]) -> None:
+        """Give a stored Tune experiment this driver's scheduler, trial names and callbacks before it
+        is restored (`tune_config`: TuneConfig attributes to set).
+
+        Tune pickles them into tuner.pkl when the sweep starts and restores them as they were: the
+        scheduler with the store of the folder the sweep started in (a moved sweep would save its
+        rungs there), functions and callbacks by the module paths of the attnlab that started it.
+        None of them is state a resume needs (the rungs are read back from the store, outcomes from
+        MLflow and Tune's trials), so all are replaced. A class or function this attnlab no longer
+        has is read as a placeholder; one left anywhere else in Tune's state is an error naming it.
+        """
+        from ray import cloudpickle
+
+        data = self.read_bytes(self.TUNER)
+        if data is None:
+            return
+        reader = _TuneStateReader(io.BytesIO(data))
+        state = reader.load()
+        for name, value in tune_config.items():
+            setattr(state["_tune_config"], name, value)
+        state["_run_config"].callbacks = list(callbacks)
+        data = cloudpickle.dumps(state)
+        if _still_gone(data):
+            raise ConfigError(
+                f"the sweep's Tune state needs {', '.join(sorted(reader.missing))}, which this attnlab no "
+                "longer has; resume it with the attnlab version that started it"
+            )
+        self.write_bytes(self.TUNER, data)
 
 
-def scratch_dir(root: str, *parts: str) -> str:
-    """A folder for files a process needs on its own disk (checkpoint staging, generated data,
-    vocabularies): beside the sweep when it is on a file system, else under ./attnlab_runs."""
-    return join(root, *parts) if not is_uri(root) else str(Path("attnlab_runs", "scratch", *parts).resolve())
+class _Gone:
+    """Stands in for a class or function Tune's pickle names and this attnlab lacks, until replaced."""
+
+
+class _TuneStateReader(pickle.Unpickler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.missing: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            self.missing.add(f"{module}.{name}")
+            return type(name, (_Gone,), {})
+
+
+def _still_gone(data: bytes) -> bool:
+    """Whether a placeholder is left in pickled `data` (it names _Gone, its base, when read back)."""
+
+    class Finder(pickle.Unpickler):
+        found = False
+
+        def find_class(self, module: str, name: str):
+            if (module, name) == (__name__, "_Gone"):
+                Finder.found = True
+            return super().find_class(module, name)
+
+    Finder(io.BytesIO(data)).load()
+    return Finder.found

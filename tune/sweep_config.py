@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -19,7 +18,7 @@ from attnlab.pipeline.config.train import TaskName, TrainConfig, build_train_con
 from attnlab.pipeline.config.validation import StrictModel, read_yaml, validate
 from attnlab.pipeline.costs.axes import COSTS
 
-from .storage import is_uri
+from .storage import absolute
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -121,6 +120,18 @@ class SweepConfig(StrictModel):
     def trials(self) -> list["Trial"]:
         return [Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in g.seeds]
 
+    def describe(self, origin: str) -> str:
+        """The parent run's description: where the sweep came from and what its grid holds."""
+        grids = "\n".join(
+            f"- {g.task}: {len(g.specs)} specs x {len(g.seeds)} seeds, preset {g.preset}, data {g.data}"
+            for g in self.grid
+        )
+        return (
+            f"attnlab sweep **{self.name}** from {origin}: {len(self.trials())} trials, "
+            f"{self.max_epochs or 'preset'} epochs each, early stopping: {self.early_stopping.policy}."
+            f"\n\n{grids}"
+        )
+
 
 class Trial:
     """One point of the grid; `trial_key` is its deterministic name (Tune trial, Train run, MLflow tag)."""
@@ -141,17 +152,9 @@ class Trial:
             "attention": self.spec,
             "seed": self.seed,
             "preset": self.grid.preset,
-            "data": self.grid.data if self.grid.data == "tiny" else _absolute(self.grid.data),
+            "data": self.grid.data if self.grid.data == "tiny" else absolute(self.grid.data),
             "overrides": _with_absolute_paths(self.grid.overrides),
         }
-
-
-def _absolute(path: str) -> str:
-    """A local path made absolute where the driver runs (the folder `attnlab sweep` ran in): a trial
-    trains in its own folder, where a relative path means something else. A URI stays."""
-    if is_uri(path):
-        return path
-    return str(Path(path).expanduser().resolve())
 
 
 def _with_absolute_paths(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +162,7 @@ def _with_absolute_paths(overrides: dict[str, Any]) -> dict[str, Any]:
     backbone = overrides.get("backbone")
     if not isinstance(backbone, dict) or not isinstance(backbone.get("pretrained"), str):
         return overrides
-    return {**overrides, "backbone": {**backbone, "pretrained": _absolute(backbone["pretrained"])}}
+    return {**overrides, "backbone": {**backbone, "pretrained": absolute(backbone["pretrained"])}}
 
 
 def trial_train_config(
@@ -292,8 +295,3 @@ def check_data(sweep: SweepConfig) -> None:
                 detect_layout(grid.task, grid.data)
             except ConfigError as exc:
                 raise ConfigError(f"{grid.task} grid: {exc}") from None
-
-
-def storage_root(storage: str | None) -> str:
-    """Ray's storage_path: --storage, else ./attnlab_runs/sweeps (absolute; a URI passes through)."""
-    return _absolute(storage or "attnlab_runs/sweeps")

@@ -24,7 +24,6 @@ from attnlab.pipeline.tracking.owners import process_gone, this_host
 
 from .storage import SweepStore, is_uri
 
-LOCK = "driver.lock"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 180.0
 SETTLE_S = 2.0
@@ -52,7 +51,7 @@ class SweepLock:
         }
 
     def held(self) -> dict | None:
-        text = self.store.read_text(LOCK)
+        text = self.store.read_text(self.store.LOCK)
         try:
             return json.loads(text) if text else None
         except json.JSONDecodeError:  # a torn lock is no lock
@@ -68,7 +67,7 @@ class SweepLock:
         return SweepBusy(
             f"sweep {self.store.name!r} is already being run by pid {lock.get('pid')} on "
             f"{lock.get('host')} (since {lock.get('started')}); wait for it, or stop that process "
-            f"first (its lock: {self.store.location}/{LOCK})"
+            f"first (its lock: {self.store.location}/{self.store.LOCK})"
         )
 
     def check(self) -> None:
@@ -83,10 +82,10 @@ class SweepLock:
             if not self.stale(lock):
                 raise self._busy(lock)
             self.recovered = lock
-            self.store.delete(LOCK)
+            self.store.delete(self.store.LOCK)
         record = json.dumps(self._record())
         if is_uri(self.store.location):
-            self.store.write_text(LOCK, record)
+            self.store.write_text(self.store.LOCK, record)
             time.sleep(SETTLE_S)
             mine = self.held()
             if mine is None or mine.get("token") != self.token:
@@ -94,7 +93,9 @@ class SweepLock:
         else:
             self.store.fs.create_dir(self.store.path, recursive=True)
             try:
-                fd = os.open(Path(self.store.path, LOCK), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(
+                    Path(self.store.path, self.store.LOCK), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644
+                )
             except FileExistsError:  # another driver got there between our read and our create
                 raise self._busy(self.held() or {}) from None
             with os.fdopen(fd, "w") as f:
@@ -107,7 +108,7 @@ class SweepLock:
             lock = self.held()
             if lock is None or lock.get("token") != self.token:
                 return  # taken over (we were presumed dead): never write over the new owner
-            self.store.write_text(LOCK, json.dumps({**lock, "beat": time.time()}))
+            self.store.write_text(self.store.LOCK, json.dumps({**lock, "beat": time.time()}))
 
     def release(self) -> None:
         self._stop.set()
@@ -115,7 +116,7 @@ class SweepLock:
             self._beat.join(timeout=10)
         lock = self.held()
         if lock is not None and lock.get("token") == self.token:
-            self.store.delete(LOCK)
+            self.store.delete(self.store.LOCK)
 
     def __enter__(self) -> "SweepLock":
         self.acquire()

@@ -5,8 +5,9 @@ for the next trial, so a warm sweep starts a trial in seconds, not in the 40 s a
 controller and worker spend importing torch, Lightning and MLflow. Tune keeps its checkpoints and
 retries it from them. A multi-worker trial builds one Ray Train V2 TorchTrainer (`worker_loop` on
 every worker, Ray's DDP strategy and cluster environment plugged in). Both run exactly
-`pipeline.train.run_training`; the MLflow run is looked up by the trial's key, so retries and
-resumed sweeps continue the same run.
+`pipeline.training.run.run_training`. The trial opens its MLflow run once, found by the trial's
+key, so retries and resumed sweeps continue the same run; training logs into it. Typed configs cross
+into the trial as they are (Ray pickles them once, at its boundary): nothing is validated twice.
 """
 
 from __future__ import annotations
@@ -33,16 +34,15 @@ from attnlab.pipeline.training.run import run_tags, run_training
 from .checkpoints import newest_on_disk, restorable
 from .pareto_asha import BUDGET
 from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
-from .storage import join
+from .storage import SweepStore
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
-from .trial_storage import drop_checkpoints, train_storage, trial_folder
 
 
 def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **run_options) -> None:
     """One trial's training, from `latest` (Ray's newest checkpoint, or None) where it is whole;
     `started`: when Tune started the trial (for `trial/startup_s`)."""
-    cfg = TrainConfig.model_validate(config["train"])
+    cfg: TrainConfig = config["train"]
     callbacks = [
         ReportEpoch(TASKS[cfg.task].metric, in_tune),
         StartupTime(started),
@@ -60,7 +60,8 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
         run_training(
             cfg,
-            role=RunRole.trial(config["run_id"], trial_tags(cfg, config["sweep_name"], config["trial_key"])),
+            role=RunRole.trial(config["run_id"]),
+            tracking_uri=cfg.tracking.tracking_uri,  # the driver's server, checked by the driver
             ckpt_path=f"{folder}/{CHECKPOINT_NAME}" if folder else None,
             callbacks=callbacks,
             progress_bar=False,
@@ -91,7 +92,7 @@ def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
     `folder`: the trial's folder in the sweep's storage; with `recover`, a trial Tune hands no
     checkpoint restores from the newest one there (Tune's record of it was lost with its driver)."""
     started = trial_started_at(config["started"])
-    cfg = TrainConfig.model_validate(config["train"])
+    cfg: TrainConfig = config["train"]
     set_tags(
         cfg.tracking.tracking_uri,
         config["run_id"],
@@ -109,29 +110,28 @@ def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
 def run_trial(
     config: dict,
     *,
-    sweep: dict,
+    sweep: SweepConfig,
     uri: str,
-    storage: str,
-    scratch: str,
+    store: SweepStore,
     parent_id: str,
     entered: float,
     recover: bool = True,
 ) -> None:
-    """One Tune trial: a TorchTrainer over `workers_per_trial` workers. `scratch` is the sweep's
-    scratch folder as the driver resolved it: Tune runs a trial in a working folder of its own
-    Ray session, so a relative one would change with every driver (losing a resumed trial's spool).
-    `recover` False (`--restart-errored`): a trial never restores from checkpoints Tune did not hand it."""
+    """One Tune trial: trained here (one worker) or by a TorchTrainer over `workers_per_trial`
+    workers. `store` is the sweep's store as the driver resolved it: Tune runs a trial in a working
+    folder of its own Ray session, so a relative scratch folder would change with every driver
+    (losing a resumed trial's spool). `recover` False (`--restart-errored`): a trial never restores
+    from checkpoints Tune did not hand it."""
     param = config["trial"]
-    sweep_cfg = SweepConfig.model_validate(sweep)
     key = param["trial_key"]
-    cfg = trial_train_config(param, sweep_cfg, uri, join(scratch, "runs"))
+    cfg = trial_train_config(param, sweep, uri, store.scratch("runs"))
     run_id, ended = runs.open_trial(
         uri,
-        sweep_cfg.experiment_name,
-        sweep=sweep_cfg.name,
+        sweep.experiment_name,
+        sweep=sweep.name,
         key=key,
         params=flatten(cfg.own_settings()),
-        tags=trial_tags(cfg, sweep_cfg.name, key),
+        tags=trial_tags(cfg, sweep.name, key),
         parent_run_id=parent_id,
     )
     if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
@@ -145,17 +145,16 @@ def run_trial(
             }
         )
         return
-    r = sweep_cfg.resources
+    r = sweep.resources
     loop_config = {
-        "train": cfg.model_dump(mode="json"),
+        "train": cfg,
         "run_id": run_id,
         "trial_key": key,
-        "sweep_name": sweep_cfg.name,
-        "scratch": scratch,
+        "scratch": store.scratch(),
         "started": entered,
     }
     if r.workers_per_trial == 1:
-        folder = trial_folder(storage, sweep_cfg.name, key)
+        folder = store.trial_folder(key)
         train_here(loop_config, threads=max(1, int(r.cpus_per_worker)), folder=folder, recover=recover)
     else:
         TorchTrainer(
@@ -168,11 +167,11 @@ def run_trial(
             ),
             run_config=RunConfig(
                 name=key,
-                storage_path=train_storage(storage, sweep_cfg.name),
-                failure_config=FailureConfig(max_failures=sweep_cfg.max_failures),
+                storage_path=store.train_storage,
+                failure_config=FailureConfig(max_failures=sweep.max_failures),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
                 callbacks=[TuneReportCallback()],
             ),
         ).fit()
     runs.finish_run(uri, run_id, "FINISHED")
-    drop_checkpoints(storage, sweep_cfg.name, key)
+    store.drop_checkpoints(key)

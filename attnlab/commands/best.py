@@ -29,28 +29,26 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from attnlab import api
     from attnlab.pipeline.config.errors import ConfigError
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     if args.rank is not None and not args.register:
         raise ConfigError("--rank chooses the row --register registers; add --register NAME")
     if args.register is not None and not args.register.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
-    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.analysis.ranking import fetch_runs, rank, render, rungs
+    ranking = api.best(
+        args.experiment, task=args.task, metric=args.metric, cost=args.cost, tracking_uri=args.tracking_uri
+    )
+    from attnlab.pipeline.analysis.ranking import render
+    from attnlab.pipeline.export import models
 
-    runs = fetch_runs(uri, args.experiment)
-    ranking = rank(runs, args.task, args.metric, args.cost)
     if args.register:
-        from attnlab.pipeline.export import models
-
-        rows = models.chosen_rows(ranking, args.rank)  # every choice checked before any export
-    every_rung = rungs(uri, runs, ranking, args.metric, args.cost)
-    print(render(ranking, args.metric, args.cost, args.format, every_rung))
+        models.chosen_rows(ranking, args.rank)  # every choice checked before anything is printed or exported
+    print(render(ranking, args.metric, args.cost, args.format, ranking.rungs()))
     if args.register:
         print()
-        for done in models.register_rows(
-            uri, args.experiment, runs, rows, args.register, args.metric, len(ranking)
+        for done in api.register_best(
+            args.experiment, args.register, rank=args.rank, metric=args.metric, ranking=ranking
         ):
             verb = "registered" if done.new else "already registered"
             print(

@@ -27,17 +27,16 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.config.errors import ConfigError
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+    from attnlab import api
 
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError(f"--epochs {args.epochs}: a rung is a number of epochs trained, 1 or more")
-    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.analysis.effects import effects, render
-    from attnlab.pipeline.analysis.ranking import fetch_runs, rank
+    designs = api.effects(
+        args.experiment,
+        task=args.task,
+        metric=args.metric,
+        epochs=args.epochs,
+        tracking_uri=args.tracking_uri,
+    )
+    from attnlab.pipeline.analysis.effects import render
 
-    runs = fetch_runs(uri, args.experiment)
-    if args.task:
-        rank(runs, args.task, args.metric, "flops")  # names the tasks there if this one is not
-    print(render(effects(runs, args.task, args.metric, args.epochs, uri), args.format))
+    print(render(designs, args.format))
     return 0

@@ -29,25 +29,14 @@ def render(verdicts, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+    from attnlab import api
 
-    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.analysis.findings import findings, more_seeds_command
-    from attnlab.pipeline.analysis.ranking import fetch_runs
-    from attnlab.pipeline.tracking.store import find_runs
-    from attnlab.pipeline.tracking.tags import KIND, KIND_SWEEP, SEED, SOURCE
-
-    runs = fetch_runs(uri, args.experiment)
-    verdicts = findings(runs)
+    verdicts = api.findings(args.experiment, tracking_uri=args.tracking_uri)
     print(render(verdicts, args.format))
-    if args.format == "table":
-        sources = [r.data.tags.get(SOURCE) for r in find_runs(uri, args.experiment, {KIND: KIND_SWEEP})]
-        seeds = sorted({int(r.data.tags[SEED]) for r in runs if r.data.tags.get(SEED, "").isdigit()})
-        command = more_seeds_command(verdicts, args.experiment, next(filter(None, sources), None), seeds)
-        if command:
-            print(
-                "\n'seeds to decide': the seeds in all that would likely decide an inconclusive verdict "
-                "(80% power at the spread observed). A sweep of only the new seeds, into this "
-                f"experiment:\n  {command}"
-            )
+    if args.format == "table" and verdicts.more_seeds:
+        print(
+            "\n'seeds to decide': the seeds in all that would likely decide an inconclusive verdict "
+            "(80% power at the spread observed). A sweep of only the new seeds, into this "
+            f"experiment:\n  {verdicts.more_seeds}"
+        )
     return 0

@@ -25,22 +25,15 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from attnlab import api
     from attnlab.pipeline.config.errors import ConfigError
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
 
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")
-    uri = resolve_tracking_uri(args.tracking_uri, read_only=True)  # before MLflow is imported
-    from attnlab.pipeline.analysis.ranking import fetch_runs
-    from attnlab.pipeline.analysis.report import write_report
-
-    runs = fetch_runs(uri, args.experiment)
     if args.format == "json":
-        from attnlab.pipeline.analysis.findings import findings
-
         from .findings import render
 
-        print(render(findings(runs), "json"))
+        print(render(api.findings(args.experiment, tracking_uri=args.tracking_uri), "json"))
         return 0
-    print(f"wrote {write_report(runs, args.experiment, args.out, args.cost, uri)}")
+    print(f"wrote {api.report(args.experiment, args.out, cost=args.cost, tracking_uri=args.tracking_uri)}")
     return 0

@@ -36,15 +36,6 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def source_flags(args: argparse.Namespace) -> str:
-    """The flags that chose the sweep's grid, as typed: what a sweep of more seeds repeats."""
-    import shlex
-
-    if args.preset:
-        return shlex.join(["--preset", args.preset, *(["--size", args.size] if args.size else [])])
-    return shlex.join(["--config", args.config]) if args.config else ""
-
-
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run (or continue) a sweep over tasks x specs x seeds")
     p.add_argument(
@@ -91,63 +82,30 @@ def register(sub) -> None:
     r.set_defaults(func=run_resume_cmd)
 
 
-def run_quietly(command: str, sweep, verbose: bool = False, **kwargs) -> dict:
-    """`run_sweep` with a live view on the terminal; everything the libraries print goes to a log
-    file whose path is printed first. `verbose`, or a submitted Ray job (whose log is the job's
-    output), shows it all on the console instead."""
-    import os
-
-    from attnlab.tune.live_view import showing
-    from attnlab.tune.sweep import preflight, run_sweep
-
-    from ..console import everything_to, new_log_file
-
-    preflight(sweep, kwargs.get("storage"), kwargs.get("ray_address"))  # bad input writes nothing
-    if verbose or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
-        with showing(sys.stdout):
-            return run_sweep(sweep, **kwargs)
-    log = new_log_file(command)
-    trials = len(sweep.trials())
-    print(
-        f"attnlab: sweep {sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}", flush=True
-    )
-    with everything_to(log) as terminal, showing(terminal):
-        try:
-            return run_sweep(sweep, **kwargs)
-        finally:
-            # Ray forwards its workers' output to this process a moment late; disconnect while that
-            # output still goes to the log, or its last lines land on the terminal.
-            import ray
-
-            ray.shutdown()
-
-
-def _finish(summary: dict) -> int:
-    print(json.dumps(summary, indent=2))
+def _finish(summary) -> int:
+    print(json.dumps(summary.to_dict(), indent=2))
     return exit_status(summary)
 
 
-def exit_status(summary: dict) -> int:
+def exit_status(summary) -> int:
     """0 only if every trial finished or early stopping ended it; 1 with a line per failed trial;
     130 when the driver was interrupted (Ctrl-C) with trials unfinished."""
-    from attnlab.tune.sweep import errored, interrupted
-
-    failed = errored(summary)
+    failed, total = summary.failed, len(summary.trials)
     for trial in failed:
         print(
-            f"attnlab: trial {trial['trial']} failed ({trial.get('error', 'error')}); log: {trial['log']}",
+            f"attnlab: trial {trial.trial} failed ({trial.error or 'error'}); log: {trial.log}",
             file=sys.stderr,
         )
     if failed:
         print(
-            f"attnlab: {len(failed)} of {len(summary['trials'])} trials failed; fix the cause, then "
+            f"attnlab: {len(failed)} of {total} trials failed; fix the cause, then "
             "`attnlab resume` continues them from their checkpoints",
             file=sys.stderr,
         )
-    unfinished = interrupted(summary)
+    unfinished = summary.interrupted
     if unfinished:
         print(
-            f"attnlab: interrupted with {len(unfinished)} of {len(summary['trials'])} trials unfinished "
+            f"attnlab: interrupted with {len(unfinished)} of {total} trials unfinished "
             "(their runs are KILLED, their checkpoints kept); `attnlab resume` or the same command "
             "continues them",
             file=sys.stderr,
@@ -157,62 +115,39 @@ def exit_status(summary: dict) -> int:
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
-    from attnlab.tune.sweep_config import check_data, load_sweep
+    from attnlab import api
 
-    sweep = load_sweep(
+    from ..console import sweep_console
+
+    summary = api.sweep(
         args.preset,
-        args.config,
-        args.name,
-        args.config_json,
-        args.size,
-        system_metrics=False if args.no_system_metrics else None,
+        config=args.config,
+        config_json=args.config_json,
+        name=args.name,
+        size=args.size,
         seeds=args.seeds,
         experiment=args.experiment,
+        system_metrics=False if args.no_system_metrics else None,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        ray_address=args.ray_address,
+        origin=f"preset {args.preset}" if args.preset else f"config {args.config or '(submitted)'}",
+        console=sweep_console("sweep", args.verbose),
     )
-    check_data(sweep)  # every grid's data layout, before Ray is imported or started
-    resolve_tracking_uri(args.tracking_uri)
-    return _finish(
-        run_quietly(
-            "sweep",
-            sweep,
-            args.verbose,
-            storage=args.storage,
-            tracking_uri=args.tracking_uri,
-            ray_address=args.ray_address,
-            origin=f"preset {args.preset}" if args.preset else f"config {args.config or '(submitted)'}",
-            source=source_flags(args),
-        )
-    )
+    return _finish(summary)
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.config.errors import ConfigError
-    from attnlab.pipeline.config.validation import validate
-    from attnlab.tune.storage import SweepStore
-    from attnlab.tune.sweep import STATE_FILE, sweep_store
-    from attnlab.tune.sweep_config import SweepConfig
+    from attnlab import api
 
-    store = SweepStore.from_folder(args.sweep)  # the sweep's folder, a path or a URI ...
-    if not store.exists(STATE_FILE):
-        store = sweep_store(args.sweep, args.storage)  # ... or its name under --storage
-    saved = store.read_text(STATE_FILE)
-    if saved is None:
-        raise ConfigError(
-            f"no sweep {args.sweep!r} found (looked for {STATE_FILE} in {store.location}); give the "
-            "sweep's name with the same --storage it ran with, or its folder"
-        )
-    state = json.loads(saved)
-    sweep = validate(SweepConfig, state["sweep"], "sweep")
-    storage = store.root if args.storage is None else args.storage
-    return _finish(
-        run_quietly(
-            "resume",
-            sweep,
-            args.verbose,
-            storage=storage,
-            tracking_uri=args.tracking_uri or state["tracking_uri"],
-            ray_address=args.ray_address,
-            restart_errored=args.restart_errored,
-        )
+    from ..console import sweep_console
+
+    summary = api.resume(
+        args.sweep,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        ray_address=args.ray_address,
+        restart_errored=args.restart_errored,
+        console=sweep_console("resume", args.verbose),
     )
+    return _finish(summary)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from attnlab.pipeline.data.tasks import TASK_NAMES, task_help
 
@@ -72,38 +71,24 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.config.train import build_train_config
-    from attnlab.pipeline.data.tasks import data_root, detect_layout
+    from attnlab import api
 
-    # Validate (config, spec, data layout) before Lightning, Ray or MLflow is imported: bad input
-    # gets its answer in well under a second.
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+    from ..console import train_console
 
-    cfg = build_train_config(flags_to_config(args), args.config, args.preset, config_json=args.config_json)
-    resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
-    from attnlab.pipeline.training.user_callbacks import check as check_callbacks
-
-    check_callbacks(cfg.callbacks)  # each importable and a Lightning Callback, before anything starts
-    root = data_root(cfg)
-    layout = detect_layout(cfg.task, root)
-    if os.environ.get("LOCAL_RANK", "0") == "0":
-        print(f"data: {root} ({layout.name} layout)", flush=True)
-    from attnlab.pipeline.config.errors import ConfigError
-    from attnlab.pipeline.training.run import (
-        run_training,  # imports Lightning and MLflow, which set their loggers
+    flags = flags_to_config(args)
+    data = flags.get("data", {}).pop("path", None)
+    if not flags.get("data", True):
+        del flags["data"]
+    result = api.train(
+        flags.pop("task"),
+        data=data,
+        preset=args.preset,
+        config=args.config,
+        config_json=args.config_json,
+        progress_bar=not args.no_progress,
+        console=train_console,
+        **flags,
     )
-
-    from ..console import forget_log_file, libraries_to, new_log_file
-
-    log = new_log_file("train")
-    if os.environ.get("LOCAL_RANK", "0") == "0":
-        print(f"warnings and library messages: {log}", flush=True)
-    try:
-        with libraries_to(log):
-            result = run_training(cfg, progress_bar=not args.no_progress)
-    except (ConfigError, ValueError, FileNotFoundError):  # bad input found while reading the data
-        forget_log_file(log)
-        raise
     if result["global_rank"] != 0:
         return 0
     summary = {

@@ -1,1 +1,1 @@
-"""What the runs say: rankings and fronts, findings, term effects, intervals and the HTML report."""
+"""What the runs say: rankings and fronts, findings, term effects, estimates and the HTML report."""

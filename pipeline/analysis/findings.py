@@ -31,7 +31,7 @@ from statsmodels.stats.power import TTestPower
 
 from attnlab.lightning_modules.attention import format_sites
 from attnlab.pipeline.analysis.effects import NETWORK, SELF, effects
-from attnlab.pipeline.analysis.intervals import mean_ci
+from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.ranking import full_budget
 from attnlab.pipeline.costs.axes import COSTS
 from attnlab.pipeline.data.tasks import TASKS
@@ -369,3 +369,22 @@ def more_seeds_command(
     new = f"{first}-{last}" if last > first else str(first)
     grid = source or "<the sweep's --preset or --config>"
     return f"attnlab sweep {grid} --seeds {new} --name {experiment}-s{new} --experiment {experiment}"
+
+
+class Findings(list):
+    """An experiment's verdicts (`findings`), with `more_seeds`: the sweep of new seeds, into the same
+    experiment, that would likely decide the most demanding inconclusive verdict (None: none needs it)."""
+
+    more_seeds: str | None
+
+    @classmethod
+    def of(cls, uri: str, experiment: str, runs: list) -> Findings:
+        from attnlab.pipeline.tracking.store import find_runs
+        from attnlab.pipeline.tracking.tags import KIND, KIND_SWEEP, SOURCE
+
+        verdicts = cls(findings(runs))
+        sources = [r.data.tags.get(SOURCE) for r in find_runs(uri, experiment, {KIND: KIND_SWEEP})]
+        seeds = sorted({int(r.data.tags[SEED]) for r in runs if r.data.tags.get(SEED, "").isdigit()})
+        source = next(filter(None, sources), None)
+        verdicts.more_seeds = more_seeds_command(verdicts, experiment, source, seeds)
+        return verdicts

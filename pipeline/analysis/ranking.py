@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.analysis.intervals import mean_ci
+from attnlab.pipeline.analysis.estimates import mean_ci, pareto_front
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.attention_table import format_rows
 from attnlab.pipeline.costs.axes import COSTS, UNITS
 from attnlab.pipeline.data.tasks import TASKS
-from attnlab.pipeline.tracking.runs import reap_stale, stopped_early
+from attnlab.pipeline.tracking.runs import stopped_early
 from attnlab.pipeline.tracking.tags import (
     ATTENTION,
     EPOCHS_DONE,
@@ -83,19 +83,34 @@ def interval(values: list[float]) -> tuple[float, float | None, float | None]:
 
 
 def fetch_runs(uri: str, experiment: str) -> list:
+    """The runs of `experiment` that trained a model (sweep trials and standalone runs); reads only."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none"
         raise ConfigError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
-    reap_stale(uri, experiment)
     runs = client.search_runs([exp.experiment_id], max_results=50000)
     return [r for r in runs if r.data.tags.get(KIND) in TRAINING_KINDS]
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
-    """(accuracy, cost) pairs -> on the front: no other point is at least as good in both, better in one."""
-    return [not any((a2 >= a and c2 <= c) and (a2 > a or c2 < c) for a2, c2 in points) for a, c in points]
+class Ranking(dict):
+    """task -> its rows ranked at equal budget (`rank`), with what made it: the store's `uri`, the
+    `runs`, the `metric` (None: each task's) and the `cost` axis, so its rungs can be ranked too."""
+
+    uri: str
+    runs: list
+    metric: str | None
+    cost: str
+
+    @classmethod
+    def of(cls, uri: str, runs: list, task: str | None, metric: str | None, cost: str) -> Ranking:
+        ranking = cls(rank(runs, task, metric, cost))
+        ranking.uri, ranking.runs, ranking.metric, ranking.cost = uri, runs, metric, cost
+        return ranking
+
+    def rungs(self) -> dict[str, list[Rung]]:
+        """The same tasks ranked at every epoch count two or more configurations reached."""
+        return rungs(self.uri, self.runs, self, self.metric, self.cost)
 
 
 def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[str, list[Row]]:

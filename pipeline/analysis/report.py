@@ -341,3 +341,31 @@ evaluation after that many epochs); cost is {html.escape(UNITS[cost].label + COS
     index = out / "index.html"
     index.write_text(page)
     return index
+
+
+REPORT_LINE = "Report (HTML, also `attnlab report`):"
+
+
+def publish_report(uri: str, experiment: str, run_id: str, out: str | Path) -> str | None:
+    """Write `experiment`'s report into `out`, attach it to the run `run_id` (a sweep's parent) and
+    link it from the run's description. A report that cannot be made never fails what made the runs;
+    the reason is logged."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    from attnlab.pipeline.analysis.ranking import fetch_runs
+    from attnlab.pipeline.tracking.tags import DESCRIPTION
+
+    try:
+        index = write_report(fetch_runs(uri, experiment), experiment, out, uri=uri)
+        client = MlflowClient(uri)
+        client.log_artifacts(run_id, str(out), "report")
+        run = client.get_run(run_id)
+        text = run.data.tags.get(DESCRIPTION, "").split(REPORT_LINE)[0].rstrip()
+        link = f"#/experiments/{run.info.experiment_id}/runs/{run_id}/artifacts/report/index.html"
+        client.set_tag(run_id, DESCRIPTION, f"{text}\n\n{REPORT_LINE} [report/index.html]({link})")
+        return str(index)
+    except Exception as exc:  # the trials are done; a report is a convenience
+        logging.getLogger(__name__).warning("no report for %s: %s", experiment, exc)
+        return None

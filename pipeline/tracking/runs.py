@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Mapping
 
 from mlflow.entities import Param, RunTag
@@ -43,11 +43,11 @@ class RunRole:
 
     kind: str = STANDALONE
     run_id: str | None = None  # a trial's run (opened by the trial); a rank's: rank 0's
-    tags: Mapping[str, str] = field(default_factory=dict)  # what the run is tagged with beyond its own
 
     @classmethod
-    def trial(cls, run_id: str, tags: Mapping[str, str]) -> RunRole:
-        return cls(TRIAL_ROLE, run_id, dict(tags))
+    def trial(cls, run_id: str) -> RunRole:
+        """Training inside a sweep's trial, into the run the trial opened (`open_trial`)."""
+        return cls(TRIAL_ROLE, run_id)
 
     def here(self) -> RunRole:
         """The role as this process holds it: a process Lightning launched for `--devices N`
@@ -69,22 +69,14 @@ class RunRole:
     def open(
         self, uri: str, experiment: str, *, name: str, params: Mapping[str, str], tags: Mapping[str, str]
     ) -> str:
-        """The run this process trains into, open (RUNNING): a rank's is rank 0's as it is; a
-        standalone run first reaps the runs of this host's dead processes (a trial never does:
-        its workers may live on other machines)."""
-        if self.kind == RANK:
+        """The run this process trains into, open (RUNNING): a trial's and a rank's are open already
+        (the trial opened its run with these params and tags; a rank logs into rank 0's); a
+        standalone run is created here, after reaping the runs this host's dead processes left
+        RUNNING (a trial never reaps: its workers may live on other machines)."""
+        if self.kind != STANDALONE:
             return self.run_id
-        standalone = self.kind == STANDALONE
-        if standalone:
-            reap_stale(uri, experiment)
-        run_id, _ = open_run(
-            uri,
-            experiment,
-            name=name,
-            params=params,
-            tags={**tags, **(owner_tags() if standalone else {}), **self.tags},
-            run_id=self.run_id,
-        )
+        reap_stale(uri, experiment)
+        run_id, _ = open_run(uri, experiment, name=name, params=params, tags={**tags, **owner_tags()})
         return run_id
 
     def end(self, uri: str, run_id: str, status: str) -> None:
@@ -216,10 +208,10 @@ def owner_tags() -> dict[str, str]:
     return {HOST: this_host(), PID: str(os.getpid())}
 
 
-def reap_stale(uri: str, experiment: str) -> list[str]:
-    """Mark FAILED the standalone runs of `experiment` left RUNNING by a process of this host that
-    is gone (a SIGKILL, a power cut); print and return their ids. Sweep trials are left to the
-    sweep: their workers may live on other machines."""
+def stale_runs(uri: str, experiment: str) -> list:
+    """The standalone runs of `experiment` left RUNNING by a process of this host that is gone (a
+    SIGKILL, a power cut); reads only. Sweep trials are left to the sweep: their workers may live
+    on other machines."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -228,15 +220,20 @@ def reap_stale(uri: str, experiment: str) -> list[str]:
         f"attributes.status = 'RUNNING' and tags.`{KIND}` = '{KIND_TRAIN}' "
         f"and tags.`{HOST}` = '{this_host()}'"
     )
+    found = client.search_runs([exp.experiment_id], filter_string=where, max_results=1000)
+    return [r for r in found if r.data.tags.get(PID) and process_gone(r.data.tags[PID])]
+
+
+def reap_stale(uri: str, experiment: str) -> list[str]:
+    """Mark FAILED the runs `stale_runs` finds (a command about to log into the experiment does);
+    print and return their ids."""
     reaped = []
-    for run in client.search_runs([exp.experiment_id], filter_string=where, max_results=1000):
-        pid = run.data.tags.get(PID, "")
-        if pid and process_gone(pid):
-            client.set_terminated(run.info.run_id, status="FAILED")
-            print(
-                f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, "
-                "which is gone; marked it FAILED",
-                file=sys.stderr,
-            )
-            reaped.append(run.info.run_id)
+    for run in stale_runs(uri, experiment):
+        MlflowClient(uri).set_terminated(run.info.run_id, status="FAILED")
+        print(
+            f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process "
+            f"{run.data.tags[PID]}, which is gone; marked it FAILED",
+            file=sys.stderr,
+        )
+        reaped.append(run.info.run_id)
     return reaped

@@ -166,6 +166,7 @@ def run_training(
     callback_context: dict[str, Any] | None = None,
     progress_bar: bool = True,
     prepare: Callable[[L.Trainer], L.Trainer] | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate `cfg`; return {'run_id', 'metrics', 'checkpoint_dir', 'efficiency'}.
 
@@ -174,12 +175,13 @@ def run_training(
     (pipeline/tracking/runs.py): a standalone run ends here (FINISHED, or FAILED/KILLED with the
     error) and keeps best.ckpt and last.ckpt in `out_dir` and then in MLflow; a sweep's trial
     leaves its run to the trial, its checkpoints to Ray, and sends only the best epoch's weights.
+    `tracking_uri`: the config's, already resolved and checked (`check_run`); else it is here.
     """
     L.seed_everything(cfg.seed, workers=True)
     task = TASKS[cfg.task]
     dm = task.make_data(cfg, data_root(cfg))
     module = task.make_module(cfg, dm)
-    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    uri = tracking_uri or resolve_tracking_uri(cfg.tracking.tracking_uri)
     role = role.here()
     run_id = role.open(
         uri,

@@ -1,0 +1,142 @@
+"""A trial's outcome is decided in one place (tune/outcomes.py's TrialBook) and acted on by its
+sweep's owner (tune/sweep_run.py's SweepRun), on a real sqlite store:
+
+- a trial that trained its own budget (a grid entry's or its preset's, when the sweep sets none)
+  finished; one Tune ended before it was stopped by early stopping;
+- a stopped trial's run is closed at once (KILLED, tagged) and never trained again, even by a
+  driver that lost Tune's record of it; a finished one is left alone; one a driver only cut short
+  (Ctrl-C, a kill) is reopened and continued;
+- Tune's events reach only the sweep being driven: a sweep's book holds its own trials only, and a
+  driver that fails on an event never stops the sweep.
+"""
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from attnlab.pipeline.config.validation import validate
+from attnlab.pipeline.tracking import runs, store, tags
+from attnlab.tune.live_view import LiveView
+from attnlab.tune.outcomes import Status, SweepEvents, TrialBook, driving
+from attnlab.tune.sweep_config import SweepConfig, trial_train_config
+from attnlab.tune.sweep_run import SweepRun
+from attnlab.tune.trainable import trial_tags
+
+
+def _trial(key: str, epoch: int, budget: int | None, task: str = "translation", status: str = "TERMINATED"):
+    result = {"epoch": epoch, "score": 0.25, **({"budget": budget} if budget else {})}
+    return SimpleNamespace(
+        config={"trial": {"trial_key": key, "task": task}}, last_result=result, status=status
+    )
+
+
+@pytest.mark.parametrize(
+    "sweep_epochs,epoch,budget,status",
+    [
+        (None, 2, 2, Status.FINISHED),  # no sweep-wide budget: the trial's own decides
+        (None, 1, 2, Status.STOPPED),
+        (4, 2, 2, Status.FINISHED),  # the trial's own budget wins over the sweep's
+        (4, 2, None, Status.STOPPED),  # a trial that reports none: the sweep's
+        (None, 3, None, Status.FINISHED),  # nothing known: it ended on its own
+    ],
+)
+def test_a_trial_ends_finished_at_its_own_budget_and_the_view_says_so(sweep_epochs, epoch, budget, status):
+    key = "translation-k-s0"
+    book, out = TrialBook([key], {key: "translation"}, sweep_epochs), io.StringIO()
+    trial = _trial(key, epoch, budget)
+    outcome = book.end(trial)
+    assert (outcome.status, outcome.epochs, book.outcomes) == (status, epoch, {key: outcome})
+    LiveView(book, out).show([trial], outcome)
+    assert out.getvalue().startswith(f"{key}: {status} after epoch {epoch}, val/bleu 0.2500  [1/1 done")
+
+
+def test_a_failed_trial_is_failed_whatever_its_epoch():
+    book = TrialBook(["t"], {"t": "translation"}, 2)
+    assert book.end(_trial("t", 2, 2), failed=True).status == Status.FAILED
+
+
+@pytest.fixture
+def sweep_run(tmp_path):
+    """A sweep's owner as its driver holds it mid-sweep: a store, a parent run, its book."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = validate(
+        SweepConfig,
+        {
+            "name": "s",
+            "max_epochs": 3,
+            "grid": [{"task": "segmentation", "specs": ["w/o", "0010"], "preset": "tiny"}],
+        },
+        "sweep",
+    )
+    store.ensure_experiment(MlflowClient(uri), "s", uri)
+    parent, _ = runs.open_run(uri, "s", name="s", params={}, tags={tags.KIND: tags.KIND_SWEEP})
+    owner = SweepRun(sweep, storage=str(tmp_path / "sweeps"))
+    owner.uri = owner.served = uri
+    owner.parent_id = parent
+    keys = [t.trial_key for t in sweep.trials()]
+    owner.book = TrialBook(keys, {k: "segmentation" for k in keys}, sweep.max_epochs)
+    owner.view = LiveView(owner.book)
+
+    def open_trial(n: int) -> tuple[str, str, bool]:  # (key, run id, ended?) as a trial opens its run
+        param = sweep.trials()[n].param()
+        cfg = trial_train_config(param, sweep, uri, str(tmp_path / "runs"))
+        key = param["trial_key"]
+        run_id, ended = runs.open_trial(
+            uri,
+            sweep.experiment_name,
+            sweep=sweep.name,
+            key=key,
+            params=store.flatten(cfg.own_settings()),
+            tags=trial_tags(cfg, sweep.name, key),
+            parent_run_id=parent,
+        )
+        return key, run_id, ended is not None
+
+    return uri, owner, open_trial
+
+
+def test_a_stopped_trial_is_closed_at_once_and_never_trained_again(sweep_run):
+    uri, owner, open_trial = sweep_run
+    key, run_id, ended = open_trial(0)
+    assert not ended
+    trial = _trial(key, 1, 3, task="segmentation")
+    with driving(owner):  # what Tune calls when early stopping ends the trial after epoch 1
+        SweepEvents().on_trial_complete(0, [trial], trial)
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags[tags.STOPPED_EARLY] == "true"
+    assert open_trial(0) == (key, run_id, True)  # a fresh Tune run asking again: ended, not retrained
+    assert MlflowClient(uri).get_run(run_id).info.status == "KILLED"
+
+
+def test_a_trial_cut_by_its_driver_is_continued_and_a_finished_one_left_alone(sweep_run):
+    uri, owner, open_trial = sweep_run
+    key, run_id, _ = open_trial(1)
+    runs.finish_run(uri, run_id, "KILLED")  # Ctrl-C: KILLED, no early-stopping tag
+    assert open_trial(1) == (key, run_id, False)
+    assert MlflowClient(uri).get_run(run_id).info.status == "RUNNING"  # reopened, same run
+    runs.finish_run(uri, run_id, "FINISHED")
+    owner.trial_ended(_trial(key, 3, 3, task="segmentation"), [], failed=False)  # Tune ends a finished trial
+    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    assert open_trial(1) == (key, run_id, True)
+
+
+def test_events_reach_only_the_sweep_being_driven_and_a_failing_driver_never_stops_the_sweep(
+    sweep_run, caplog
+):
+    _, owner, _ = sweep_run
+    trial = _trial("segmentation-wo-s0", 3, 3, task="segmentation")
+    SweepEvents().on_trial_complete(0, [trial], trial)  # no sweep driven: nobody's book
+    assert owner.book.outcomes == {}
+    other = TrialBook(["x"], {"x": "segmentation"}, 3)
+    with driving(SimpleNamespace(trial_ended=lambda t, ts, failed: other.end(t, failed))):
+        SweepEvents().on_trial_complete(0, [trial], trial)
+    assert owner.book.outcomes == {} and list(other.outcomes) == ["segmentation-wo-s0"]
+
+    def broken(*args):
+        raise ConnectionError("tracking server gone")
+
+    with driving(SimpleNamespace(trial_ended=broken)):
+        SweepEvents().on_trial_complete(0, [trial], trial)
+    assert "trial_ended failed: tracking server gone" in caplog.text
