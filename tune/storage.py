@@ -124,6 +124,9 @@ class SweepStore:
     def __init__(self, root: str, name: str):
         self.root, self.name = root, name
         self.location = join(root, name)
+        # Scratch of a sweep on a URI: under the folder the driver runs in, fixed here, since a trial
+        # runs in a folder of its own Ray session (the store travels to it pickled).
+        self._local_scratch = str(Path("attnlab_runs", "scratch", name).resolve())
 
     @functools.cached_property
     def _opened(self) -> tuple[pafs.FileSystem, str]:
@@ -148,7 +151,8 @@ class SweepStore:
         """The store of a sweep given by its folder (a path or a URI)."""
         base, sep, query = folder.partition("?")
         parent, _, name = base.rstrip("/").rpartition("/")
-        return cls((parent or ".") + sep + query, name)
+        root = (parent or ".") + sep + query
+        return cls(root if is_uri(root) else absolute(root), name)
 
     # Files: whole reads, atomic writes.
 
@@ -227,7 +231,7 @@ class SweepStore:
         report, generated data): beside the sweep on a file system, else under ./attnlab_runs."""
         if not is_uri(self.root):
             return join(self.location, *parts)
-        return str(Path("attnlab_runs", "scratch", self.name, *parts).resolve())
+        return str(Path(self._local_scratch, *parts))
 
     def drop_checkpoints(self, key: str) -> None:
         """A trial that finished or was stopped early never resumes: its Ray checkpoints can go (its
