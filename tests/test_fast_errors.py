@@ -46,6 +46,17 @@ def probe(cwd: Path, argv: list[str], **env: str) -> tuple[dict, str]:
         (["train", "--task", "segmentation", "--max-epochs", "0"], "max_epochs"),
         (["sweep", "--preset", "nope"], "unknown sweep preset"),
         (["attention", "12345"], "unknown part '12345'"),
+        (["attention", "deform", "-o", "num_head=4"], "unknown attention option(s) num_head"),
+        (
+            [
+                "train",
+                "--task",
+                "segmentation",
+                "--config-json",
+                '{"backbone": {"attention_options": {"x": 1}}}',
+            ],
+            "x",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_heavy_import(tmp_path, argv, message):

@@ -81,3 +81,44 @@ def test_the_attention_table_lists_and_counts_it(toy):
     rows = {r["spec"]: r for r in attention_table(AttentionTableConfig(shape=(1, 32, 8, 8)))}
     assert rows["toygate"]["gflops"] == 2 * 2 * 32 * 8 / 1e9 and rows["toygate"]["params"] > 0
     assert "deform2" in rows and "1111" in rows
+
+
+def test_a_registered_mechanism_says_where_it_comes_from(toy):
+    assert MECHANISMS[("toygate", 2)].source == f"{__name__}:ToyGate"
+
+
+def _constructor_options(cls, fixed) -> dict:
+    """The keyword defaults of a class's constructor, less what its registration fixes."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not p.empty and p.name not in fixed}
+
+
+def test_every_built_in_is_declared_beside_its_class_with_its_constructors_defaults():
+    """The registry reads each built-in from its class's source without importing torch; imported,
+    the class's own signature must say the same options and defaults, and it must be what builds."""
+    import importlib
+
+    from attnlab.lightning_modules.attention.registry import _builtins
+
+    declared = _builtins()
+    assert {(b.name, b.dim) for b in declared} == {
+        (n, d) for n in ("code", "deform", "deform2", "dynamic") for d in (1, 2)
+    }
+    for b in declared:
+        cls = getattr(importlib.import_module(f"attnlab.lightning_modules.attention.{b.module}"), b.cls)
+        assert dict(b.defaults) == _constructor_options(cls, b.fixed), b
+        registered = MECHANISMS[(b.name, b.dim)]
+        assert registered.source.endswith(f".{b.module}:{b.cls}") and registered.defaults == b.defaults
+        made = registered.build(16, "1111" if b.name == "code" else b.name)
+        assert type(made) is cls and all(getattr(made, k, v) == v for k, v in b.fixed.items())
+
+
+def test_a_built_in_goes_through_the_public_checks():
+    from attnlab.lightning_modules.attention.registry import _register
+
+    with pytest.raises(ValueError, match="already registered"):
+        _register("deform", ToyGate, "conv", (2,), {}, False, "here", builtin=True)
+    with pytest.raises(ValueError, match="kind 'gate'"):
+        _register("newgate", ToyGate, "gate", (2,), {}, False, "here", builtin=True)

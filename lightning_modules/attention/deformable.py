@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from .options import reject_memory, require
+from .registry import builtin
 
 
 def conv_output_shape(shape, kernel: int, stride: int, padding: int, dilation: int) -> tuple[int, ...]:
@@ -55,6 +56,8 @@ class _DeformBase(nn.Module):
         return 2 * n * out_positions * c_out * c_in * self.taps
 
 
+@builtin("deform", kind="conv", dim=2, modulated=False)
+@builtin("deform2", kind="conv", dim=2, modulated=True)
 class DeformConv2d(_DeformBase):
     """Deformable 3x3 (by default) conv, channels -> channels, stride and dilation as a regular conv."""
 
@@ -106,6 +109,8 @@ class DeformConv2d(_DeformBase):
         return pred + self.conv_flops(n, ho * wo)
 
 
+@builtin("deform", kind="conv", dim=1, modulated=False)
+@builtin("deform2", kind="conv", dim=1, modulated=True)
 class DeformConv1d(_DeformBase):
     """Deformable conv over (N, T, C) sequences; output (N, T, C). Causal never reads the future."""
 

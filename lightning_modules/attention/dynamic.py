@@ -15,6 +15,7 @@ from torch import nn
 
 from .deformable import conv_output_shape
 from .options import reject_memory, require
+from .registry import builtin
 
 
 def _check(channels: int, num_heads: int, kernel_size: int, weight_dropout: float) -> None:
@@ -26,6 +27,7 @@ def _check(channels: int, num_heads: int, kernel_size: int, weight_dropout: floa
     require(0.0 <= weight_dropout < 1.0, f"weight_dropout must be in [0, 1), got {weight_dropout}")
 
 
+@builtin("dynamic", kind="conv", dim=1)
 class DynamicConv1d(nn.Module):
     """(N, T, C) -> (N, T, C): GLU input projection, dynamic K-tap conv per head, output projection."""
 
@@ -75,6 +77,7 @@ class DynamicConv1d(nn.Module):
         return 2 * n * t * c * (2 * c + h * k + c) + 2 * n * t * c * k
 
 
+@builtin("dynamic", kind="conv", dim=2)
 class DynamicConv2d(nn.Module):
     """(N, C, H, W) -> (N, C, H', W'): per-position K x K kernels per head, then a 1x1 projection."""
 

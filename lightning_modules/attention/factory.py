@@ -8,13 +8,11 @@ an option no part honours is an error.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import torch
 from torch import nn
 
-from .options import resolve_options
-from .registry import CODE, known_options, mechanism
+from .options import parts, resolve_options
+from .registry import mechanism
 from .spec import AttentionSpec, parse_spec
 
 PLACED = "attnlab_mechanism"  # attribute the factory sets on what it builds: what counts as attention cost
@@ -62,31 +60,6 @@ class AttentionStack(nn.Module):
         return self.conv.flops(shape) + self.attn.flops(out_shape)
 
 
-def _parts(parsed: AttentionSpec) -> list[tuple[str, str]]:
-    """(spec part, registry key) of each part: a convolution, then the attention (codes share one key)."""
-    parts = [(parsed.conv, parsed.conv)] if parsed.conv else []
-    if parsed.code:
-        parts.append((parsed.code, CODE if parsed.is_code else parsed.code))
-    return parts
-
-
-def options_for(spec: str | AttentionSpec, dim: int, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of shared `options` that `spec` honours (for one option set over many specs).
-
-    A network or a sweep applies one option set to every spec of a grid; each spec takes the
-    options it can honour. An option that no mechanism honours is still an error (a typo).
-    """
-    unknown = sorted(set(options) - known_options(dim))
-    if unknown:
-        raise ValueError(
-            f"unknown attention option(s) {', '.join(unknown)} for dim={dim}; "
-            f"known: {', '.join(sorted(known_options(dim)))}"
-        )
-    parsed = spec if isinstance(spec, AttentionSpec) else parse_spec(spec)
-    honoured = set().union(*(mechanism(key, dim).defaults for _, key in _parts(parsed)))
-    return {k: v for k, v in options.items() if k in honoured}
-
-
 def build_attention_parts(
     spec: str | AttentionSpec, channels: int, dim: int = 2, **options
 ) -> tuple[nn.Module | None, nn.Module | None]:
@@ -94,8 +67,8 @@ def build_attention_parts(
     parsed = spec if isinstance(spec, AttentionSpec) else parse_spec(spec)
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")
-    parts = _parts(parsed)
-    mechanisms = {key: mechanism(key, dim) for _, key in parts}
+    named = parts(parsed)
+    mechanisms = {key: mechanism(key, dim) for _, key in named}
     honoured = set().union(*(m.defaults for m in mechanisms.values()))
     stray = sorted(set(options) - honoured)
     if stray:
@@ -105,7 +78,7 @@ def build_attention_parts(
             f"{', '.join(stray)}; it accepts: {accepted}"
         )
     built: dict[str, nn.Module] = {}
-    for name, key in parts:
+    for name, key in named:
         mech = mechanisms[key]
         mine = {k: v for k, v in options.items() if k in mech.defaults}
         module = mech.build(channels, name, **resolve_options(f"{name} (dim={dim})", mine, mech.defaults))

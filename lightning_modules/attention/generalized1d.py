@@ -17,8 +17,10 @@ from torch import nn
 
 from .options import require
 from .positional import augmented_key, augmented_query, frequencies, positions, relative_encoding
+from .registry import builtin
 
 
+@builtin("code", kind="attention", dim=1)
 class GeneralizedAttention1d(nn.Module):
     """Multi-head attention with logits sum_j beta_j E_j / sqrt(d), optionally causal or windowed."""
 

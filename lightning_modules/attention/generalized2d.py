@@ -21,6 +21,7 @@ from torch import nn
 from .flex_path import flex_table_attention
 from .options import require
 from .positional import frequencies, positions, relative_encoding
+from .registry import builtin
 from .table_attention import separable_attention, table_attention
 
 IMPLS = ("auto", "tables", "flex", "direct")
@@ -34,6 +35,7 @@ def _kaiming(weight: torch.Tensor) -> None:
     nn.init.kaiming_uniform_(weight, a=1, mode="fan_in", nonlinearity="leaky_relu")
 
 
+@builtin("code", kind="attention", dim=2)
 class GeneralizedAttention2d(nn.Module):
     """y = x + gamma * proj(softmax(sum_j beta_j E_j) V), gamma initialised to 0."""
 

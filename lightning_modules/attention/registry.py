@@ -2,24 +2,22 @@
 
 A mechanism is either a `conv` (it replaces a network's 3x3 convolution, like `deform`) or an
 `attention` module (it follows that convolution, like the 4-bit codes). `register_mechanism` is
-the public way to add one; built-ins are registered below with the same call.
+the public way to add one. A built-in is marked beside its class (`@builtin("deform", ...)` in
+deformable.py) and its options are its constructor's keyword defaults, declared there once; the
+registry reads both from the source without importing the module (`_builtins`), so a spec or an
+option is checked before torch loads, and registers them through the same checks. Every entry says
+where it comes from (`Mechanism.source`).
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
-
-from .defaults import (
-    DEFAULTS_1D,
-    DEFAULTS_2D,
-    DEFAULTS_DEFORM_1D,
-    DEFAULTS_DEFORM_2D,
-    DEFAULTS_DYNAMIC_1D,
-    DEFAULTS_DYNAMIC_2D,
-)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,11 +26,13 @@ Kind = Literal["conv", "attention"]
 CODE = "code"  # the registry key every 4-bit code builds through
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED = ("w/o", "none", CODE)
+BUILTIN_MODULES = ("generalized2d", "generalized1d", "deformable", "dynamic")  # their order: the names'
 
 
 @dataclass(frozen=True)
 class Mechanism:
-    """How to build one part at one dim, and the options (with defaults) it honours.
+    """How to build one part at one dim, the options (with defaults) it honours, and where it comes
+    from (`module:Class` of a built-in, the module that called `register_mechanism` otherwise).
 
     `build(channels, name, **options)`: `name` is the spec part (the code, for codes).
     """
@@ -40,6 +40,7 @@ class Mechanism:
     kind: Kind
     build: Callable[..., nn.Module]
     defaults: Mapping[str, Any]
+    source: str = ""
 
 
 MECHANISMS: dict[tuple[str, int], Mechanism] = {}
@@ -61,7 +62,23 @@ def register_mechanism(
     honours. Afterwards `name` parses as a spec (alone, or `code+name` for a conv), networks place
     it where the study places modules of its kind, and its FLOPs count as attention cost.
     """
-    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
+    caller = inspect.getmodule(inspect.stack()[1].frame)
+    source = f"{caller.__name__ if caller else '?'}:{getattr(build, '__qualname__', repr(build))}"
+    _register(name, lambda c, _name, **o: build(c, **o), kind, dims, defaults or {}, replace, source)
+
+
+def _register(
+    name: str,
+    build: Callable[..., nn.Module],
+    kind: Kind,
+    dims: tuple[int, ...],
+    defaults: Mapping[str, Any],
+    replace: bool,
+    source: str,
+    builtin: bool = False,
+) -> None:
+    """The checks every mechanism passes, built-in or not (a built-in may take the codes' key)."""
+    if not isinstance(name, str) or not _NAME.match(name) or (name in RESERVED and not builtin):
         raise ValueError(
             f"mechanism name {name!r} must be lower-case letters, digits or '_', start with a "
             f"letter, and not be one of {', '.join(RESERVED)}"
@@ -80,7 +97,7 @@ def register_mechanism(
             f"mechanism {name!r} is already registered for dim {taken}; pass replace=True to swap it"
         )
     for d in dims:
-        MECHANISMS[(name, d)] = Mechanism(kind, lambda c, _name, **o: build(c, **o), dict(defaults or {}))
+        MECHANISMS[(name, d)] = Mechanism(kind, build, dict(defaults), source)
 
 
 def names(kind: Kind) -> tuple[str, ...]:
@@ -108,25 +125,94 @@ def known_options(dim: int) -> set[str]:
     return set().union(*(m.defaults for (_, d), m in MECHANISMS.items() if d == dim))
 
 
-def _lazy(module: str, cls: str, takes_code: bool = False, **fixed: Any) -> Callable[..., nn.Module]:
+# Built-ins.
+
+
+def builtin(name: str, *, kind: Kind, dim: int, **fixed: Any):
+    """Marks the class below as the built-in mechanism `name` at `dim`, built with `fixed` keyword
+    arguments; its other keyword defaults are the options it honours. The registry reads the mark
+    from the source (torch-free), so at run time it only returns the class."""
+
+    def mark(cls):
+        return cls
+
+    return mark
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in as its source declares it (`_builtins`)."""
+
+    name: str
+    kind: Kind
+    dim: int
+    module: str
+    cls: str
+    fixed: Mapping[str, Any]
+    defaults: Mapping[str, Any]
+    takes_code: bool  # the constructor's second positional argument is the 4-bit code
+
+
+def _literal(node: ast.AST) -> Any:
+    return ast.literal_eval(node)
+
+
+def _declared(module: str) -> list[Builtin]:
+    """The `@builtin(...)` classes of one module of this package, read from its source."""
+    tree = ast.parse(Path(__file__).with_name(f"{module}.py").read_text())
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        for mark in node.decorator_list:
+            if not (isinstance(mark, ast.Call) and getattr(mark.func, "id", None) == "builtin"):
+                continue
+            options = {k.arg: _literal(k.value) for k in mark.keywords}
+            kind, dim = options.pop("kind"), options.pop("dim")
+            args = init.args
+            positional = [a.arg for a in args.args[1:]]  # without self
+            with_default = positional[len(positional) - len(args.defaults) :]
+            defaults = dict(zip(with_default, map(_literal, args.defaults)))
+            defaults.update({a.arg: _literal(d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d})
+            required = positional[: len(positional) - len(args.defaults)]
+            found.append(
+                Builtin(
+                    _literal(mark.args[0]),
+                    kind,
+                    dim,
+                    module,
+                    node.name,
+                    options,
+                    {k: v for k, v in defaults.items() if k not in options},
+                    takes_code=required[1:2] == ["code"],
+                )
+            )
+    return found
+
+
+def _lazy(b: Builtin) -> Callable[..., nn.Module]:
     """A builder that imports its (torch) module on first use: parsing a spec stays torch-free."""
 
     def build(channels: int, name: str, **options: Any) -> nn.Module:
-        made = getattr(import_module(f"{__package__}.{module}"), cls)
-        return made(channels, *([name] if takes_code else []), **fixed, **options)
+        made = getattr(import_module(f"{__package__}.{b.module}"), b.cls)
+        return made(channels, *([name] if b.takes_code else []), **b.fixed, **options)
 
     return build
 
 
-def _builtin(name: str, kind: Kind, dim: int, build: Callable[..., nn.Module], defaults: Mapping[str, Any]):
-    MECHANISMS[(name, dim)] = Mechanism(kind, build, defaults)
+def _builtins() -> list[Builtin]:
+    return [b for module in BUILTIN_MODULES for b in _declared(module)]
 
 
-_builtin(CODE, "attention", 2, _lazy("generalized2d", "GeneralizedAttention2d", takes_code=True), DEFAULTS_2D)
-_builtin(CODE, "attention", 1, _lazy("generalized1d", "GeneralizedAttention1d", takes_code=True), DEFAULTS_1D)
-_builtin("deform", "conv", 2, _lazy("deformable", "DeformConv2d", modulated=False), DEFAULTS_DEFORM_2D)
-_builtin("deform", "conv", 1, _lazy("deformable", "DeformConv1d", modulated=False), DEFAULTS_DEFORM_1D)
-_builtin("deform2", "conv", 2, _lazy("deformable", "DeformConv2d", modulated=True), DEFAULTS_DEFORM_2D)
-_builtin("deform2", "conv", 1, _lazy("deformable", "DeformConv1d", modulated=True), DEFAULTS_DEFORM_1D)
-_builtin("dynamic", "conv", 2, _lazy("dynamic", "DynamicConv2d"), DEFAULTS_DYNAMIC_2D)
-_builtin("dynamic", "conv", 1, _lazy("dynamic", "DynamicConv1d"), DEFAULTS_DYNAMIC_1D)
+for _b in _builtins():
+    _register(
+        _b.name,
+        _lazy(_b),
+        _b.kind,
+        (_b.dim,),
+        _b.defaults,
+        False,
+        f"{__package__}.{_b.module}:{_b.cls}",
+        True,
+    )

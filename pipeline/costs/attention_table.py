@@ -38,6 +38,15 @@ class AttentionTableConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _options_known(self):
+        """Each spec's options checked against the registry (torch-free): before torch loads."""
+        from attnlab.lightning_modules.attention.options import options_for
+
+        for spec in self.specs:
+            options_for(spec, self.dim, self.options)
+        return self
+
     @property
     def channels(self) -> int:
         return self.shape[1] if self.dim == 2 else self.shape[2]
@@ -59,12 +68,8 @@ def attention_table(cfg: AttentionTableConfig) -> list[dict]:
     """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count."""
     import torch
 
-    from attnlab.lightning_modules.attention import (
-        build_attention,
-        count_parameters,
-        measure_flops,
-        options_for,
-    )
+    from attnlab.lightning_modules.attention import build_attention, count_parameters, measure_flops
+    from attnlab.lightning_modules.attention.options import options_for
 
     rows = []
     for spec in cfg.specs:
