@@ -55,7 +55,7 @@ def probe(cwd: Path, argv: list[str], **env: str) -> tuple[dict, str]:
                 "--config-json",
                 '{"backbone": {"attention_options": {"x": 1}}}',
             ],
-            "x",
+            "unknown attention option(s) x",
         ),
     ],
 )
