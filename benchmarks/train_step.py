@@ -42,13 +42,12 @@ def _module(task: str, spec: str, preset: str):
     """The LightningModule `attnlab train` builds for `task`/`spec` at `preset`, without data."""
     flags = {"task": task, "attention": spec}
     cfg = build_train_config(flags, preset=preset)
-    config = cfg.module_config()
     cls = TASKS[task].module_class()
     if task == "detection":
-        return cls(config, NUM_CLASSES[task], {i: i for i in range(1, NUM_CLASSES[task] + 1)})
+        return cls(cfg, NUM_CLASSES[task], {i: i for i in range(1, NUM_CLASSES[task] + 1)})
     if task == "segmentation":
-        return cls(config, [f"class{i}" for i in range(NUM_CLASSES[task])])
-    return cls(config, VOCAB)
+        return cls(cfg, [f"class{i}" for i in range(NUM_CLASSES[task])])
+    return cls(cfg, VOCAB)
 
 
 def specs_of(task: str, specs: list[str]) -> list[str]:

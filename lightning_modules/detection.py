@@ -13,7 +13,7 @@ from .backbone import LAYERS, STAGES, build_resnet, stage_channels
 from .coco_eval import coco_box_ap, to_coco_results
 from .distributed import gather_lists
 from .serving import DetectionServing, Serving
-from .settings import ModuleConfig
+from .settings import ModuleConfig, module_config
 from .vision_recipe import SgdRecipe
 
 TRAINABLE_ORDER = ["layer4", "layer3", "layer2", "layer1", "conv1"]
@@ -71,11 +71,18 @@ def build_detector(cfg: ModuleConfig, num_classes: int) -> FasterRCNN:
 class DetectionModule(SgdRecipe, L.LightningModule):
     """Trains with the detector's own losses; validation logs COCO box AP (val/bbox_AP, ...)."""
 
-    def __init__(self, config: dict, num_classes: int, label_to_cat: dict[int, int]):
+    def __init__(
+        self,
+        config: ModuleConfig | dict,
+        num_classes: int,
+        label_to_cat: dict[int, int],
+        batch_size: int | None = None,
+    ):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = ModuleConfig.model_validate(config)
+        self.cfg, self.batch_size = module_config(config, batch_size)
         self.label_to_cat = {int(k): int(v) for k, v in label_to_cat.items()}
+        saved = {"num_classes": num_classes, "label_to_cat": self.label_to_cat, "batch_size": self.batch_size}
+        self.save_hyperparameters({"config": self.cfg.saved(), **saved}, logger=False)  # the run logs its own
         self.model = build_detector(self.cfg, num_classes)
         self._results: list[dict] = []
         self._image_ids: list[int] = []

@@ -15,7 +15,7 @@ from .backbone import stage_channels
 from .detection import build_resnet_from
 from .labels import IGNORE
 from .serving import SegmentationServing, Serving
-from .settings import ModuleConfig
+from .settings import ModuleConfig, module_config
 from .vision_recipe import SgdRecipe
 
 DILATED = {8: ("res4", "res5"), 16: ("res5",), 32: ()}
@@ -35,11 +35,12 @@ class SegmentationModule(SgdRecipe, L.LightningModule):
     The classes are the data set's (19 for Cityscapes, 11 for CamVid), passed in by name.
     """
 
-    def __init__(self, config: dict, class_names: list[str]):
+    def __init__(self, config: ModuleConfig | dict, class_names: list[str], batch_size: int | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = ModuleConfig.model_validate(config)
+        self.cfg, self.batch_size = module_config(config, batch_size)
         self.class_names = list(class_names)
+        saved = {"config": self.cfg.saved(), "class_names": self.class_names, "batch_size": self.batch_size}
+        self.save_hyperparameters(saved, logger=False)  # the run logs its own params
         self.num_classes = len(self.class_names)
         self.model = build_segmenter(self.cfg, self.num_classes)
         # Per-class IoU over the whole validation set, synced across ranks by torchmetrics; NaN for

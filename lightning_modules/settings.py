@@ -1,8 +1,9 @@
-"""What a task's LightningModule needs to know: the model and optimiser sections of a run's config.
+"""What a task's LightningModule needs to know: the mechanism and the model and optimiser sections.
 
-Each LightningModule takes a `ModuleConfig` (as a dict, so Lightning saves it as hyperparameters)
-and nothing from `pipeline`: data, tracking and trainer settings stay in pipeline's TrainConfig,
-which composes these sections. Defaults are the study's recipe (docs/study.md).
+Each LightningModule takes a typed `ModuleConfig` and nothing from `pipeline`: pipeline's
+TrainConfig extends it with data, trainer and tracking settings, so a run's config is the module's
+and is validated once. A checkpoint keeps it as plain data (`saved`), which a module built from a
+checkpoint validates (`module_config`). Defaults are the study's recipe (docs/study.md).
 """
 
 from __future__ import annotations
@@ -114,12 +115,27 @@ class TranslationConfig(StrictModel):
 
 
 class ModuleConfig(StrictModel):
-    """The sections one LightningModule reads; `batch_size` (per device) scales the vision lr."""
+    """The sections one LightningModule reads (pipeline's TrainConfig adds the rest of a run's)."""
 
-    attention: str = "w/o"
-    batch_size: int = Field(2, ge=1)
+    attention: str = Field(
+        "w/o", description="a spec; for translation also enc_self=..,dec_self=..,enc_dec=.."
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
+
+    def saved(self) -> dict:
+        """The module's own fields as plain data: what a checkpoint keeps (it loads weights_only)."""
+        return self.model_dump(mode="json", include=set(ModuleConfig.model_fields))
+
+
+def module_config(config: ModuleConfig | dict, batch_size: int | None) -> tuple[ModuleConfig, int]:
+    """(the typed config a LightningModule trains with, its per-device batch size): a config as it is,
+    or one a checkpoint saved, validated (a checkpoint of attnlab <= 0.1 kept the batch size in it)."""
+    if isinstance(config, ModuleConfig):
+        return config, batch_size or 2
+    config = dict(config)
+    saved_batch = config.pop("batch_size", None)
+    return ModuleConfig.model_validate(config), batch_size or saved_batch or 2

@@ -13,7 +13,7 @@ from attnlab.lightning_modules.attention import parse_sites
 from .distributed import gather_lists
 from .labels import BOS, EOS, PAD
 from .serving import Serving, TranslationServing
-from .settings import ModuleConfig
+from .settings import ModuleConfig, module_config
 from .transformer import Transformer, beam_search, greedy_decode
 
 
@@ -23,11 +23,11 @@ def inverse_sqrt(warmup: int):
 
 
 class TranslationModule(L.LightningModule):
-    def __init__(self, config: dict, vocab: int):
+    def __init__(self, config: ModuleConfig | dict, vocab: int):
         super().__init__()
-        self.save_hyperparameters(logger=False)
-        self.cfg = ModuleConfig.model_validate(config)
+        self.cfg, _ = module_config(config, None)
         self.vocab = vocab
+        self.save_hyperparameters({"config": self.cfg.saved(), "vocab": vocab}, logger=False)
         t = self.cfg.translation
         self.sites = parse_sites(self.cfg.attention)
         self.model = Transformer(

@@ -39,9 +39,10 @@ def steps_per_epoch(trainer) -> int:
 
 
 class SgdRecipe:
-    """LightningModule mixin: the study's SGD schedule from `self.cfg` (a ModuleConfig)."""
+    """LightningModule mixin: the study's SGD schedule from `self.cfg` (a ModuleConfig), its lr scaled
+    by `self.batch_size` (images per device)."""
 
     def configure_optimizers(self):
         optim = self.cfg.optim
-        lr = scaled_lr(optim.base_lr, optim.base_batch, self.cfg.batch_size, self.trainer.world_size)
+        lr = scaled_lr(optim.base_lr, optim.base_batch, self.batch_size, self.trainer.world_size)
         return sgd_with_warmup(self, optim, lr, steps_per_epoch(self.trainer))

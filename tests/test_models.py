@@ -96,6 +96,10 @@ def test_a_checkpoint_restores_without_the_pretrained_file_it_was_trained_from(t
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(restored(x), trained.eval()(x))
+    # A checkpoint of attnlab <= 0.1 kept the batch size inside its config: it still loads, and keeps it.
+    old = {**dict(trained.hparams), "config": {**trained.hparams["config"], "batch_size": 8}}
+    old.pop("batch_size")
+    assert SegmentationModule(**{**old, "config": portable(old["config"])}).batch_size == 8
     assert portable({"backbone": {"pretrained": "/w.pth", "norm": "bn"}})["backbone"] == {
         "pretrained": None,
         "norm": "bn",

@@ -11,12 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from attnlab.lightning_modules.settings import (
-    BackboneConfig,
-    DetectionConfig,
     ModuleConfig,
     OptimConfig,
-    SegmentationConfig,
-    TranslationConfig,
 )
 from attnlab.pipeline.config.validation import StrictModel, merge, read_yaml, validate
 from attnlab.pipeline.data.tasks import TASK_NAMES, TASKS
@@ -51,11 +47,11 @@ def normalise_attention(task: str | None, text: str) -> str:
     return format_sites(parse_sites(text)) if sited else str(parse_spec(text))
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(ModuleConfig):
+    """One run's whole config: the LightningModule's sections (ModuleConfig: attention, optim,
+    backbone and each task's) and the run's own (task, seed, schedule, trainer, data, tracking)."""
+
     task: TaskName
-    attention: str = Field(
-        "w/o", description="a spec; for translation also enc_self=..,dec_self=..,enc_dec=.."
-    )
     seed: int = 0
     max_epochs: int = Field(12, ge=1)
     precision: str = Field("32-true", description="Lightning precision, e.g. 16-mixed on GPU")
@@ -71,11 +67,6 @@ class TrainConfig(StrictModel):
         description="your Lightning callbacks, 'package.module:Class', added to the run (docs/training.md)",
     )
     data: DataConfig = Field(default_factory=DataConfig)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    detection: DetectionConfig = Field(default_factory=DetectionConfig)
-    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
-    translation: TranslationConfig = Field(default_factory=TranslationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")
@@ -101,15 +92,6 @@ class TrainConfig(StrictModel):
         (and a trial's rerun command holds), so a segmentation run shows no translation keys."""
         others = {t.section for name, t in TASKS.items() if name != self.task}
         return self.model_dump(mode="json", exclude=others)
-
-    def module_config(self) -> dict[str, Any]:
-        """What the task's LightningModule reads (lightning_modules.settings.ModuleConfig), as plain data."""
-        sections = ("optim", "backbone", *(t.section for t in TASKS.values()))
-        return ModuleConfig(
-            attention=self.attention,
-            batch_size=self.data.batch_size,
-            **{name: getattr(self, name) for name in sections},
-        ).model_dump(mode="json")
 
     @model_validator(mode="after")
     def _schedule_fits(self):

@@ -83,7 +83,7 @@ def _detection_module(cfg: TrainConfig, dm):
     from attnlab.lightning_modules.detection import DetectionModule
 
     dm.setup()
-    return DetectionModule(cfg.module_config(), dm.num_classes, dm.label_to_cat)
+    return DetectionModule(cfg, dm.num_classes, dm.label_to_cat, batch_size=cfg.data.batch_size)
 
 
 def _segmentation_tiny(out: Path) -> Path:
@@ -115,7 +115,7 @@ def _segmentation_data(module: str, cls: str):
 def _segmentation_module(cfg: TrainConfig, dm):
     from attnlab.lightning_modules.segmentation import SegmentationModule
 
-    return SegmentationModule(cfg.module_config(), dm.class_names)
+    return SegmentationModule(cfg, dm.class_names, batch_size=cfg.data.batch_size)
 
 
 def _translation_tiny(out: Path) -> Path:
@@ -137,7 +137,7 @@ def _translation_data(cfg: TrainConfig, root: Path):
 def _translation_module(cfg: TrainConfig, dm):
     from attnlab.lightning_modules.translation import TranslationModule
 
-    return TranslationModule(cfg.module_config(), dm.vocab)
+    return TranslationModule(cfg, dm.vocab)
 
 
 def _has(*names: str) -> Callable[[Path], bool]:
