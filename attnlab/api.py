@@ -177,9 +177,9 @@ def _runs(experiment: str, tracking_uri: str | None) -> tuple[str, list]:
     run a dead process left RUNNING is named, not changed (the next `attnlab train` there marks it)."""
     import sys
 
-    from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+    from attnlab.pipeline.tracking.uri import check_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri, read_only=True)  # before MLflow is imported
+    uri = check_tracking_uri(tracking_uri, read_only=True)  # before MLflow is imported
     from attnlab.pipeline.analysis.ranking import fetch_runs
     from attnlab.pipeline.tracking.runs import stale_runs
 

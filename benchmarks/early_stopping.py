@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 from attnlab.pipeline.analysis.ranking import fetch_runs, metric_by_epoch, pareto_front
 from attnlab.pipeline.config.validation import validate
 from attnlab.pipeline.costs.axes import COSTS
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK, TRIAL
 from attnlab.tune.pareto_asha import ParetoASHA
 from attnlab.tune.schedulers import early_stopping

@@ -84,14 +84,14 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_detection(tmp_path_factory):
-    from attnlab.pipeline.data.tasks import make_tiny
+    from attnlab.pipeline.tasks.registry import make_tiny
 
     return make_tiny("detection", tmp_path_factory.mktemp("data") / "coco")
 
 
 @pytest.fixture(scope="session")
 def tiny_segmentation(tmp_path_factory):
-    from attnlab.pipeline.data.tasks import make_tiny
+    from attnlab.pipeline.tasks.registry import make_tiny
 
     return make_tiny("segmentation", tmp_path_factory.mktemp("data") / "cityscapes")
 

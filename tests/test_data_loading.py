@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.data.tasks import TASKS, make_tiny
+from attnlab.pipeline.tasks.registry import TASKS, make_tiny
 
 
 def _trainer(device: str):

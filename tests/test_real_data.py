@@ -14,8 +14,8 @@ from services import clean_env
 
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.camvid import CLASS_NAMES, CamVidDataModule
-from attnlab.pipeline.data.tasks import detect_layout
 from attnlab.pipeline.data.translation import read_parallel
+from attnlab.pipeline.tasks.registry import detect_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("ATTNLAB_DATASETS", ROOT / ".." / "shared" / "datasets")).resolve()

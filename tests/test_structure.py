@@ -80,7 +80,7 @@ def test_lightning_modules_runs_without_pipeline_or_tune():
 def test_the_task_registry_feeds_config_cli_and_presets():
     from attnlab.cli import build_parser
     from attnlab.pipeline.config.train import TrainConfig, preset_for
-    from attnlab.pipeline.data.tasks import TASK_NAMES, TASKS
+    from attnlab.pipeline.tasks.registry import TASK_NAMES, TASKS
 
     assert TASK_NAMES == tuple(TASKS) == ("detection", "segmentation", "translation")
     assert set(TrainConfig.model_fields["task"].annotation.__args__) == set(TASK_NAMES)
@@ -138,13 +138,15 @@ def _task_name_comparisons(path: Path, names: set[str]) -> list[int]:
 
 
 def test_generic_code_never_asks_which_task_it_runs():
-    """Task differences live in the task registry (pipeline/data/tasks.py) and the task's own files
+    """Task differences live in the task registry (pipeline/tasks/registry.py) and the task's own files
     (its data modules, its LightningModule): adding a task is one registry entry plus its files."""
-    from attnlab.pipeline.data.tasks import TASKS
+    from attnlab.pipeline.tasks.registry import TASKS
 
     names = set(TASKS)
     owned = {*(ROOT / "lightning_modules" / f"{n}.py" for n in names)}
-    owned |= set((ROOT / "pipeline" / "data").rglob("*.py"))
+    owned |= set((ROOT / "pipeline" / "data").rglob("*.py")) | set(
+        (ROOT / "pipeline" / "tasks").rglob("*.py")
+    )
     offenders = {
         str(path.relative_to(ROOT)): lines
         for path in _product_files()
@@ -164,12 +166,12 @@ def test_a_run_logs_only_its_own_tasks_settings():
 
 
 def test_pipeline_is_sub_packages_by_job():
-    """pipeline/ holds packages, one per job (config, data, training, costs, tracking, analysis,
-    export), and no loose module: a new module lands in the package whose job it does."""
+    """pipeline/ holds packages, one per job (config, tasks, data, training, costs, tracking,
+    analysis, export), and no loose module: a new module lands in the package whose job it does."""
     loose = sorted(p.name for p in (ROOT / "pipeline").glob("*.py") if p.name != "__init__.py")
     jobs = sorted(p.name for p in (ROOT / "pipeline").iterdir() if (p / "__init__.py").is_file())
     assert loose == []
-    assert jobs == ["analysis", "config", "costs", "data", "export", "tracking", "training"]
+    assert jobs == ["analysis", "config", "costs", "data", "export", "tasks", "tracking", "training"]
 
 
 RUN_LIFE = ("create_run", "set_terminated", "update_run")  # MlflowClient's calls that open or end a run

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from services import clean_env
 
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.data.tasks import TASKS, data_root
+from attnlab.pipeline.tasks.registry import TASKS, data_root
 
 pytestmark = pytest.mark.slow
 

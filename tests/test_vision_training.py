@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.training.run import run_training
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 
 from .outcomes import Status, TrialBook, TrialOutcome
 

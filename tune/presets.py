@@ -124,7 +124,7 @@ MINI = {
             "optim": {"base_lr": 0.02, "base_batch": 8, "warmup_iters": 10, "lr_steps": []},
             "data": {"batch_size": 8, "eval_batch_size": 8},
         },
-        # The tiny Transformer (pipeline/data/tasks.py), on Multi30k's vocabulary, decoded greedily.
+        # The tiny Transformer (pipeline/tasks/registry.py), on Multi30k's vocabulary, decoded greedily.
         "translation": {
             "preset": "tiny",
             "max_epochs": 6,

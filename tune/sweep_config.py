@@ -287,7 +287,7 @@ def load_sweep(
 
 def check_data(sweep: SweepConfig) -> None:
     """Every data folder the grid names exists and has a layout its task reads, before Ray starts."""
-    from attnlab.pipeline.data.tasks import detect_layout
+    from attnlab.pipeline.tasks.registry import detect_layout
 
     for grid in sweep.grid:
         if grid.data != "tiny":

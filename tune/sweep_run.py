@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from attnlab.pipeline.config.errors import ConfigError, StorageFull
 from attnlab.pipeline.config.validation import validate
-from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+from attnlab.pipeline.tracking.uri import check_tracking_uri
 
 from .storage import SweepStore
 from .sweep_config import SweepConfig, check_data, check_resources
@@ -94,7 +94,7 @@ class SweepRun:
         if self.uri is not None:
             return
         check_data(self.sweep)
-        uri = resolve_tracking_uri(self.tracking_flag)
+        uri = check_tracking_uri(self.tracking_flag)
         check_resources(self.sweep, self.ray_address)
         from attnlab.pipeline.training.user_callbacks import check as check_callbacks
 

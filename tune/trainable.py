@@ -25,7 +25,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from attnlab.pipeline.analysis.ranking import epochs_trained
 from attnlab.pipeline.config.train import TrainConfig
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking import runs, tags
 from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.store import flatten, set_tags

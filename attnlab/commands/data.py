@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.pipeline.data.tasks import TASK_NAMES, task_help
+from attnlab.pipeline.tasks.registry import TASK_NAMES, task_help
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run_make_tiny(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.data.tasks import make_tiny
+    from attnlab.pipeline.tasks.registry import make_tiny
 
     print(f"wrote tiny {args.task} data to {make_tiny(args.task, args.out)}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnlab.pipeline.data.tasks import TASK_NAMES, task_help
+from attnlab.pipeline.tasks.registry import TASK_NAMES, task_help
 
 from . import TRACKING_URI_HELP
 

@@ -33,7 +33,7 @@ from attnlab.lightning_modules.attention import all_codes, parse_spec
 from attnlab.lightning_modules.attention.sites import held_at_most_common, parse_sites
 from attnlab.pipeline.analysis.ranking import full_budget, metric_by_epoch
 from attnlab.pipeline.costs.attention_table import format_rows
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK
 
 TERMS = ("E1", "E2", "E3", "E4")

@@ -34,7 +34,7 @@ from attnlab.pipeline.analysis.effects import NETWORK, SELF, effects
 from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.ranking import full_budget
 from attnlab.pipeline.costs.axes import COSTS
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric

@@ -24,7 +24,7 @@ from attnlab.pipeline.analysis.estimates import mean_ci, pareto_front
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.attention_table import format_rows
 from attnlab.pipeline.costs.axes import COSTS, UNITS
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.runs import stopped_early
 from attnlab.pipeline.tracking.tags import (
     ATTENTION,

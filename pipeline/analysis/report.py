@@ -25,7 +25,7 @@ from attnlab.lightning_modules.attention.sites import SITES, held_at_most_common
 from attnlab.pipeline.analysis.effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
 from attnlab.pipeline.analysis.ranking import Row, Rung, largest_rung, rank, rungs  # noqa: E402
 from attnlab.pipeline.costs.axes import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
-from attnlab.pipeline.data.tasks import TASKS  # noqa: E402
+from attnlab.pipeline.tasks.registry import TASKS  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
 CONVS = {"deform": "deformable", "deform2": "deformable", "dynamic": "dynamic"}

@@ -15,10 +15,10 @@ from attnlab.lightning_modules.settings import (
     OptimConfig,
 )
 from attnlab.pipeline.config.validation import StrictModel, merge, read_yaml, validate
-from attnlab.pipeline.data.tasks import TASK_NAMES, TASKS
+from attnlab.pipeline.tasks.registry import TASK_NAMES, TASKS
 from attnlab.pipeline.training.user_callbacks import check_format
 
-TaskName = Literal[TASK_NAMES]  # the task registry's names (pipeline/data/tasks.py)
+TaskName = Literal[TASK_NAMES]  # the task registry's names (pipeline/tasks/registry.py)
 
 
 class DataConfig(StrictModel):

@@ -72,7 +72,7 @@ def eval_transform(resize: int | None = None) -> v2.Transform:
 
 class SegmentationDataModule(L.LightningDataModule):
     """Subclasses set `class_names` and `lookup` and implement `pairs(split)`; the task registry
-    (pipeline/data/tasks.py) recognises their layouts."""
+    (pipeline/tasks/registry.py) recognises their layouts."""
 
     class_names: list[str] = []
     lookup: torch.Tensor

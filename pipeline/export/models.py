@@ -28,7 +28,7 @@ from mlflow.types import Schema, TensorSpec
 from attnlab.pipeline.analysis.ranking import Row
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS
-from attnlab.pipeline.data.tasks import TASKS
+from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.tags import MODEL_FORMAT, MODEL_URI, TASK
 from attnlab.pipeline.training.best_checkpoint import ARTIFACT_DIR, BEST_NAME
 from attnlab.pipeline.training.checkpoint_files import torn

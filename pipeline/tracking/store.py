@@ -22,12 +22,10 @@ from attnlab.pipeline.tracking.tags import (
     EXPERIMENT_KIND,
     KIND_MODEL_TRAINING,
 )
-from attnlab.pipeline.tracking.uri import is_server, resolve_tracking_uri
+from attnlab.pipeline.tracking.uri import is_server
 
 if TYPE_CHECKING:
     from attnlab.pipeline.data.inputs import DataInput
-
-__all__ = ["resolve_tracking_uri"]  # re-exported: callers that already import this module
 
 
 def _artifact_root(uri: str, experiment: str) -> str | None:

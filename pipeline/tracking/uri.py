@@ -17,11 +17,13 @@ DEFAULT_DB = "mlflow.db"
 TIMEOUT_S = 5.0
 
 
-def resolve_tracking_uri(flag: str | None = None, *, read_only: bool = False) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db; checked.
+def check_tracking_uri(flag: str | None = None, *, read_only: bool = False) -> str:
+    """The tracking URI a command uses, checked: --tracking-uri, else MLFLOW_TRACKING_URI, else
+    sqlite:///<cwd>/mlflow.db.
 
-    A server must answer its health check. A read-only command (best, report, findings) needs an
-    existing sqlite store and never creates one; a writing command creates the store's folder.
+    Checking it may touch the outside: a server must answer its health check (one request); a
+    writing command gets its sqlite store's folder created; a read-only command (best, report,
+    findings, effects) needs an existing sqlite store and never creates one.
     """
     uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
     if uri.startswith("file:") or "://" not in uri:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.pipeline.config.train import TrainConfig
-from attnlab.pipeline.tracking.uri import resolve_tracking_uri
+from attnlab.pipeline.tracking.uri import check_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ class CheckedRun:
 
 
 def check_run(cfg: TrainConfig) -> CheckedRun:
-    from attnlab.pipeline.data.tasks import data_root, detect_layout
+    from attnlab.pipeline.tasks.registry import data_root, detect_layout
     from attnlab.pipeline.training.user_callbacks import check as check_callbacks
 
-    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
+    uri = check_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
     check_callbacks(cfg.callbacks)  # each importable and a Lightning Callback
     root = data_root(cfg)
     return CheckedRun(cfg, uri, root, detect_layout(cfg.task, root).name)

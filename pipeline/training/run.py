@@ -20,12 +20,13 @@ from mlflow.tracking import MlflowClient
 from attnlab.lightning_modules.attention import placed_modules
 from attnlab.pipeline.config.train import TrainConfig
 from attnlab.pipeline.costs.measure import measure_efficiency
-from attnlab.pipeline.data.tasks import TASKS, data_root
+from attnlab.pipeline.tasks.registry import TASKS, data_root
 from attnlab.pipeline.tracking import tags
 from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.spool import Spool, SpooledClient
-from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inputs, resolve_tracking_uri
+from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inputs
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
+from attnlab.pipeline.tracking.uri import check_tracking_uri
 from attnlab.pipeline.training import interrupts, user_callbacks
 from attnlab.pipeline.training.best_checkpoint import BestCheckpointToMlflow
 from attnlab.pipeline.training.device_line import DeviceLine
@@ -181,7 +182,7 @@ def run_training(
     task = TASKS[cfg.task]
     dm = task.make_data(cfg, data_root(cfg))
     module = task.make_module(cfg, dm)
-    uri = tracking_uri or resolve_tracking_uri(cfg.tracking.tracking_uri)
+    uri = tracking_uri or check_tracking_uri(cfg.tracking.tracking_uri)
     role = role.here()
     run_id = role.open(
         uri,

@@ -1,0 +1,1 @@
+"""The task registry (registry.py): what differs between detection, segmentation and translation."""
