@@ -19,8 +19,7 @@ import torch
 
 from attnlab.lightning_modules.attention import GeneralizedAttention2d, all_codes, from_mmcv
 from attnlab.pipeline.costs.attention_table import format_rows
-from attnlab.pipeline.costs.memory import peak_memory_bytes
-from attnlab.pipeline.costs.timing import median_seconds
+from attnlab.pipeline.costs.timing import median_seconds, peak_memory_bytes
 
 MMCV_CODES = ["1111", "1000", "0010", "0001"]
 OURS_ONLY = ["0100"]  # mmcv is wrong for E2 without E4 (docs/study.md)

@@ -23,8 +23,7 @@ import torch
 
 from attnlab.pipeline.config.train import build_train_config
 from attnlab.pipeline.costs.attention_table import format_rows
-from attnlab.pipeline.costs.memory import peak_memory_bytes
-from attnlab.pipeline.costs.timing import median_seconds
+from attnlab.pipeline.costs.timing import median_seconds, peak_memory_bytes
 from attnlab.pipeline.tasks.registry import TASKS
 
 SPECS = ["w/o", "1111", "0010", "deform", "0010+deform", "1111+deform"]

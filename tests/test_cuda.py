@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from attnlab.lightning_modules.attention import GeneralizedAttention2d, all_codes, build_attention
-from attnlab.pipeline.training.device_line import describe_device
+from attnlab.pipeline.training.run_lines import describe_device
 
 pytestmark = pytest.mark.cuda
 SHAPE = (2, 32, 9, 13)  # non-square on purpose

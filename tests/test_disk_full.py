@@ -14,7 +14,7 @@ from drill_sweep import attnlab, drill_sweep, recorded_checkpoints
 from mlflow.tracking import MlflowClient
 from services import clean_env
 
-from attnlab.pipeline.training.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoints import torn
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@ equal step counts for training, every evaluation item on exactly one rank, reshu
 
 import pytest
 
-from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, train_sampler
 from attnlab.pipeline.data.translation import TokenBuckets
 
 

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from services import clean_env
 from store_probe import live_runs
 
-from attnlab.pipeline.training.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoints import torn
 
 pytestmark = pytest.mark.slow
 

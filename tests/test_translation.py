@@ -9,7 +9,7 @@ from attnlab.lightning_modules.labels import PAD
 from attnlab.lightning_modules.transformer import Transformer, beam_search, greedy_decode
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.data.tiny_translation import make_tiny_translation
+from attnlab.pipeline.data.tiny import make_tiny_translation
 from attnlab.pipeline.data.translation import TranslationDataModule
 from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.training.run import run_training

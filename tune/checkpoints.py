@@ -16,7 +16,7 @@ from pathlib import Path
 import ray.tune
 from pyarrow.fs import FileSelector, FileType
 
-from attnlab.pipeline.training.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoints import torn
 
 from .ray_callbacks import CHECKPOINT_NAME
 from .storage import checkpoint_folders

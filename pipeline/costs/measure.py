@@ -21,8 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from attnlab.lightning_modules.attention.factory import PLACED
 from attnlab.lightning_modules.attention.flops import EXTRA_FORMULAS, count_parameters
 from attnlab.lightning_modules.attention.registry import kind_of
-from attnlab.pipeline.costs.memory import peak_memory_bytes
-from attnlab.pipeline.costs.timing import median_seconds
+from attnlab.pipeline.costs.timing import median_seconds, peak_memory_bytes
 
 
 def measure_efficiency(

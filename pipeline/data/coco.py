@@ -21,8 +21,7 @@ from torchvision.transforms import v2
 
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
-from attnlab.pipeline.data.loading import loader_options
-from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
 
 SPLITS = ("train", "val")
 

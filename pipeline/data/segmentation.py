@@ -20,8 +20,7 @@ from attnlab.lightning_modules.labels import IGNORE
 from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
 from attnlab.lightning_modules.serving import IMAGENET_STD as STD
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
-from attnlab.pipeline.data.loading import loader_options
-from attnlab.pipeline.data.sharding import eval_sampler, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
 
 
 class PairedSegmentation(Dataset):

@@ -23,8 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.inputs import DataInput, split_input, texts_digest
-from attnlab.pipeline.data.loading import loader_options
-from attnlab.pipeline.data.sharding import rank_and_world
+from attnlab.pipeline.data.loaders import loader_options, rank_and_world
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
 

@@ -30,8 +30,7 @@ from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS
 from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.tracking.tags import MODEL_FORMAT, MODEL_URI, TASK
-from attnlab.pipeline.training.best_checkpoint import ARTIFACT_DIR, BEST_NAME
-from attnlab.pipeline.training.checkpoint_files import torn
+from attnlab.pipeline.training.checkpoints import ARTIFACT_DIR, BEST_NAME, torn
 
 MODEL_NAME = "model"
 PICKLE_OPT_IN = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"

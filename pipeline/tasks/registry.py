@@ -68,7 +68,7 @@ class Task:
 
 
 def _detection_tiny(out: Path) -> Path:
-    from attnlab.pipeline.data.tiny_detection import make_tiny_detection
+    from attnlab.pipeline.data.tiny import make_tiny_detection
 
     return make_tiny_detection(out)
 
@@ -87,7 +87,7 @@ def _detection_module(cfg: TrainConfig, dm):
 
 
 def _segmentation_tiny(out: Path) -> Path:
-    from attnlab.pipeline.data.tiny_segmentation import make_tiny_segmentation
+    from attnlab.pipeline.data.tiny import make_tiny_segmentation
 
     return make_tiny_segmentation(out)
 
@@ -119,7 +119,7 @@ def _segmentation_module(cfg: TrainConfig, dm):
 
 
 def _translation_tiny(out: Path) -> Path:
-    from attnlab.pipeline.data.tiny_translation import make_tiny_translation
+    from attnlab.pipeline.data.tiny import make_tiny_translation
 
     return make_tiny_translation(out)
 

@@ -28,9 +28,8 @@ from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inpu
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
 from attnlab.pipeline.tracking.uri import check_tracking_uri
 from attnlab.pipeline.training import interrupts, user_callbacks
-from attnlab.pipeline.training.best_checkpoint import BestCheckpointToMlflow
-from attnlab.pipeline.training.device_line import DeviceLine
-from attnlab.pipeline.training.epoch_line import EpochLine
+from attnlab.pipeline.training.checkpoints import BestCheckpointToMlflow
+from attnlab.pipeline.training.run_lines import DeviceLine, EpochLine
 
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
 
@@ -242,7 +241,7 @@ def run_training(
             log_every_n_steps=5,
             enable_progress_bar=progress_bar,
             enable_model_summary=False,
-            # Each data module shards itself per rank (pipeline/data/sharding.py): Lightning cannot shard the
+            # Each data module shards itself per rank (pipeline/data/loaders.py): Lightning cannot shard the
             # token buckets, and its evaluation sampler would count padded-in items twice.
             use_distributed_sampler=False,
         )

@@ -1,9 +1,13 @@
-"""A sweep trial's best epoch, kept once: as the MLflow artifact `checkpoints/best.ckpt`.
+"""A run's checkpoint files: whether one reads whole, and a trial's best epoch kept once.
 
-Ray Train already holds the trial's latest full checkpoints for resuming, so a trial keeps no
-Lightning checkpoints of its own on disk. Each time the task's metric improves, the weights (no
-optimizer state) are written to a temporary folder, uploaded over the previous best, and deleted.
-Trials that early stopping cuts therefore still leave their best epoch in MLflow.
+`torn`: a checkpoint is a zip (torch.save's format); reading it with its CRCs checked finds one torn
+by a crash mid-write or mid-upload, a full disk or a storage fault, before anything loads it.
+
+`BestCheckpointToMlflow`: Ray already holds a trial's latest full checkpoints for resuming, so a
+trial keeps no Lightning checkpoints of its own on disk. Each time the task's metric improves, the
+weights (no optimizer state) are written to a temporary folder, uploaded as the MLflow artifact
+`checkpoints/best.ckpt` over the previous best, and deleted; trials that early stopping cuts still
+leave their best epoch in MLflow.
 """
 
 from __future__ import annotations
@@ -11,11 +15,23 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import lightning as L
 
 from attnlab.pipeline.tracking.spool import Spool
+
+
+def torn(path: str | Path) -> str | None:
+    """Why the checkpoint file at `path` cannot be read whole, or None when it can."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if bad is None else f"{bad} fails its CRC check"
+
 
 ARTIFACT_DIR = "checkpoints"
 BEST_NAME = "best.ckpt"
