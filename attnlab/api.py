@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import sys
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, TextIO
+
+from attnlab.pipeline.config.errors import ConfigError
 
 if TYPE_CHECKING:
     from attnlab.pipeline.analysis.ranking import Ranking
@@ -175,7 +178,6 @@ def run(*, console: Console | None = None) -> SweepSummary:
 def _runs(experiment: str, tracking_uri: str | None) -> tuple[str, list]:
     """(the store's URI, the experiment's training runs), for the commands that only read them: a
     run a dead process left RUNNING is named, not changed (the next `attnlab train` there marks it)."""
-    import sys
 
     from attnlab.pipeline.tracking.uri import check_tracking_uri
 
@@ -220,7 +222,6 @@ def effects(
 ) -> list:
     """`attnlab effects`: per task (and translation site), the terms' main effects and two-way
     interactions with 95% intervals (each design's `.effects`; `.contrast({"E3": 1, ...})`)."""
-    from attnlab.pipeline.config.errors import ConfigError
 
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs {epochs}: a rung is a number of epochs trained, 1 or more")
@@ -264,7 +265,6 @@ def register_best(
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
     as an MLflow model in the Model Registry; returns what was registered, with each version.
     `ranking`: one `best` already made (the CLI prints it first)."""
-    from attnlab.pipeline.config.errors import ConfigError
 
     if not name.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")

@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from attnlab.pipeline.config.errors import ConfigError
+
 LOG_DIR = Path("attnlab_runs") / "logs"
 SUBMITTED_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set in a submitted Ray job, whose log is its output
 LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "ray")
@@ -120,7 +122,6 @@ def sweep_console(command: str, verbose: bool = False):
 def train_console(checked) -> Iterator[None]:
     """A training run's console: the data it reads and its log file said once (by rank 0), the
     libraries' warnings and messages in that file. Bad input found while reading the data leaves no log."""
-    from attnlab.pipeline.config.errors import ConfigError
 
     rank0 = os.environ.get("LOCAL_RANK", "0") == "0"
     if rank0:

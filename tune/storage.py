@@ -24,6 +24,7 @@ import functools
 import io
 import json
 import pickle
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,6 @@ LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any m
 def storage_full(root: str) -> str | None:
     """How little space is left where a local sweep lives, when it is too little to go on; None on a
     URI (its store reports its own errors) or with room to spare."""
-    import shutil
 
     if is_uri(root):
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shlex
 import time
 from typing import Any
@@ -222,6 +223,5 @@ def submit_to_ray(
 
 
 def _suffix() -> str:
-    import secrets
 
     return secrets.token_hex(3)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import api
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
 from . import COST_HELP, TRACKING_URI_HELP
@@ -29,8 +31,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab import api
-    from attnlab.pipeline.config.errors import ConfigError
 
     if args.rank is not None and not args.register:
         raise ConfigError("--rank chooses the row --register registers; add --register NAME")

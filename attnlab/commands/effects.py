@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import api
+
 from . import TRACKING_URI_HELP
 
 
@@ -27,7 +29,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab import api
 
     designs = api.effects(
         args.experiment,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from attnlab import api
 
 from . import TRACKING_URI_HELP
 
@@ -16,7 +19,6 @@ def register(sub) -> None:
 
 
 def render(verdicts, fmt: str) -> str:
-    import json
 
     from attnlab.pipeline.analysis.findings import as_json, table_rows
     from attnlab.pipeline.costs.attention_table import format_rows
@@ -29,7 +31,6 @@ def render(verdicts, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab import api
 
     verdicts = api.findings(args.experiment, tracking_uri=args.tracking_uri)
     print(render(verdicts, args.format))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import api
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
 from . import COST_HELP, TRACKING_URI_HELP
@@ -25,8 +27,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab import api
-    from attnlab.pipeline.config.errors import ConfigError
 
     if args.format == "html" and not args.out:
         raise ConfigError("--out FOLDER is required for the HTML report (or use --format json)")

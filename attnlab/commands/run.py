@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import api
+
+from ..console import sweep_console
+from .sweep import exit_status
+
 HELP = "the main job: the smoke sweep on generated data, its ranking and report"
 
 
@@ -21,13 +26,9 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from attnlab import api
     from attnlab.pipeline.analysis.ranking import render
     from attnlab.pipeline.costs.axes import DEFAULT_COST
     from attnlab.pipeline.tracking.store import experiment_url
-
-    from ..console import sweep_console
-    from .sweep import exit_status
 
     summary = api.run(console=sweep_console("run"))
     uri, experiment = summary.tracking_uri, summary.sweep.experiment_name

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.pipeline.config.errors import ConfigError
+
 
 def register(sub) -> None:
     p = sub.add_parser("submit", help="submit a sweep as a KubeRay RayJob (or to a running Ray cluster)")
@@ -28,7 +30,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.pipeline.config.errors import ConfigError
     from attnlab.tune.presets import PRESETS
     from attnlab.tune.submit import (
         SHARED_SWEEPS,

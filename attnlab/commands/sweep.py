@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from attnlab import api
+
+from ..console import sweep_console
 from . import TRACKING_URI_HELP
 
 
@@ -115,10 +118,6 @@ def exit_status(summary) -> int:
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    from attnlab import api
-
-    from ..console import sweep_console
-
     summary = api.sweep(
         args.preset,
         config=args.config,
@@ -138,10 +137,6 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
-    from attnlab import api
-
-    from ..console import sweep_console
-
     summary = api.resume(
         args.sweep,
         storage=args.storage,

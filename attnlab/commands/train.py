@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from attnlab import api
 from attnlab.pipeline.tasks.registry import TASK_NAMES, task_help
 
+from ..console import train_console
 from . import TRACKING_URI_HELP
 
 
@@ -71,9 +73,6 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab import api
-
-    from ..console import train_console
 
     flags = flags_to_config(args)
     data = flags.get("data", {}).pop("path", None)

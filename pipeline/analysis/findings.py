@@ -35,7 +35,8 @@ from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.ranking import full_budget
 from attnlab.pipeline.costs.axes import COSTS
 from attnlab.pipeline.tasks.registry import TASKS
-from attnlab.pipeline.tracking.tags import ATTENTION, SEED, TASK
+from attnlab.pipeline.tracking.store import find_runs
+from attnlab.pipeline.tracking.tags import ATTENTION, KIND, KIND_SWEEP, SEED, SOURCE, TASK
 
 TOLERANCE = 0.05  # "on par": within 5% of the reference's mean metric
 ALPHA, POWER = 0.05, 0.8  # the level of the 95% intervals; the power "seeds to decide" aims for
@@ -379,8 +380,6 @@ class Findings(list):
 
     @classmethod
     def of(cls, uri: str, experiment: str, runs: list) -> Findings:
-        from attnlab.pipeline.tracking.store import find_runs
-        from attnlab.pipeline.tracking.tags import KIND, KIND_SWEEP, SOURCE
 
         verdicts = cls(findings(runs))
         sources = [r.data.tags.get(SOURCE) for r in find_runs(uri, experiment, {KIND: KIND_SWEEP})]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -23,9 +24,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from attnlab.lightning_modules.attention import parse_spec  # noqa: E402
 from attnlab.lightning_modules.attention.sites import SITES, held_at_most_common, parse_sites  # noqa: E402
 from attnlab.pipeline.analysis.effects import DEFINITION, NETWORK, effects, heading, table_rows  # noqa: E402
-from attnlab.pipeline.analysis.ranking import Row, Rung, largest_rung, rank, rungs  # noqa: E402
+from attnlab.pipeline.analysis.findings import findings  # noqa: E402
+from attnlab.pipeline.analysis.findings import table_rows as finding_rows  # noqa: E402
+from attnlab.pipeline.analysis.ranking import Row, Rung, fetch_runs, largest_rung, rank, rungs  # noqa: E402
 from attnlab.pipeline.costs.axes import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
 from attnlab.pipeline.tasks.registry import TASKS  # noqa: E402
+from attnlab.pipeline.tracking.tags import DESCRIPTION  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
 CONVS = {"deform": "deformable", "deform2": "deformable", "dynamic": "dynamic"}
@@ -292,9 +296,8 @@ def _effects_section(runs: list, out: Path) -> str:
 
 
 def _findings_section(runs: list) -> str:
-    from attnlab.pipeline.analysis.findings import findings, table_rows
 
-    every = table_rows(findings(runs))
+    every = finding_rows(findings(runs))
     rows = [row for row in every if row["seeds"]]  # comparisons these runs hold
     if not rows:
         return ""
@@ -350,12 +353,8 @@ def publish_report(uri: str, experiment: str, run_id: str, out: str | Path) -> s
     """Write `experiment`'s report into `out`, attach it to the run `run_id` (a sweep's parent) and
     link it from the run's description. A report that cannot be made never fails what made the runs;
     the reason is logged."""
-    import logging
 
     from mlflow.tracking import MlflowClient
-
-    from attnlab.pipeline.analysis.ranking import fetch_runs
-    from attnlab.pipeline.tracking.tags import DESCRIPTION
 
     try:
         index = write_report(fetch_runs(uri, experiment), experiment, out, uri=uri)

@@ -6,6 +6,7 @@ on generated data takes a minute. Layering: preset < --config FILE < command-lin
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -14,6 +15,7 @@ from attnlab.lightning_modules.settings import (
     ModuleConfig,
     OptimConfig,
 )
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.validation import StrictModel, merge, read_yaml, validate
 from attnlab.pipeline.tasks.registry import TASK_NAMES, TASKS
 from attnlab.pipeline.training.user_callbacks import check_format
@@ -108,9 +110,6 @@ PRESETS = ("tiny", "paper")
 
 
 def _parse_json(text: str) -> dict[str, Any]:
-    import json
-
-    from attnlab.pipeline.config.errors import ConfigError
 
     try:
         data = json.loads(text)
@@ -123,7 +122,6 @@ def _parse_json(text: str) -> dict[str, Any]:
 
 def preset_for(task: str, preset: str) -> dict[str, Any]:
     """The preset's defaults for `task` ('tiny': small model and data; 'paper': the study's recipe)."""
-    from attnlab.pipeline.config.errors import ConfigError
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,6 @@ def _signature(serving) -> ModelSignature:
 def _requirements() -> list[str]:
     """The libraries a loader needs, as installed (stated, so MLflow does not load the model again
     in a subprocess to guess them)."""
-    from importlib.metadata import version
 
     return [f"{name}=={version(name)}" for name in ("torch", "torchvision", "mlflow")]
 

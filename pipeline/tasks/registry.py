@@ -7,11 +7,14 @@ and the report all read it. Importing it is cheap (no Lightning), so the CLI can
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from attnlab.pipeline.config.errors import ConfigError
 
 if TYPE_CHECKING:
     import lightning as L
@@ -61,7 +64,6 @@ class Task:
         return detect_layout(cfg.task, root).make_data(cfg, root)
 
     def module_class(self) -> type[L.LightningModule]:
-        import importlib
 
         module, name = self.module.split(":")
         return getattr(importlib.import_module(module), name)
@@ -94,7 +96,6 @@ def _segmentation_tiny(out: Path) -> Path:
 
 def _segmentation_data(module: str, cls: str):
     def make(cfg: TrainConfig, root: Path):
-        import importlib
 
         data_module = getattr(importlib.import_module(f"attnlab.pipeline.data.{module}"), cls)
         s = cfg.segmentation
@@ -292,7 +293,6 @@ def task_help() -> str:
 
 def detect_layout(task: str, root: str | Path) -> Layout:
     """The first of the task's layouts `root` matches; one error naming every layout tried if none does."""
-    from attnlab.pipeline.config.errors import ConfigError
 
     root = Path(root)
     layouts = TASKS[task].layouts
@@ -311,8 +311,6 @@ def make_tiny(task: str, out: str | Path) -> Path:
     """Generate the tiny set for `task` at `out`, atomically: a half-written folder never appears."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        from attnlab.pipeline.config.errors import ConfigError
-
         raise ConfigError(f"{out} exists and is not empty; pick a new folder (nothing was written)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

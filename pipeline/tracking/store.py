@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -104,7 +105,6 @@ def code_version() -> str:
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    from importlib.metadata import version
 
     return version("attnlab")
 
