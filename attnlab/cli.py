@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for choice in sub._choices_actions:  # `attnlab X --help` opens with what X does
+        parser_of = sub.choices[choice.dest]
+        parser_of.description = parser_of.description or f"{choice.help[0].upper()}{choice.help[1:]}."
     return parser
 
 

@@ -1,5 +1,9 @@
-"""Shared fixtures: deterministic seeds, the machine's cores shared out among the suite's workers, and
-the host each test means.
+"""Shared fixtures: deterministic seeds, the machine's cores shared out among the suite's workers, the
+host each test means, and what many files use: an MLflow store (`store`), a sweep's store on a path
+and on a URI (`sweep_store`), the `attnlab` command as a user runs it (`cli`, tests/helpers/repo.py).
+
+Tests live by the package they cover (tests/lightning_modules, pipeline, tune, attnlab, benchmarks);
+helpers they share are modules in tests/helpers, importable by name (`from services import ...`).
 
 The suite means a CPU: on a CUDA host the GPUs are hidden from it (and from every process it
 starts: `attnlab`, Ray, Lightning's DDP ranks), so a test never changes meaning because a GPU is
@@ -7,15 +11,22 @@ there. Tests marked `cuda` mean a GPU: `pytest -m cuda` runs them with the GPUs 
 they skip cleanly on a host without CUDA.
 """
 
+import functools
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch  # importing torch initialises no CUDA: CUDA_VISIBLE_DEVICES still counts below
 
 from attnlab.tune.local_services import embedded_ray_environment
+
+HELPERS = Path(__file__).resolve().parent / "helpers"
+sys.path.insert(0, str(HELPERS))  # before any test module imports one
 
 CUDA_MARK = "cuda"
 
@@ -107,8 +118,7 @@ def workdir(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def local_ray():
     """A Ray of the module's own (address="local": never a cluster already on the machine), in a
-    temp dir of its own, shut down afterwards; its workers import the tests folder's modules (the
-    trainables tests define)."""
+    temp dir of its own, shut down afterwards; its workers import tests/helpers' modules."""
     import ray
 
     temp = tempfile.mkdtemp(prefix="ray-")
@@ -118,8 +128,51 @@ def local_ray():
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=temp,
-        runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(__file__)}},
+        runtime_env={"env_vars": {"PYTHONPATH": str(HELPERS)}},
     )
     yield
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
+
+
+@dataclass
+class MlflowStore:
+    """A sqlite MLflow store in the test's own folder (artifacts beside it)."""
+
+    folder: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.folder / 'mlflow.db'}"
+
+    @functools.cached_property
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def experiment(self, name: str) -> str:
+        """A new experiment's id."""
+        return self.client.create_experiment(name, artifact_location=(self.folder / "a" / name).as_uri())
+
+
+@pytest.fixture
+def store(tmp_path) -> MlflowStore:
+    return MlflowStore(tmp_path)
+
+
+@pytest.fixture(params=["path", "uri"])
+def sweep_store(request, tmp_path):
+    """A sweep's store (`SweepStore`) on a local path and, as s3:// would be, on a file:// URI."""
+    from attnlab.tune.storage import SweepStore
+
+    root = str(tmp_path / "sweeps") if request.param == "path" else (tmp_path / "sweeps").as_uri()
+    return SweepStore(root, "s")
+
+
+@pytest.fixture
+def cli():
+    """`attnlab ARGS` as a user's shell runs it: cli(args, cwd, timeout=900, **env) -> CompletedProcess."""
+    from repo import run_attnlab
+
+    return run_attnlab

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import FORMAT_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser("attention", help="parameters and FLOPs of attention specs at an input shape")
@@ -17,7 +19,7 @@ def register(sub) -> None:
     )
     p.add_argument("--option", "-o", action="append", help="factory option KEY=VALUE, e.g. -o kv_stride=1")
     p.add_argument("--measure", action="store_true", help="also count FLOPs with torch's FlopCounterMode")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table", help=FORMAT_HELP)
     p.set_defaults(func=run)
 
 

@@ -9,16 +9,21 @@ from attnlab import api
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
-from . import COST_HELP, TRACKING_URI_HELP
+from . import COST_HELP, EXPERIMENT_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("best", help="rank configurations of an experiment and mark the Pareto front")
-    p.add_argument("--experiment", required=True, help="MLflow experiment (a sweep's name)")
+    p.add_argument("--experiment", required=True, help=EXPERIMENT_HELP)
     p.add_argument("--task", help="only this task")
     p.add_argument("--metric", help="metric to rank by (default: the task's, e.g. val/bbox_AP)")
     p.add_argument("--cost", default=DEFAULT_COST, choices=tuple(COSTS), help=COST_HELP)
-    p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "json", "csv"),
+        help="table: for reading (the default); json: every rung too; csv: a row per configuration and rung",
+    )
     p.add_argument(
         "--register",
         metavar="NAME",

@@ -7,14 +7,14 @@ import argparse
 
 from attnlab import api
 
-from . import TRACKING_URI_HELP
+from . import EXPERIMENT_HELP, FORMAT_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "effects", help="main effects (and interactions) of the terms E1-E4 from an experiment's runs"
     )
-    p.add_argument("--experiment", required=True, help="MLflow experiment (a sweep's name)")
+    p.add_argument("--experiment", required=True, help=EXPERIMENT_HELP)
     p.add_argument("--task", help="only this task")
     p.add_argument("--metric", help="metric to fit (default: the task's, e.g. val/mIoU)")
     p.add_argument(
@@ -23,7 +23,7 @@ def register(sub) -> None:
         help="fit every trial's metric after this many epochs (a rung; stopped trials count) "
         "instead of the full-budget runs' last evaluation",
     )
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table", help=FORMAT_HELP)
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 

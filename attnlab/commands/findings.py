@@ -7,13 +7,13 @@ import json
 
 from attnlab import api
 
-from . import TRACKING_URI_HELP
+from . import EXPERIMENT_HELP, FORMAT_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("findings", help="check the study's five findings against an experiment's runs")
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--experiment", required=True, help=EXPERIMENT_HELP)
+    p.add_argument("--format", choices=("table", "json"), default="table", help=FORMAT_HELP)
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=run)
 

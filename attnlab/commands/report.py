@@ -8,12 +8,12 @@ from attnlab import api
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.axes import COSTS, DEFAULT_COST
 
-from . import COST_HELP, TRACKING_URI_HELP
+from . import COST_HELP, EXPERIMENT_HELP, TRACKING_URI_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="write an HTML report (PNG plots) of an experiment's runs")
-    p.add_argument("--experiment", required=True)
+    p.add_argument("--experiment", required=True, help=EXPERIMENT_HELP)
     p.add_argument("--out", help="folder for index.html and the PNGs (required for --format html)")
     p.add_argument(
         "--format",

@@ -14,7 +14,9 @@ def register(sub) -> None:
     p.add_argument("--size", choices=("cpu", "gpu"), help="the mini presets' size (default gpu on a cluster)")
     p.add_argument("--name", help="sweep name (default: the preset's / config's)")
     p.add_argument("--image", help="training image (required for Kubernetes)")
-    p.add_argument("--namespace", default="attnlab")
+    p.add_argument(
+        "--namespace", default="attnlab", help="Kubernetes namespace of the RayJob (default attnlab)"
+    )
     p.add_argument("--gpus-per-trial", type=int, default=1, help="GPUs per worker pod")
     p.add_argument("--workers", type=int, default=2, help="worker pods (autoscaling from 0 to this)")
     p.add_argument("--dry-run", action="store_true", help="print the RayJob YAML instead of creating it")

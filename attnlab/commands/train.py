@@ -17,9 +17,11 @@ def register(sub) -> None:
     p.add_argument("--task", required=True, choices=TASK_NAMES, help=task_help())
     p.add_argument("--attention", help="attention spec (see README), e.g. 1111, 0010+deform, w/o")
     p.add_argument("--data", help="'tiny' (generated, the default) or the data set's folder")
-    p.add_argument("--max-epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--max-epochs", type=int, help="epochs to train (default: the preset's; lr steps follow it)"
+    )
+    p.add_argument("--batch-size", type=int, help="images (or sentences) per device and step")
+    p.add_argument("--seed", type=int, help="the run's seed (default 0)")
     p.add_argument("--devices", type=int, help="processes/GPUs for DDP on this machine (default: auto)")
     p.add_argument(
         "--preset",

@@ -3,17 +3,15 @@ starts, built once per run with the context their __init__ asks for."""
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from repo import ATTNLAB
 
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.train import build_train_config
 from attnlab.pipeline.training.user_callbacks import build, check
 from attnlab.tune.sweep_config import SweepConfig, trial_train_config
 
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 RECORDER = """
 import json, os
 import lightning as L

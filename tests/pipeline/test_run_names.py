@@ -15,7 +15,10 @@ def test_names_carry_task_spec_and_seed_and_differ_under_the_same_seed():
         random.seed(3)
         torch.manual_seed(3)
         names.add(run_name(cfg))
-    assert len(names) == 20
+    # The suffix draws on the OS's entropy, not on the seeded streams, which would give one name 20
+    # times. Its 4 hex digits (65,536 values) make a repeat among 20 draws a 0.3% event, so the test
+    # asks for nearly all distinct: 3 or more repeats happen about once in 10^8 runs.
+    assert len(names) >= 18, names
     assert all(n.startswith("segmentation-0010+deform-s3-") for n in names)
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 from manifest_validation import ManifestError, validate
+from repo import ROOT
 
 from attnlab.cli import main
 from attnlab.tune.submit import render_rayjob
 
-ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 
 

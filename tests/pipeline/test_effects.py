@@ -6,18 +6,15 @@ import itertools
 import json
 import random
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from logged_runs import log_curve, log_trial
-from mlflow.tracking import MlflowClient
+from repo import ATTNLAB
 from services import clean_env
 
 from attnlab.pipeline.analysis.effects import DESIGN_CODES, effects, render, terms_of
 from attnlab.pipeline.analysis.ranking import fetch_runs
 
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 MAIN = {"E1": 0.004, "E2": 0.050, "E3": 0.080, "E4": -0.020}
 SEED_BLOCK = {0: 0.0, 1: 0.030}
 
@@ -29,10 +26,9 @@ def _planted(terms, seed, rng, interaction=0.0) -> float:
 
 
 @pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    return uri, client, client.create_experiment("grid", artifact_location=(tmp_path / "a").as_uri())
+def store(store):
+    """(uri, client, id of the experiment "grid") of the shared store (conftest)."""
+    return store.uri, store.client, store.experiment("grid")
 
 
 def _log_grid(client, exp, codes, interaction=0.0, extra=()):

@@ -4,7 +4,6 @@ with nothing registered. (Registering real trials and loading them back: test_sw
 import pytest
 import torch
 from logged_runs import log_trial
-from mlflow.tracking import MlflowClient
 
 from attnlab.cli import main
 from attnlab.pipeline.analysis.ranking import fetch_runs, rank
@@ -19,10 +18,9 @@ from attnlab.pipeline.export.models import (
 
 
 @pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("m", artifact_location=(tmp_path / "a").as_uri())
+def store(store):
+    """The shared store (conftest) with the experiment "m" logged."""
+    uri, client, exp = store.uri, store.client, store.experiment("m")
     for task, metric, spec, value in (
         ("segmentation", "val/mIoU", "0010", 0.5),
         ("segmentation", "val/mIoU", "1111", 0.4),

@@ -32,6 +32,7 @@ from drill_sweep import PROMPT_RECORD, recorded_checkpoints
 from fault_injection import HOLD_ENV, HOLD_SPEC, RELEASE_ENV
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from repo import HELPERS
 from services import auth_mlflow_on_postgres, clean_env
 
 pytestmark = pytest.mark.slow
@@ -253,7 +254,7 @@ def cluster_sweep(auth_server, tmp_path_factory):
     token = secrets.token_hex(32)
     release = workdir / "release-parked-trials"
     nodes_env = clean_env(
-        PYTHONPATH=str(Path(__file__).resolve().parent),  # tests/fault_injection.py
+        PYTHONPATH=str(HELPERS),  # tests/helpers/fault_injection.py
         **{HOLD_ENV: "*:1", RELEASE_ENV: str(release), **PROMPT_RECORD},
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=token,

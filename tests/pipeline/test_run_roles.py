@@ -10,8 +10,8 @@ from attnlab.pipeline.tracking.runs import DDP_RUN_ENV, RunRole
 
 
 @pytest.fixture
-def uri(tmp_path):
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+def uri(store):
+    return store.uri
 
 
 def _open(role, uri):

@@ -4,12 +4,12 @@ one short `attnlab train` run on each that logs the task metric (per-class IoU b
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from repo import ATTNLAB, ROOT
 from services import clean_env
 
 from attnlab.pipeline.config.errors import ConfigError
@@ -17,9 +17,7 @@ from attnlab.pipeline.data.camvid import CLASS_NAMES, CamVidDataModule
 from attnlab.pipeline.data.translation import read_parallel
 from attnlab.pipeline.tasks.registry import detect_layout
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("ATTNLAB_DATASETS", ROOT / ".." / "shared" / "datasets")).resolve()
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
 def dataset(name: str) -> Path:

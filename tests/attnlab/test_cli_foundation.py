@@ -1,21 +1,52 @@
 """The console script and the config layer: help works, bad input is one clear error, exit 2."""
 
+import argparse
 import json
-import shutil
 import subprocess
-import sys
 
 import pytest
+from repo import ATTNLAB
 
 from attnlab.cli import main
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.validation import SpecStr, StrictModel, read_yaml, validate
 
 
-def test_console_script_help():
-    exe = shutil.which("attnlab") or str(__import__("pathlib").Path(sys.executable).with_name("attnlab"))
-    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    assert "attention" in out and "run" in out
+def _commands():
+    """(name, its parser) of every subcommand of the CLI's one argparse tree."""
+    from attnlab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub, sorted(sub.choices.items())
+
+
+def test_the_console_script_lists_every_command_with_what_it_does():
+    out = subprocess.run([ATTNLAB, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("usage: attnlab"), out.stderr
+    sub, commands = _commands()
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert len(commands) >= 10
+    for name, _ in commands:
+        assert helps.get(name), f"attnlab {name} has no help line"
+        assert f"{name}" in out.stdout and " ".join(helps[name].split()[:4]) in " ".join(out.stdout.split())
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _commands()[1]])
+def test_every_command_describes_itself_and_every_flag(name, capsys):
+    """`attnlab NAME --help` says what the command does and what each of its flags means."""
+    _, commands = _commands()
+    parser = dict(commands)[name]
+    assert parser.description, f"attnlab {name} --help says nothing of what it does"
+    with pytest.raises(SystemExit) as done:
+        main([name, "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: attnlab {name}")
+    for action in parser._actions:
+        if (
+            action.option_strings
+            and action.help != argparse.SUPPRESS
+            and "--help" not in action.option_strings
+        ):
+            assert action.help, f"attnlab {name} {'/'.join(action.option_strings)} has no help text"
 
 
 def test_attention_table_json(capsys):

@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.tune.storage import SweepStore
-
 TUNE_FILES = ("tuner.pkl", "basic-variant-state-2026-12-01_10-00-00.json")
 
 
-@pytest.fixture(params=["path", "uri"])
-def store(request, tmp_path):
-    root = str(tmp_path / "sweeps") if request.param == "path" else (tmp_path / "sweeps").as_uri()
-    return SweepStore(root, "s")
+@pytest.fixture
+def store(sweep_store):
+    return sweep_store
 
 
 def _files(store):

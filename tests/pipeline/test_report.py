@@ -8,10 +8,8 @@ import itertools
 import re
 
 import matplotlib.pyplot as plt
-import pytest
 from logged_runs import log_curve, log_trial
 from matplotlib.text import Text
-from mlflow.tracking import MlflowClient
 
 from attnlab.pipeline.analysis.ranking import Row, fetch_runs
 from attnlab.pipeline.analysis.report import scatter_figure, write_report
@@ -27,21 +25,15 @@ def _log(client, exp, task, spec, seed, metric, value, gflops, stopped=False, ep
     log_trial(client, exp, task, spec, seed, metrics, stopped)
 
 
-@pytest.fixture
-def uri(tmp_path):
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
-def _report(uri, tmp_path, logged) -> str:
-    client = MlflowClient(uri)
-    exp = client.create_experiment("r", artifact_location=(tmp_path / "a").as_uri())
+def _report(store, tmp_path, logged) -> str:
+    exp = store.experiment("r")
     for args in logged:
-        _log(client, exp, *args)
-    index = write_report(fetch_runs(uri, "r"), "r", tmp_path / "report")
+        _log(store.client, exp, *args)
+    index = write_report(fetch_runs(store.uri, "r"), "r", tmp_path / "report")
     return re.sub(r'src="data:image/png;base64,[^"]*"', "", index.read_text())  # the text, not the PNGs
 
 
-def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
+def test_sections_units_and_order_follow_the_runs(store, tmp_path):
     seg = [
         ("segmentation", spec, seed, "val/mIoU", value + seed * 0.01, gflops)
         for spec, value, gflops in [
@@ -58,7 +50,7 @@ def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
         ("translation", f"enc_self={e},dec_self=1000,enc_dec={d}", 0, "val/bleu", bleu, 0.5)
         for e, d, bleu in [("1000", "1000", 20.0), ("0010", "1000", 22.0), ("0100", "1000", 21.0)]
     ] + [("translation", "enc_self=1000,dec_self=1000,enc_dec=1100", 0, "val/bleu", 23.0, 0.6)]
-    page = _report(uri, tmp_path, seg + tr)
+    page = _report(store, tmp_path, seg + tr)
 
     # Units: GFLOPs added over w/o with three decimals, never raw FLOPs.
     assert "GFLOPs added over w/o" in page and "0.337" in page and "337200000" not in page
@@ -92,18 +84,17 @@ def test_sections_units_and_order_follow_the_runs(uri, tmp_path):
     ]  # the front is drawn on the accuracy-against-cost view, not again on its own
 
 
-def test_no_e2_spec_means_no_e2_section(uri, tmp_path):
+def test_no_e2_spec_means_no_e2_section(store, tmp_path):
     page = _report(
-        uri,
+        store,
         tmp_path,
         [("segmentation", s, 0, "val/mIoU", v, g) for s, v, g in [("w/o", 0.3, 0.0), ("deform", 0.4, 0.1)]],
     )
     assert "against E2" not in page and "Per-term ablation" in page and "Pareto front" in page
 
 
-def test_with_fewer_than_three_full_budgets_the_largest_rung_shows_the_stopped_trials(uri, tmp_path):
-    client = MlflowClient(uri)
-    exp = client.create_experiment("r", artifact_location=(tmp_path / "a").as_uri())
+def test_with_fewer_than_three_full_budgets_the_largest_rung_shows_the_stopped_trials(store, tmp_path):
+    client, exp, uri = store.client, store.experiment("r"), store.uri
     log_curve(client, exp, "1111", 0, [0.20, 0.30, 0.40], 9e9, False)
     log_curve(client, exp, "w/o", 0, [0.15, 0.22, 0.31], 0.0, False)
     log_curve(client, exp, "0010", 0, [0.25, 0.33], 1e9, True)

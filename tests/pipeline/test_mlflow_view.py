@@ -3,18 +3,16 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from repo import ATTNLAB
 from services import clean_env
 
 from attnlab.pipeline.data.inputs import DataInput
 from attnlab.pipeline.tracking import runs, store, tags
 from attnlab.tune.local_services import tracking_server
-
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
 def test_the_installed_mlflow_ui_knows_the_experiment_kind_attnlab_sets():

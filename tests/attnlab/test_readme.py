@@ -6,11 +6,12 @@ empty working folder:
 - each line of a ```bash block that starts with `attnlab` must exit 0 and, where it ends in
   `# prints: TEXT`, print TEXT (stdout or stderr); a line ending in `# needs: WHAT` names what
   this machine lacks (a cluster, COCO, hours) and is only listed;
-- a ```yaml block whose first line is `# file: NAME` is written to NAME first;
+- a ```yaml block whose first line is `# file: NAME` is written to NAME (a YAML mapping) first;
 - a ```python block runs as a script with the fresh environment's Python.
 Two rewrites, both visible here: `--max-epochs N` becomes `--max-epochs 1`, and `../shared/`
 (the public data beside the checkout) becomes its absolute path. A training command that, so
-rewritten, an earlier step already ran is checked against that run's output.
+rewritten, an earlier step already ran is checked against that run's output. Each test checks
+its own step; it runs the steps before it first, so it holds alone and in any order.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from repo import ROOT
 from services import clean_env
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PAGES = ["README.md", *(f"docs/{p}.md" for p in ("training", "mechanisms", "sweeps", "rankings"))]
 PAGES += ["docs/mlflow.md", "docs/clusters.md", "docs/walkthrough.md"]
@@ -80,10 +82,54 @@ def as_run(command: str) -> list[str]:
 
 
 STEPS = documented_steps()
-# A page that shows a training command another page showed (the README's tour, then the page that
-# explains it) is checked against that run's output: the same command (after the rewrites) on a
-# fresh run of its own trains the same thing again.
-TRAINED: dict[tuple[str, ...], str] = {}
+
+
+@dataclass
+class Ran:
+    """What one step did: its output, and why it failed (None: it did what it must)."""
+
+    output: str = ""
+    failed: str | None = None
+
+
+class Walkthrough:
+    """The pages' steps run in their order, in one working folder, each once. A test asking for a
+    step runs every step before it first, so each test checks its own step whatever order the tests
+    run in, and alone too. A page that shows a training command another page showed (the README's
+    tour, then the page that explains it) is checked against that run's output: the same command
+    (after the rewrites) on a fresh run of its own trains the same thing again."""
+
+    def __init__(self, env: dict, work: Path):
+        self.env, self.work = env, work
+        self.ran: list[Ran] = []
+        self.trained: dict[tuple[str, ...], str] = {}
+
+    def result(self, step: Step) -> Ran:
+        while len(self.ran) <= STEPS.index(step):
+            self.ran.append(self._run(STEPS[len(self.ran)]))
+        return self.ran[STEPS.index(step)]
+
+    def _run(self, step: Step) -> Ran:
+        if step.needs:
+            return Ran()
+        if step.kind == "file":
+            name = step.text.splitlines()[0].removeprefix("# file:").strip()
+            (self.work / name).write_text(step.text)
+            content = yaml.safe_load((self.work / name).read_text())
+            ok = isinstance(content, dict) and content
+            return Ran(failed=None if ok else f"{name} is not a YAML mapping: {content!r}")
+        argv = as_run(step.text) if step.kind == "command" else ["python", "-c", step.text]
+        if tuple(argv) in self.trained:
+            return Ran(self.trained[tuple(argv)])
+        proc = subprocess.run(argv, env=self.env, cwd=self.work, capture_output=True, text=True, timeout=900)
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            return Ran(output, f"{step.text}\nexit {proc.returncode}\n{output[-4000:]}")
+        if argv[:2] == ["attnlab", "train"]:
+            self.trained[tuple(argv)] = output
+        if step.prints and step.prints not in output:
+            return Ran(output, f"{step.text}: {step.prints!r} not in\n{output[-3000:]}")
+        return Ran(output)
 
 
 @pytest.fixture(scope="module")
@@ -123,22 +169,14 @@ def test_the_install_is_the_runtime_one(runtime_env):
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.fixture(scope="module")
+def walkthrough(runtime_env) -> Walkthrough:
+    return Walkthrough(*runtime_env)
+
+
 @pytest.mark.parametrize("step", STEPS, ids=[s.id for s in STEPS])
-def test_documented(step, runtime_env):
-    env, work = runtime_env
+def test_documented(step, walkthrough):
     if step.needs:
         pytest.skip(f"needs {step.needs}")
-    if step.kind == "file":
-        name = step.text.splitlines()[0].removeprefix("# file:").strip()
-        (work / name).write_text(step.text)
-        return
-    argv = as_run(step.text) if step.kind == "command" else ["python", "-c", step.text]
-    output = TRAINED.get(tuple(argv))
-    if output is None:
-        proc = subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, timeout=900)
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 0, f"{step.text}\nexit {proc.returncode}\n{output[-4000:]}"
-        if argv[:2] == ["attnlab", "train"]:
-            TRAINED[tuple(argv)] = output
-    if step.prints:
-        assert step.prints in output, f"{step.text}: {step.prints!r} not in\n{output[-3000:]}"
+    ran = walkthrough.result(step)
+    assert ran.failed is None, ran.failed

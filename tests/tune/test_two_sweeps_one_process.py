@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from fault_injection import HOLD_ENV, HOLD_SPEC, held_marker
+from repo import HELPERS
 from services import clean_env
 from store_probe import live_runs
 
@@ -41,13 +41,12 @@ def test_a_second_sweep_in_the_same_process_keeps_its_trials_apart(tmp_path):
     for name in ("first", "second"):
         (tmp_path / f"{name}.yaml").write_text(SWEEP.format(name=name, hold=HOLD_SPEC))
     key = "segmentation-wo-s0"
-    tests = str(Path(__file__).resolve().parent)
     # Only the second sweep's trial parks (before its second epoch): each sweep has a scratch folder
     # of its own, and the first sweep's trial finds its hold already done.
     first_scratch = tmp_path / "attnlab_runs" / "sweeps" / "first"
     held_marker(first_scratch, key).parent.mkdir(parents=True)
     held_marker(first_scratch, key).write_text("not this one")
-    env = clean_env(PYTHONPATH=tests, **{HOLD_ENV: f"{key}:1"})
+    env = clean_env(PYTHONPATH=str(HELPERS), **{HOLD_ENV: f"{key}:1"})
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT],
         cwd=tmp_path,

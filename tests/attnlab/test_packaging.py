@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from repo import ROOT
+
 FOLDERS = {"attnlab": "attnlab", "lightning_modules": "attnlab.lightning_modules"}
 FOLDERS |= {"pipeline": "attnlab.pipeline", "tune": "attnlab.tune"}
 

@@ -6,18 +6,17 @@ log."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from drill_sweep import with_faults
 from mlflow.tracking import MlflowClient
 from model_checks import check_registered_model
+from repo import ATTNLAB
 from services import clean_env
 
 pytestmark = pytest.mark.slow
 
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 EVERY_TASK = """
 name: every-task

@@ -5,13 +5,11 @@ and how a drill runs `attnlab`."""
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from fault_injection import HOLD_ENV, HOLD_SPEC
 from fault_injection import SPEC as FAULTS
-
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
+from repo import ATTNLAB, HELPERS, run_attnlab
 
 
 def start_driver(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
@@ -27,8 +25,8 @@ def start_driver(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
 
 
 def attnlab(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`attnlab ARGS` to the end, its output captured."""
-    return subprocess.run([ATTNLAB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    """`attnlab ARGS` to the end, its output captured (tests/helpers/repo.py's runner, this env)."""
+    return run_attnlab(args, cwd, timeout, env=env)
 
 
 def drill_sweep(
@@ -64,8 +62,13 @@ PROMPT_RECORD = {"TUNE_GLOBAL_CHECKPOINT_S": "2"}
 def with_faults(env: dict, trial_epoch: str, hold: str = "") -> dict:
     """`env` for a driver whose trials can load tests/fault_injection.py (the `callbacks` key of the
     drill sweep), crash `trial_key:epoch` once and park `hold` (`trial_key:epoch`) once."""
-    tests = str(Path(__file__).resolve().parent)
-    return {**env, "PYTHONPATH": tests, "ATTNLAB_FAIL_ONCE": trial_epoch, HOLD_ENV: hold, **PROMPT_RECORD}
+    return {
+        **env,
+        "PYTHONPATH": str(HELPERS),
+        "ATTNLAB_FAIL_ONCE": trial_epoch,
+        HOLD_ENV: hold,
+        **PROMPT_RECORD,
+    }
 
 
 def recorded_checkpoints(trial_dir: Path) -> list[Path]:

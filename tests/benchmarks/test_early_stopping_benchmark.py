@@ -3,13 +3,13 @@ that is a little less accurate throughout is on the full-budget front; ASHA cuts
 rung, pareto-asha trains it to the end; no early stopping trains everything."""
 
 import runpy
-from pathlib import Path
 
 import pytest
 from logged_runs import log_curve
 from mlflow.tracking import MlflowClient
+from repo import ROOT
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "early_stopping.py"
+BENCHMARK = ROOT / "benchmarks" / "early_stopping.py"
 
 
 def test_the_replay_keeps_the_cheap_front_configuration_only_under_pareto_asha(tmp_path, capsys, monkeypatch):

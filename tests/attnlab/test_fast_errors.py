@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "lightning", "ray", "mlflow", "torchvision", "pyarrow")
 
 PROBE = """

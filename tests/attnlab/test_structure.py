@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["lightning_modules", "pipeline", "tune", "attnlab"]
 BARE = {"lightning_modules", "pipeline", "tune"}  # folders of the repository, never import names
 

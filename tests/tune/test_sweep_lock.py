@@ -13,11 +13,10 @@ from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_lock import SweepBusy, SweepLock
 
 
-@pytest.fixture(params=["path", "uri"])
-def store(request, tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_lock, "SETTLE_S", 0.0)
-    root = str(tmp_path / "sweeps") if request.param == "path" else (tmp_path / "sweeps").as_uri()
-    return SweepStore(root, "s")
+@pytest.fixture
+def store(sweep_store, monkeypatch):
+    monkeypatch.setattr(sweep_lock, "SETTLE_S", 0.0)  # no wait to read back a lock on a URI
+    return sweep_store
 
 
 def _dead_pid() -> int:

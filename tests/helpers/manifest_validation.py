@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import copy
 import gzip
-from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
 import yaml
+from repo import ROOT
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "k8s" / "schemas" / "kuberay-v1.7.0"
+SCHEMAS = ROOT / "k8s" / "schemas" / "kuberay-v1.7.0"
 K8S_VERSION = "1.33.0"
 
 

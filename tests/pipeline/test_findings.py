@@ -6,19 +6,16 @@ a clear loss, a spread that spans 0, a single seed, a missing spec, an on-par pa
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from logged_runs import log_trial
 from mlflow.tracking import MlflowClient
+from repo import ATTNLAB
 from services import clean_env
 
 from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.findings import enc_dec, findings, self_sites
 from attnlab.pipeline.analysis.ranking import fetch_runs
-
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 
 
 def _log(client, exp_id, task, spec, seed, metric, value, cost=1.0, status="FINISHED", stopped=False):
@@ -26,10 +23,9 @@ def _log(client, exp_id, task, spec, seed, metric, value, cost=1.0, status="FINI
 
 
 @pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("study", artifact_location=(tmp_path / "a").as_uri())
+def store(store):
+    """The shared store (conftest) with the experiment "study" logged; its URI."""
+    uri, client, exp = store.uri, store.client, store.experiment("study")
 
     def seg(spec, values, cost=1.0):
         for s, v in enumerate(values):

@@ -6,26 +6,18 @@ test_sweep_drills.py."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from repo import ATTNLAB, ROOT, run_attnlab
 from services import clean_env
 
 from attnlab.pipeline.config.train import build_train_config
 from attnlab.pipeline.tasks.registry import TASKS, data_root
 
 pytestmark = pytest.mark.slow
-
-ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
-
-
-def _run(args, cwd, timeout=900, **env):
-    return subprocess.run(
-        [ATTNLAB, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
-    )
 
 
 def _summary(stdout: str) -> dict:
@@ -51,7 +43,7 @@ def _runs(workdir: Path, experiment: str):
 def smoke(tmp_path_factory):
     """`attnlab run` (what `make run` runs): the smoke sweep, its ranking and its report."""
     workdir = tmp_path_factory.mktemp("smoke")
-    proc = _run(["run"], workdir, RAY_TMPDIR=str(_smoke_ray_tmpdir()))
+    proc = run_attnlab(["run"], workdir, RAY_TMPDIR=str(_smoke_ray_tmpdir()))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     client, runs = _runs(workdir, "smoke")
     trials = []
@@ -91,7 +83,7 @@ def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in workdir.iterdir())
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", *written],
-        cwd=Path(__file__).parents[1],
+        cwd=ROOT,
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -153,7 +145,9 @@ def test_smoke_sweep_stops_trials_early_and_tracks_everything(smoke, tmp_path):
 
 def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
     workdir, summary, _ = smoke
-    proc = _run(["best", "--experiment", "smoke", "--format", "json", "--cost", "attention_flops"], workdir)
+    proc = run_attnlab(
+        ["best", "--experiment", "smoke", "--format", "json", "--cost", "attention_flops"], workdir
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)["segmentation"]
     rows = result["ranking"]
@@ -183,7 +177,7 @@ def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
     }
     assert set(result["pareto_front"]) == front and not front & {r["attention"] for r in cut}
     assert full[0]["attention"] in front  # the best full-budget row is always on the front
-    csv_out = _run(["best", "--experiment", "smoke", "--format", "csv"], workdir).stdout
+    csv_out = run_attnlab(["best", "--experiment", "smoke", "--format", "csv"], workdir).stdout
     header = csv_out.splitlines()[0].split(",")
     assert header[:3] == ["task", "rank", "attention"] and {
         "epochs",
@@ -198,7 +192,7 @@ def test_best_ranks_equal_budgets_and_lists_stopped_trials_after(smoke):
 
 def test_report_renders_in_headless_chromium(smoke, tmp_path):
     workdir, summary, _ = smoke
-    proc = _run(["report", "--experiment", "smoke", "--out", str(tmp_path / "report")], workdir)
+    proc = run_attnlab(["report", "--experiment", "smoke", "--out", str(tmp_path / "report")], workdir)
     assert proc.returncode == 0, proc.stderr
     index = tmp_path / "report" / "index.html"
     pngs = {p.name for p in (tmp_path / "report").glob("*.png")}
@@ -279,7 +273,7 @@ def test_a_trial_after_another_in_its_process_reruns_standalone_to_the_last_digi
         in_sweep = [(m.step, m.value) for m in client.get_metric_history(trial.info.run_id, key)]
         by_itself = [(m.step, m.value) for m in standalone.get_metric_history(alone, key)]
         assert in_sweep and in_sweep == by_itself[: len(in_sweep)], key  # exactly, every epoch it trained
-    best = json.loads(_run(["best", "--experiment", "smoke", "--format", "json"], workdir).stdout)
+    best = json.loads(run_attnlab(["best", "--experiment", "smoke", "--format", "json"], workdir).stdout)
     rows = best["segmentation"]["ranking"]
     reruns = {run: cmd for row in rows for run, cmd in zip(row["runs"], row["reruns"])}
     assert reruns[trial.info.run_id] == command
