@@ -55,13 +55,13 @@ step() {
 }
 
 if (( DRY )); then
-  step a-correctness 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-    tests/test_attention_2d.py -k "cuda or flex"
+  step a-correctness 60 "$PY" -m pytest -q -p no:cacheprovider tests/lightning_modules/test_cuda.py \
+    tests/lightning_modules/test_attention_2d.py -k "cuda or flex"
   step b-attention 60 "$PY" benchmarks/attention.py --device cpu --codes all --shape 1 32 10 12 --heads 4 --reps 1
   step c-train-step 180 "$PY" benchmarks/train_step.py --dry-run --specs w/o 1111+deform --json "$OUT/train_step.json"
   step d-mini-study 240 "$PY" benchmarks/gpu_mini.py --dry-run --out "$OUT/mini" --store "$OUT/mini-store"
 else
-  step a-correctness 60 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
+  step a-correctness 60 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/lightning_modules/test_cuda.py
   step b-attention 60 bash -c "'$PY' benchmarks/attention.py --device cuda --codes all --reps 10 --shape 2 256 50 84 \
     && '$PY' benchmarks/attention.py --device cuda --reps 10 --shape 8 256 50 84"
   step c-train-step 180 "$PY" benchmarks/train_step.py --device cuda --json "$OUT/train_step.json"

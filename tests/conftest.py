@@ -116,9 +116,9 @@ def workdir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(request):
     """A Ray of the module's own (address="local": never a cluster already on the machine), in a
-    temp dir of its own, shut down afterwards; its workers import tests/helpers' modules."""
+    temp dir of its own, shut down afterwards."""
     import ray
 
     temp = tempfile.mkdtemp(prefix="ray-")
@@ -128,7 +128,8 @@ def local_ray():
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=temp,
-        runtime_env={"env_vars": {"PYTHONPATH": str(HELPERS)}},
+        # Workers import tests/helpers' modules and the trainables the test module defines.
+        runtime_env={"env_vars": {"PYTHONPATH": f"{HELPERS}:{Path(request.module.__file__).parent}"}},
     )
     yield
     ray.shutdown()

@@ -7,8 +7,16 @@ interrupted ones continue from their checkpoints.
 
 from __future__ import annotations
 
+import io
+import json
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
 import ray
 from ray import tune
+
+from attnlab.pipeline.config.errors import ConfigError
 
 from .outcomes import SweepEvents
 from .schedulers import early_stopping
@@ -53,14 +61,14 @@ def _trial_name(trial) -> str:
 
 def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool) -> tune.Tuner:
     """A new Tuner over the grid, or the sweep's stored one restored with this driver's scheduler and
-    callbacks (`SweepStore.refresh_tune_state`)."""
+    callbacks (`experiment.refresh_tune_state`)."""
     # Given to a restore too: where Tune cannot read its own state back it logs that and starts
     # afresh from the param_space it is given (none: trials without a config).
     param_space = {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
     scheduler, callbacks = early_stopping(sweep, store), [SweepEvents()]
     if tune.Tuner.can_restore(*store.tune_path()):
         names = {"trial_name_creator": _trial_name, "trial_dirname_creator": _trial_name}
-        store.refresh_tune_state({"scheduler": scheduler, **names}, callbacks)
+        refresh_tune_state(store, {"scheduler": scheduler, **names}, callbacks)
         path, fs = store.tune_path()
         return tune.Tuner.restore(
             path,
@@ -91,3 +99,97 @@ def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool) -> t
             callbacks=callbacks,
         ),
     )
+
+
+# Tune's own state in the sweep's folder.
+
+
+def set_aside_torn_state(store: SweepStore) -> list[str]:
+    """When Tune's newest experiment state does not parse (a full disk cut it short), or there
+    is none beside its tuner.pkl (the disk filled before Tune first wrote it), rename Tune's
+    state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a fresh
+    Tune run instead of a restore that Tune would abandon; the names renamed."""
+    import pyarrow.fs as pafs
+
+    infos = [
+        i
+        for i in store.fs.get_file_info(pafs.FileSelector(store.path, allow_not_found=True))
+        if i.type == pafs.FileType.File
+    ]
+    names = {i.base_name for i in infos}
+    states = sorted(n for n in names if n.startswith("experiment_state-"))
+    if not states and store.TUNER not in names:
+        return []  # a new sweep
+    if states:
+        try:
+            json.loads(store.read_bytes(states[-1]) or b"")
+            return []
+        except ValueError:
+            pass
+    tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", store.TUNER)
+    moved = sorted(i.base_name for i in infos if i.base_name.startswith(tune_state))
+    for name in moved:
+        store.fs.move(store._file(name), store._file(f"{name}.torn"))
+    return moved
+
+
+def refresh_tune_state(store: SweepStore, tune_config: dict[str, Any], callbacks: Sequence[Any]) -> None:
+    """Give a stored Tune experiment this driver's scheduler, trial names and callbacks before it
+    is restored (`tune_config`: TuneConfig attributes to set).
+
+    Tune pickles them into tuner.pkl when the sweep starts and restores them as they were: the
+    scheduler with the store of the folder the sweep started in (a moved sweep would save its
+    rungs there), functions and callbacks by the module paths of the attnlab that started it.
+    None of them is state a resume needs (the rungs are read back from the store, outcomes from
+    MLflow and Tune's trials), so all are replaced. A class or function this attnlab no longer
+    has is read as a placeholder; one left anywhere else in Tune's state is an error naming it.
+    """
+    from ray import cloudpickle
+
+    data = store.read_bytes(store.TUNER)
+    if data is None:
+        return
+    reader = _TuneStateReader(io.BytesIO(data))
+    state = reader.load()
+    for name, value in tune_config.items():
+        setattr(state["_tune_config"], name, value)
+    state["_run_config"].callbacks = list(callbacks)
+    data = cloudpickle.dumps(state)
+    if _still_gone(data):
+        raise ConfigError(
+            f"the sweep's Tune state needs {', '.join(sorted(reader.missing))}, which this attnlab no "
+            "longer has; resume it with the attnlab version that started it"
+        )
+    store.write_bytes(store.TUNER, data)
+
+
+class _Gone:
+    """Stands in for a class or function Tune's pickle names and this attnlab lacks, until replaced."""
+
+
+class _TuneStateReader(pickle.Unpickler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.missing: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            self.missing.add(f"{module}.{name}")
+            return type(name, (_Gone,), {})
+
+
+def _still_gone(data: bytes) -> bool:
+    """Whether a placeholder is left in pickled `data` (it names _Gone, its base, when read back)."""
+
+    class Finder(pickle.Unpickler):
+        found = False
+
+        def find_class(self, module: str, name: str):
+            if (module, name) == (__name__, "_Gone"):
+                Finder.found = True
+            return super().find_class(module, name)
+
+    Finder(io.BytesIO(data)).load()
+    return Finder.found

@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import json
-import pickle
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.config.errors import ConfigError, StorageFull
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -147,6 +144,20 @@ class SweepStore:
         return cls(absolute(storage or DEFAULT_ROOT), name)
 
     @classmethod
+    def find(cls, sweep: str, storage: str | None) -> SweepStore:
+        """A stored sweep's store: `sweep` is its folder (a path or a URI) or its name under
+        `storage`; an error names where it looked when neither holds one."""
+        store = cls.from_folder(sweep)
+        if not store.exists(cls.STATE):
+            store = cls.of(sweep, storage)
+        if not store.exists(cls.STATE):
+            raise ConfigError(
+                f"no sweep {sweep!r} found (looked for {cls.STATE} in {store.location}); give the "
+                "sweep's name with the same --storage it ran with, or its folder"
+            )
+        return store
+
+    @classmethod
     def from_folder(cls, folder: str) -> SweepStore:
         """The store of a sweep given by its folder (a path or a URI)."""
         base, sep, query = folder.partition("?")
@@ -242,101 +253,20 @@ class SweepStore:
         with contextlib.suppress(OSError):
             remove_checkpoints(self.trial_folder(key))
 
-    def full(self) -> str | None:
-        """How little room is left, when it is too little to go on (see `storage_full`)."""
-        return storage_full(self.root)
+    def full(self) -> StorageFull | None:
+        """The error a full storage gives (how little room is left, what is intact, how to go on),
+        or None while there is room."""
+        low = storage_full(self.root)
+        if low is None:
+            return None
+        return StorageFull(
+            f"the sweep's storage is full ({low}): a checkpoint or Tune's state could not be written. "
+            "Every checkpoint written before it is intact; free space, then "
+            f"`attnlab resume {self.name}` continues the sweep"
+        )
 
     # Tune's experiment.
 
     def tune_path(self) -> tuple[str, pafs.FileSystem]:
         """What Tuner.can_restore / Tuner.restore take: (path inside the file system, file system)."""
         return self.path, self.fs
-
-    def set_aside_torn_state(self) -> list[str]:
-        """When Tune's newest experiment state does not parse (a full disk cut it short), or there
-        is none beside its tuner.pkl (the disk filled before Tune first wrote it), rename Tune's
-        state (experiment and searcher state, tuner.pkl) to *.torn, so the sweep starts a fresh
-        Tune run instead of a restore that Tune would abandon; the names renamed."""
-        import pyarrow.fs as pafs
-
-        infos = [
-            i
-            for i in self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
-            if i.type == pafs.FileType.File
-        ]
-        names = {i.base_name for i in infos}
-        states = sorted(n for n in names if n.startswith("experiment_state-"))
-        if not states and self.TUNER not in names:
-            return []  # a new sweep
-        if states:
-            try:
-                json.loads(self.read_bytes(states[-1]) or b"")
-                return []
-            except ValueError:
-                pass
-        tune_state = ("experiment_state-", "basic-variant-state-", "search_gen_state-", self.TUNER)
-        moved = sorted(i.base_name for i in infos if i.base_name.startswith(tune_state))
-        for name in moved:
-            self.fs.move(self._file(name), self._file(f"{name}.torn"))
-        return moved
-
-    def refresh_tune_state(self, tune_config: dict[str, Any], callbacks: Sequence[Any]) -> None:
-        """Give a stored Tune experiment this driver's scheduler, trial names and callbacks before it
-        is restored (`tune_config`: TuneConfig attributes to set).
-
-        Tune pickles them into tuner.pkl when the sweep starts and restores them as they were: the
-        scheduler with the store of the folder the sweep started in (a moved sweep would save its
-        rungs there), functions and callbacks by the module paths of the attnlab that started it.
-        None of them is state a resume needs (the rungs are read back from the store, outcomes from
-        MLflow and Tune's trials), so all are replaced. A class or function this attnlab no longer
-        has is read as a placeholder; one left anywhere else in Tune's state is an error naming it.
-        """
-        from ray import cloudpickle
-
-        data = self.read_bytes(self.TUNER)
-        if data is None:
-            return
-        reader = _TuneStateReader(io.BytesIO(data))
-        state = reader.load()
-        for name, value in tune_config.items():
-            setattr(state["_tune_config"], name, value)
-        state["_run_config"].callbacks = list(callbacks)
-        data = cloudpickle.dumps(state)
-        if _still_gone(data):
-            raise ConfigError(
-                f"the sweep's Tune state needs {', '.join(sorted(reader.missing))}, which this attnlab no "
-                "longer has; resume it with the attnlab version that started it"
-            )
-        self.write_bytes(self.TUNER, data)
-
-
-class _Gone:
-    """Stands in for a class or function Tune's pickle names and this attnlab lacks, until replaced."""
-
-
-class _TuneStateReader(pickle.Unpickler):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.missing: set[str] = set()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            self.missing.add(f"{module}.{name}")
-            return type(name, (_Gone,), {})
-
-
-def _still_gone(data: bytes) -> bool:
-    """Whether a placeholder is left in pickled `data` (it names _Gone, its base, when read back)."""
-
-    class Finder(pickle.Unpickler):
-        found = False
-
-        def find_class(self, module: str, name: str):
-            if (module, name) == (__name__, "_Gone"):
-                Finder.found = True
-            return super().find_class(module, name)
-
-    Finder(io.BytesIO(data)).load()
-    return Finder.found

@@ -16,7 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
-from attnlab.pipeline.config.errors import ConfigError, StorageFull
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.validation import validate
 from attnlab.pipeline.tracking.uri import check_tracking_uri
 
@@ -66,15 +66,8 @@ class SweepRun:
     ) -> SweepRun:
         """The stored sweep `sweep` (its name under `storage`, or its folder), as it was started: its
         config and, unless told otherwise, its tracking URI."""
-        store = SweepStore.from_folder(sweep)  # the sweep's folder, a path or a URI ...
-        if not store.exists(store.STATE):
-            store = SweepStore.of(sweep, storage)  # ... or its name under --storage
+        store = SweepStore.find(sweep, storage)
         state = store.read_state()
-        if state is None:
-            raise ConfigError(
-                f"no sweep {sweep!r} found (looked for {store.STATE} in {store.location}); give the "
-                "sweep's name with the same --storage it ran with, or its folder"
-            )
         config = validate(SweepConfig, state["sweep"], "sweep")
         return cls(
             config,
@@ -107,20 +100,10 @@ class SweepRun:
                 "resume it unchanged (`attnlab resume`) or pick a new --name"
             )
         SweepLock(self.store).check()
-        full = self._full()
+        full = self.store.full()
         if full is not None:
             raise full
         self.uri = uri
-
-    def _full(self) -> StorageFull | None:
-        low = self.store.full()
-        if low is None:
-            return None
-        return StorageFull(
-            f"the sweep's storage is full ({low}): a checkpoint or Tune's state could not be written. "
-            "Every checkpoint written before it is intact; free space, then "
-            f"`attnlab resume {self.sweep.name}` continues the sweep"
-        )
 
     def _check_new_trials(self) -> None:
         """A sweep that shares its MLflow experiment with others trains only trials they have not: a
@@ -182,7 +165,7 @@ class SweepRun:
         from attnlab.pipeline.tracking import runs, tags
         from attnlab.pipeline.tracking.store import code_version, ensure_experiment, flatten
 
-        from .experiment import trainable, tuner
+        from .experiment import set_aside_torn_state, trainable, tuner
         from .local_services import init_ray, tracking_server
         from .outcomes import driving
 
@@ -207,7 +190,7 @@ class SweepRun:
                 },
             )
             store.write_state(config, uri, self.parent_id)
-            torn = store.set_aside_torn_state()
+            torn = set_aside_torn_state(store)
             if torn:
                 self.view.say(
                     "attnlab: Tune's experiment state was cut short (a full disk?); its files are renamed "
@@ -220,7 +203,7 @@ class SweepRun:
                 with driving(self):
                     results = experiment.fit()
             except Exception as error:  # e.g. Tune reading back its own files, cut short as the disk filled
-                full = self._full()
+                full = self.store.full()
                 if full is None:
                     raise
                 raise full from error

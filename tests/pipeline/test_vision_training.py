@@ -1,4 +1,5 @@
-"""End to end on CPU: tiny runs learn, MLflow records everything, bad input writes nothing."""
+"""End to end on CPU: a tiny segmentation run learns, MLflow records everything, bad input writes
+nothing. How far every task learns in how long is a measurement: benchmarks/learning.py."""
 
 import json
 
@@ -24,8 +25,7 @@ def _untrained_score(cfg, metric):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "task,spec,metric,epochs,margin",
-    [("detection", "0010", "val/bbox_AP", 5, 0.05), ("segmentation", "0010+deform", "val/mIoU", 4, 0.15)],
+    "task,spec,metric,epochs,margin", [("segmentation", "0010+deform", "val/mIoU", 4, 0.15)]
 )
 def test_short_cpu_run_learns(task, spec, metric, epochs, margin, workdir, request):
     data = request.getfixturevalue(f"tiny_{task}")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from attnlab.tune.experiment import set_aside_torn_state
+
 TUNE_FILES = ("tuner.pkl", "basic-variant-state-2026-12-01_10-00-00.json")
 
 
@@ -27,18 +29,18 @@ def _write(store, names, state=None):
 
 
 def test_a_new_sweep_has_nothing_to_set_aside(store):
-    assert store.set_aside_torn_state() == []
+    assert set_aside_torn_state(store) == []
 
 
 def test_a_whole_experiment_state_is_kept(store):
     _write(store, TUNE_FILES, json.dumps({"trial_data": []}).encode())
-    assert store.set_aside_torn_state() == []
+    assert set_aside_torn_state(store) == []
     assert ".torn" not in " ".join(_files(store))
 
 
 def test_an_experiment_state_cut_short_sets_tunes_state_aside(store):
     _write(store, TUNE_FILES, b'{"trial_data": [')
-    moved = store.set_aside_torn_state()
+    moved = set_aside_torn_state(store)
     assert moved == sorted([*TUNE_FILES, "experiment_state-2026-12-01_10-00-00.json"])
     assert all(name.endswith(".torn") for name in _files(store))
 
@@ -47,5 +49,5 @@ def test_a_tuner_without_any_experiment_state_is_set_aside(store):
     """The disk filled before Tune first wrote its experiment state: Tuner.can_restore sees the
     tuner.pkl, but Tune's restore fails on the missing state and would start afresh."""
     _write(store, TUNE_FILES)
-    assert store.set_aside_torn_state() == sorted(TUNE_FILES)
+    assert set_aside_torn_state(store) == sorted(TUNE_FILES)
     assert _files(store) == sorted(f"{name}.torn" for name in TUNE_FILES)
