@@ -2,25 +2,20 @@
 nothing. How far every task learns in how long is a measurement: benchmarks/learning.py."""
 
 import json
+import runpy
 
-import lightning as L
 import pytest
 from mlflow.tracking import MlflowClient
+from repo import ROOT
 
 from attnlab.cli import main
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.tasks.registry import TASKS
 from attnlab.pipeline.training.run import run_training
 
 
 def _untrained_score(cfg, metric):
-    """The task metric of the freshly initialised model (same seed, same data)."""
-    L.seed_everything(cfg.seed)
-    task = TASKS[cfg.task]
-    dm = task.make_data(cfg, cfg.data.path)
-    module = task.make_module(cfg, dm)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    return trainer.validate(module, datamodule=dm, verbose=False)[0][metric]
+    """The task metric of the freshly initialised model: benchmarks/learning.py's own measure."""
+    return runpy.run_path(str(ROOT / "benchmarks" / "learning.py"))["untrained_score"](cfg, metric)
 
 
 @pytest.mark.slow

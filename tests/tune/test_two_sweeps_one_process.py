@@ -1,7 +1,7 @@
 """Two sweeps run one after the other in one Python process (`attnlab.sweep()` twice) keep their
 trials apart: the second sweep's trial, cut short by Ctrl-C, is interrupted (its run KILLED, its
 checkpoints kept for `attnlab resume`), never taken for the first sweep's trial of the same key that
-ended. Time budget: about 90 s on 2 cores (two embedded Rays, two 1-epoch trainings)."""
+ended. Time budget: about 60 s on 2 cores (one Ray for both sweeps, a 1-batch epoch each)."""
 
 import json
 import os
@@ -25,13 +25,14 @@ grid:
   - task: segmentation
     specs: ["w/o"]
     preset: tiny
-    overrides: {{segmentation: {{crop_size: 64}}, data: {{batch_size: 4}}, limit_train_batches: 2}}
+    overrides: {{segmentation: {{crop_size: 64}}, data: {{batch_size: 4}}, limit_train_batches: 1}}
 early_stopping: {{policy: none}}
 callbacks: ["{hold}"]
 """
 
 SCRIPT = """
-import json, attnlab
+import json, attnlab, ray
+ray.init(num_cpus=2, include_dashboard=False)  # one Ray for both sweeps: neither starts nor stops it
 attnlab.sweep(config="first.yaml")
 print(json.dumps(attnlab.sweep(config="second.yaml").to_dict()), flush=True)
 """
