@@ -105,6 +105,9 @@ def test_the_public_api_is_reachable_from_the_package():
 
     assert attnlab.build_attention is build_attention and attnlab.register_mechanism is register_mechanism
     assert callable(attnlab.train) and callable(attnlab.sweep) and callable(attnlab.best)
+    # Every command that runs or reads an experiment is a function of the same name (attnlab/api.py).
+    commands = {"train", "sweep", "resume", "run", "best", "report", "findings", "effects"}
+    assert commands <= set(attnlab.__all__) and all(callable(getattr(attnlab, c)) for c in commands)
     with pytest.raises(AttributeError):
         _ = attnlab.nothing_here
 
@@ -280,3 +283,31 @@ def test_one_module_decides_a_trials_outcome_and_one_owns_a_sweeps_runs():
                 if OUTCOME_WORDS & set(words):
                     outcomes.setdefault(name, []).append(node.lineno)
     assert (outcomes, runs) == ({}, {})
+
+
+def test_each_command_that_runs_or_reads_an_experiment_calls_its_api_function():
+    """attnlab/commands/X.py parses flags and calls attnlab.api.X: the checks live below both, so the
+    CLI and `attnlab.X()` from Python cannot drift apart."""
+    wanted = {
+        "train": {"train"},
+        "sweep": {"sweep", "resume"},
+        "run": {"run"},
+        "best": {"best", "register_best"},
+        "report": {"report"},
+        "findings": {"findings"},
+        "effects": {"effects"},
+    }
+    missing = {}
+    for name, functions in wanted.items():
+        tree = ast.parse((ROOT / "attnlab" / "commands" / f"{name}.py").read_text())
+        called = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "api"
+        }
+        if functions - called:
+            missing[name] = sorted(functions - called)
+    assert missing == {}
