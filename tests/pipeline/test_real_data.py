@@ -3,14 +3,12 @@ into git): Multi30k's gzipped raw release and SegNet's CamVid, layout detection 
 one short `attnlab train` run on each that logs the task metric (per-class IoU by name) and costs."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from repo import ATTNLAB, ROOT
-from services import clean_env
+from repo import ROOT, run_attnlab
 
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.camvid import CLASS_NAMES, CamVidDataModule
@@ -64,28 +62,8 @@ def test_a_folder_of_no_known_layout_names_every_layout_tried(tmp_path):
 
 def _train(tmp_path, task: str, data: Path, config: str):
     (tmp_path / "short.yaml").write_text(config)
-    proc = subprocess.run(
-        [
-            ATTNLAB,
-            "train",
-            "--task",
-            task,
-            "--data",
-            str(data),
-            "--preset",
-            "tiny",
-            "--max-epochs",
-            "1",
-            "--config",
-            "short.yaml",
-            "--no-progress",
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    args = ["train", "--task", task, "--data", str(data), "--preset", "tiny", "--max-epochs", "1"]
+    proc = run_attnlab([*args, "--config", "short.yaml", "--no-progress"], tmp_path, 900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("attnlab").experiment_id])[0]

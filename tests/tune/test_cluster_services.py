@@ -32,7 +32,7 @@ from drill_sweep import PROMPT_RECORD, recorded_checkpoints
 from fault_injection import HOLD_ENV, HOLD_SPEC, RELEASE_ENV
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from repo import HELPERS
+from repo import HELPERS, run_attnlab
 from services import auth_mlflow_on_postgres, clean_env
 
 pytestmark = pytest.mark.slow
@@ -268,25 +268,9 @@ def cluster_sweep(auth_server, tmp_path_factory):
     cluster = RayCluster(nodes_env).start()
     try:
         address = cluster.api
-        proc = subprocess.run(
-            [
-                str(BIN / "attnlab"),
-                "submit",
-                "--config",
-                "cluster.yaml",
-                "--ray-address",
-                address,
-                "--storage",
-                str(workdir / "sweeps"),
-                "--tracking-uri",
-                auth_server.url,
-            ],
-            cwd=workdir,
-            env=client_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        submit = ["submit", "--config", "cluster.yaml", "--ray-address", address]
+        submit += ["--storage", str(workdir / "sweeps"), "--tracking-uri", auth_server.url]
+        proc = run_attnlab(submit, workdir, 120, env=client_env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         job_id = proc.stdout.split("submitted Ray job ")[1].split()[0]
         cut = cluster.kill_worker_node_under_a_checkpointed_trial(workdir / "sweeps" / "cluster", release)

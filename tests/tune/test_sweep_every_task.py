@@ -5,14 +5,13 @@ checkpoint with no duplicate run, and a sweep whose trial errors exits 1 naming 
 log."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from drill_sweep import with_faults
 from mlflow.tracking import MlflowClient
 from model_checks import check_registered_model
-from repo import ATTNLAB
+from repo import run_attnlab
 from services import clean_env
 
 pytestmark = pytest.mark.slow
@@ -48,14 +47,7 @@ def _summary(stdout: str) -> dict:
 def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path, monkeypatch):
     (tmp_path / "every.yaml").write_text(EVERY_TASK)
     env = with_faults(clean_env(), f"{TRANSLATION_KEY}:1")
-    proc = subprocess.run(
-        [ATTNLAB, "sweep", "--config", "every.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    proc = run_attnlab(["sweep", "--config", "every.yaml"], tmp_path, 1500, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     trials = {t["trial"]: t for t in _summary(proc.stdout)["trials"]}
     assert sorted(trials) == ["detection-0010-s0", "segmentation-0010-s0", TRANSLATION_KEY]
@@ -90,10 +82,10 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
     assert "val/chrf" in translation.data.metrics
 
     # Each task's best trial into the Model Registry; twice, and the second time changes nothing.
-    register = [ATTNLAB, "best", "--experiment", "every-task", "--register", "every"]
-    first = subprocess.run(register, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    register = ["best", "--experiment", "every-task", "--register", "every"]
+    first = run_attnlab(register, tmp_path, 600, env=env)
     assert first.returncode == 0 and first.stderr == "", first.stdout[-2000:] + first.stderr[-2000:]
-    again = subprocess.run(register, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    again = run_attnlab(register, tmp_path, 600, env=env)
     assert again.stdout.count("already registered as models:/every-") == 3, again.stdout[-2000:]
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # detection's model is a pickle
     for run in children:
@@ -119,14 +111,7 @@ callbacks: ["fault_injection:FailOnce"]
 def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_path):
     (tmp_path / "errored.yaml").write_text(ERRORED)
     env = with_faults(clean_env(), "segmentation-wo-s0:1")
-    proc = subprocess.run(
-        [ATTNLAB, "sweep", "--config", "errored.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_attnlab(["sweep", "--config", "errored.yaml"], tmp_path, 900, env=env)
     assert proc.returncode == 1, proc.stderr[-3000:]
     lines = [
         line
@@ -140,14 +125,8 @@ def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_
 
 def test_train_on_two_processes_keeps_one_run(tmp_path):
     """`attnlab train --devices 2`: Lightning starts a second process; rank 0 owns the one MLflow run."""
-    proc = subprocess.run(
-        [ATTNLAB, "train", "--task", "translation", "--devices", "2", "--max-epochs", "2", "--no-progress"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ["train", "--task", "translation", "--devices", "2", "--max-epochs", "2", "--no-progress"]
+    proc = run_attnlab(args, tmp_path, 600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"run_id"') == 1  # one summary, from rank 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
