@@ -178,18 +178,18 @@ def run(*, console: Console | None = None) -> SweepSummary:
 def _runs(experiment: str, tracking_uri: str | None) -> tuple[str, list]:
     """(the store's URI, the experiment's training runs), for the commands that only read them: a
     run a dead process left RUNNING is named, not changed (the next `attnlab train` there marks it)."""
-
     from attnlab.pipeline.tracking.uri import check_tracking_uri
 
     uri = check_tracking_uri(tracking_uri, read_only=True)  # before MLflow is imported
     from attnlab.pipeline.analysis.ranking import fetch_runs
     from attnlab.pipeline.tracking.runs import stale_runs
+    from attnlab.pipeline.tracking.tags import PID
 
     runs = fetch_runs(uri, experiment)
     for run in stale_runs(uri, experiment):
         print(
             f"attnlab: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process "
-            f"{run.data.tags.get('attnlab.pid')}, which is gone: it counts as unfinished, and the next "
+            f"{run.data.tags[PID]}, which is gone: it counts as unfinished, and the next "
             "`attnlab train` into this experiment marks it FAILED",
             file=sys.stderr,
         )
@@ -265,7 +265,6 @@ def register_best(
     """`attnlab best --register NAME`: the top configuration of each task (or the row ranked `rank`)
     as an MLflow model in the Model Registry; returns what was registered, with each version.
     `ranking`: one `best` already made (the CLI prints it first)."""
-
     if not name.strip():
         raise ConfigError("--register needs a model name, e.g. --register attnlab-best")
     ranking = ranking or best(experiment, task=task, metric=metric, cost=cost, tracking_uri=tracking_uri)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,6 +98,9 @@ class SweepSummary:
         }
 
 
+EMPTY: Mapping[str, str] = {}
+
+
 def _param(trial) -> dict[str, Any]:
     return trial.config["trial"]
 
@@ -114,13 +117,12 @@ def _score(result: dict | None) -> float | None:
 class TrialBook:
     """One sweep's outcomes and latest scores, from Tune's events (and, at the end, its results).
 
-    `max_epochs`: the sweep's budget, for a trial that reports none of its own; `describe(key)`: what
-    early stopping decided for a trial, in one line, or None.
+    `max_epochs`: the sweep's budget, for a trial that reports none of its own. `decided` (trial key
+    -> what early stopping decided for it, in one line) comes with each call that makes outcomes.
     """
 
-    def __init__(self, keys: list[str], tasks: dict[str, str], max_epochs: int | None, describe=None):
+    def __init__(self, keys: list[str], tasks: dict[str, str], max_epochs: int | None):
         self.keys, self.tasks, self.max_epochs = keys, tasks, max_epochs
-        self.describe = describe or (lambda key: None)
         self.outcomes: dict[str, TrialOutcome] = {}
         self.latest: dict[str, float] = {}  # trial key -> its latest score
 
@@ -129,7 +131,7 @@ class TrialBook:
         if score is not None:
             self.latest[_param(trial)["trial_key"]] = score
 
-    def end(self, trial, failed: bool = False) -> TrialOutcome:
+    def end(self, trial, failed: bool = False, decided: Mapping[str, str] = EMPTY) -> TrialOutcome:
         """The outcome of a trial Tune ended: failed, or finished or stopped by its budget."""
         key, result = _param(trial)["trial_key"], trial.last_result
         self.result(trial, result)
@@ -141,7 +143,7 @@ class TrialBook:
             status = Status.FINISHED
         else:
             status = Status.STOPPED
-        outcome = TrialOutcome(key, _param(trial)["task"], status, epochs, _score(result), self.describe(key))
+        outcome = TrialOutcome(key, _param(trial)["task"], status, epochs, _score(result), decided.get(key))
         self.outcomes[key] = outcome
         return outcome
 
@@ -160,7 +162,9 @@ class TrialBook:
                 best[task] = (score, key)
         return best
 
-    def settle(self, results, trial_runs: dict[str, Any]) -> list[TrialOutcome]:
+    def settle(
+        self, results, trial_runs: dict[str, Any], decided: Mapping[str, str] = EMPTY
+    ) -> list[TrialOutcome]:
         """Every trial's outcome once Tune's fit returned: the book's where Tune ended the trial,
         a failure where Tune's result holds an error, else the trial's MLflow run says whether an
         earlier driver saw it end (`trial_runs`: trial key -> run); otherwise it was interrupted."""
@@ -169,7 +173,7 @@ class TrialBook:
             key = result.config["trial"]["trial_key"]
             known, run, metrics = self.outcomes.get(key), trial_runs.get(key), result.metrics
             if result.error:
-                settled[key] = _failed(key, self.tasks[key], result, self.describe(key))
+                settled[key] = _failed(key, self.tasks[key], result, decided.get(key))
             elif known is not None:
                 settled[key] = known
             else:
@@ -179,7 +183,7 @@ class TrialBook:
                 elif run is not None and run_life.stopped_early(run):
                     status = Status.STOPPED
                 settled[key] = TrialOutcome(
-                    key, self.tasks[key], status, _epochs(metrics), _score(metrics), self.describe(key)
+                    key, self.tasks[key], status, _epochs(metrics), _score(metrics), decided.get(key)
                 )
         # Trials Tune never started (an interrupted driver had not reached them) are interrupted too.
         return [settled.get(k) or TrialOutcome(k, self.tasks[k], Status.INTERRUPTED) for k in self.keys]

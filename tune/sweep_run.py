@@ -141,10 +141,7 @@ class SweepRun:
 
         trials = self.sweep.trials()
         self.book = TrialBook(
-            [t.trial_key for t in trials],
-            {t.trial_key: t.task for t in trials},
-            self.sweep.max_epochs,
-            describe=lambda key: (self._decided(key) or (None,))[0],
+            [t.trial_key for t in trials], {t.trial_key: t.task for t in trials}, self.sweep.max_epochs
         )
         self.view = LiveView(self.book, terminal)
         self._check_new_trials()
@@ -225,9 +222,10 @@ class SweepRun:
         if self._stepped:
             return
         self._stepped = True  # the first step: trials a resumed sweep already ended count as done
-        for trial in trials:
-            if trial.status in ("TERMINATED", "ERROR"):
-                self.book.end(trial, failed=trial.status == "ERROR")
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        texts = _texts(self._decisions()) if ended else {}
+        for trial in ended:
+            self.book.end(trial, trial.status == "ERROR", texts)
         self.view.show(trials)
 
     def trial_result(self, trial, result: dict, trials: list) -> None:
@@ -238,27 +236,30 @@ class SweepRun:
         """A trial early stopping ended is closed at once (KILLED, tagged), so no later driver trains
         it again, even one that lost Tune's record of it (Tune state set aside after a full disk).
         What cost-aware early stopping decided for it is tagged and said."""
-        outcome = self.book.end(trial, failed)
+        decisions = self._decisions()
+        outcome = self.book.end(trial, failed, _texts(decisions))
         self.view.show(trials, outcome)
-        self._close(outcome)
+        self._close(outcome, decisions.get(outcome.trial))
 
     def tune_ended(self) -> None:
         self.view.close()
 
     # MLflow, by the outcomes.
 
-    def _decided(self, key: str) -> tuple[str, bool] | None:
-        """(what cost-aware early stopping decided for the trial, in one line; whether the front rule
-        kept it), or None where it decided nothing (another policy, or no rung reached)."""
+    def _decisions(self) -> dict[str, tuple[str, bool]]:
+        """Trial key -> (what cost-aware early stopping decided for it, in one line; whether the front
+        rule kept it), as the scheduler last saved them (one read of the store); none for a trial it
+        decided nothing for (another policy, or no rung reached)."""
         from attnlab.pipeline.costs.axes import UNITS
 
         from .pareto_asha import decisions_text
 
-        mine = self.store.decisions().get(key)
-        if not mine:
-            return None
         unit = UNITS[self.sweep.early_stopping.cost]
-        return decisions_text(mine, unit), any(d["rule"] == "front" for d in mine)
+        return {
+            key: (decisions_text(mine, unit), any(d["rule"] == "front" for d in mine))
+            for key, mine in self.store.decisions().items()
+            if mine
+        }
 
     def _trial_runs(self) -> dict:
         from attnlab.pipeline.tracking import tags
@@ -269,9 +270,10 @@ class SweepRun:
             r.data.tags.get(tags.TRIAL): r for r in find_runs(self.served, self.sweep.experiment_name, match)
         }
 
-    def _close(self, outcome: TrialOutcome, run=None) -> None:
+    def _close(self, outcome: TrialOutcome, said: tuple[str, bool] | None, run=None) -> None:
         """End the trial's run as its outcome says, where it is still RUNNING (a failure FAILED, an
-        early stop KILLED and tagged, an interruption KILLED with its checkpoints kept)."""
+        early stop KILLED and tagged, an interruption KILLED with its checkpoints kept), and tag what
+        early stopping decided for it (`said`, from `_decisions`)."""
         from attnlab.pipeline.tracking import runs, tags
         from attnlab.pipeline.tracking.store import find_run, set_tags
 
@@ -287,7 +289,6 @@ class SweepRun:
             else:
                 ending = {Status.FAILED: "FAILED", Status.FINISHED: "FINISHED"}.get(outcome.status, "KILLED")
                 runs.finish_run(self.served, run.info.run_id, ending)
-        said = self._decided(outcome.trial)
         if said and run.data.tags.get(tags.EARLY_STOPPING) != said[0]:
             text, by_front = said
             set_tags(
@@ -304,12 +305,12 @@ class SweepRun:
 
         from .outcomes import Status, SweepSummary
 
-        trial_runs = self._trial_runs()
-        outcomes = self.book.settle(results, trial_runs)
+        trial_runs, decisions = self._trial_runs(), self._decisions()
+        outcomes = self.book.settle(results, trial_runs, _texts(decisions))
         for outcome in outcomes:
             run = trial_runs.get(outcome.trial)
             if run is not None and run.info.status == "RUNNING":
-                self._close(outcome, run)
+                self._close(outcome, decisions.get(outcome.trial), run)
             if outcome.status in (Status.FINISHED, Status.STOPPED):
                 self.store.drop_checkpoints(outcome.trial)
         statuses = {o.status for o in outcomes}
@@ -325,3 +326,8 @@ def _normalised(config: dict) -> dict | None:
         return SweepConfig.model_validate(config).model_dump(mode="json")
     except ValueError:
         return None
+
+
+def _texts(decisions: dict[str, tuple[str, bool]]) -> dict[str, str]:
+    """Trial key -> what early stopping decided for it, in one line (the outcomes' `early_stopping`)."""
+    return {key: text for key, (text, _) in decisions.items()}

@@ -57,7 +57,6 @@ def flags_to_config(args: argparse.Namespace) -> dict:
         ("seed",): args.seed,
         ("devices",): getattr(args, "devices", None),
         ("out_dir",): args.out_dir,
-        ("data", "path"): args.data,
         ("data", "batch_size"): args.batch_size,
         ("tracking", "tracking_uri"): args.tracking_uri,
         ("tracking", "experiment"): args.experiment,
@@ -77,12 +76,9 @@ def flags_to_config(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
 
     flags = flags_to_config(args)
-    data = flags.get("data", {}).pop("path", None)
-    if not flags.get("data", True):
-        del flags["data"]
     result = api.train(
         flags.pop("task"),
-        data=data,
+        data=args.data,
         preset=args.preset,
         config=args.config,
         config_json=args.config_json,

@@ -62,8 +62,8 @@ def register_mechanism(
     honours. Afterwards `name` parses as a spec (alone, or `code+name` for a conv), networks place
     it where the study places modules of its kind, and its FLOPs count as attention cost.
     """
-    caller = inspect.getmodule(inspect.stack()[1].frame)
-    source = f"{caller.__name__ if caller else '?'}:{getattr(build, '__qualname__', repr(build))}"
+    caller = inspect.currentframe().f_back.f_globals.get("__name__", "?")  # one frame, not the stack
+    source = f"{caller}:{getattr(build, '__qualname__', repr(build))}"
     _register(name, lambda c, _name, **o: build(c, **o), kind, dims, defaults or {}, replace, source)
 
 
@@ -153,10 +153,6 @@ class Builtin:
     takes_code: bool  # the constructor's second positional argument is the 4-bit code
 
 
-def _literal(node: ast.AST) -> Any:
-    return ast.literal_eval(node)
-
-
 def _declared(module: str) -> list[Builtin]:
     """The `@builtin(...)` classes of one module of this package, read from its source."""
     tree = ast.parse(Path(__file__).with_name(f"{module}.py").read_text())
@@ -168,17 +164,19 @@ def _declared(module: str) -> list[Builtin]:
         for mark in node.decorator_list:
             if not (isinstance(mark, ast.Call) and getattr(mark.func, "id", None) == "builtin"):
                 continue
-            options = {k.arg: _literal(k.value) for k in mark.keywords}
+            options = {k.arg: ast.literal_eval(k.value) for k in mark.keywords}
             kind, dim = options.pop("kind"), options.pop("dim")
             args = init.args
             positional = [a.arg for a in args.args[1:]]  # without self
             with_default = positional[len(positional) - len(args.defaults) :]
-            defaults = dict(zip(with_default, map(_literal, args.defaults)))
-            defaults.update({a.arg: _literal(d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d})
+            defaults = dict(zip(with_default, map(ast.literal_eval, args.defaults)))
+            defaults.update(
+                {a.arg: ast.literal_eval(d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d}
+            )
             required = positional[: len(positional) - len(args.defaults)]
             found.append(
                 Builtin(
-                    _literal(mark.args[0]),
+                    ast.literal_eval(mark.args[0]),
                     kind,
                     dim,
                     module,

@@ -380,7 +380,6 @@ class Findings(list):
 
     @classmethod
     def of(cls, uri: str, experiment: str, runs: list) -> Findings:
-
         verdicts = cls(findings(runs))
         sources = [r.data.tags.get(SOURCE) for r in find_runs(uri, experiment, {KIND: KIND_SWEEP})]
         seeds = sorted({int(r.data.tags[SEED]) for r in runs if r.data.tags.get(SEED, "").isdigit()})

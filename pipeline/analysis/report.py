@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 import matplotlib
+from mlflow.tracking import MlflowClient
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -353,9 +354,6 @@ def publish_report(uri: str, experiment: str, run_id: str, out: str | Path) -> s
     """Write `experiment`'s report into `out`, attach it to the run `run_id` (a sweep's parent) and
     link it from the run's description. A report that cannot be made never fails what made the runs;
     the reason is logged."""
-
-    from mlflow.tracking import MlflowClient
-
     try:
         index = write_report(fetch_runs(uri, experiment), experiment, out, uri=uri)
         client = MlflowClient(uri)

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from attnlab.lightning_modules.attention import STUDY_SPECS
+from attnlab.lightning_modules.attention.options import options_for
 from attnlab.lightning_modules.attention.registry import names
 from attnlab.pipeline.config.validation import SpecStr, StrictModel
 
@@ -41,8 +42,6 @@ class AttentionTableConfig(StrictModel):
     @model_validator(mode="after")
     def _options_known(self):
         """Each spec's options checked against the registry (torch-free): before torch loads."""
-        from attnlab.lightning_modules.attention.options import options_for
-
         for spec in self.specs:
             options_for(spec, self.dim, self.options)
         return self
@@ -69,7 +68,6 @@ def attention_table(cfg: AttentionTableConfig) -> list[dict]:
     import torch
 
     from attnlab.lightning_modules.attention import build_attention, count_parameters, measure_flops
-    from attnlab.lightning_modules.attention.options import options_for
 
     rows = []
     for spec in cfg.specs:
