@@ -5,8 +5,11 @@ The curves are the MLflow history of a sweep that trained every trial its full b
 stopping `none`): each trial's metric after every epoch, and its cost. They are replayed, without
 training, through the schedulers' own Tune API (`on_trial_add` / `on_trial_result`, exactly what
 Tune calls): `workers` trials run at once, each epoch one time step, trials arriving in a random
-order; a trial the scheduler stops trains no further epoch. Policies: no early stopping, ASHA
-(Ray's ASHAScheduler, per task as attnlab runs it) and pareto-asha (tune.pareto_asha).
+order; a trial the scheduler stops trains no further epoch, one it pauses at a rung frees its slot
+until the rung is decided (the rungs are synchronous: arrival orders change the epochs' order, not
+the decisions). The replay has no Tune controller: a rung is decided when every trial that could
+reach it did, as `close_stalled` decides it. Policies: no early stopping, ASHA (the metric's rule
+on attnlab's synchronous rungs, per task) and pareto-asha (tune.pareto_asha).
 
 Figure of merit, front recall: the share of the configurations on the full-budget Pareto front
 (metric against cost, no early stopping) that the policy trains to its full budget. Cost: the
@@ -84,15 +87,33 @@ def replay(policy: str, data: dict, order: list[str], workers: int, early: dict)
         key: SimpleNamespace(
             trial_id=key,
             config={"trial": {"task": data[key]["task"], "attention": data[key]["spec"], "trial_key": key}},
+            status="PENDING",
         )
         for key in order
     }
-    waiting, running, trained = list(order), [], {key: 0 for key in order}
-    while waiting or running:
+    waiting, running, paused = list(order), [], []
+    trained = {key: 0 for key in order}
+
+    def rungs_of(key):
+        return scheduler.scheduler_of(trials[key])
+
+    while waiting or running or paused:
+        ready = [k for k in paused if rungs_of(k) is None or not rungs_of(k).holds(trials[k])]
+        for key in ready:  # a decided rung: stopped trials end, kept ones queue to go on
+            paused.remove(key)
+            cut = rungs_of(key).decision(key, _rung_of(rungs_of(key), key))
+            if cut is not None and cut.rule == "stopped":
+                scheduler.on_trial_remove(None, trials[key])
+            else:
+                waiting.insert(0, key)
         while waiting and len(running) < workers:
             key = waiting.pop(0)
-            scheduler.on_trial_add(None, trials[key])
+            if trained[key] == 0:
+                scheduler.on_trial_add(None, trials[key])
             running.append(key)
+        if not running:  # every trial waits at a rung: what it waits for can no longer come
+            rungs_of(paused[0]).close_stalled(None)
+            continue
         for key in list(running):  # one epoch each, in turn
             trained[key] += 1
             d = data[key]
@@ -103,10 +124,18 @@ def replay(policy: str, data: dict, order: list[str], workers: int, early: dict)
                 "budget": budget,
             }
             action = scheduler.on_trial_result(None, trials[key], result)
-            if action == TrialScheduler.STOP or trained[key] >= budget:
+            if action == TrialScheduler.PAUSE:
+                running.remove(key)
+                paused.append(key)
+            elif action == TrialScheduler.STOP or trained[key] >= budget:
                 scheduler.on_trial_complete(None, trials[key], result)
                 running.remove(key)
     return trained
+
+
+def _rung_of(rungs: ParetoASHA, key: str) -> float:
+    """The latest rung `key` reached."""
+    return max(r for r, arrived in rungs.rungs.items() if key in arrived)
 
 
 def front_of(data: dict) -> set[str]:

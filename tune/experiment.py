@@ -19,7 +19,7 @@ from ray import tune
 from attnlab.pipeline.config.errors import ConfigError
 
 from .outcomes import SweepEvents
-from .schedulers import early_stopping
+from .schedulers import TrialSlots, early_stopping
 from .storage import SweepStore
 from .sweep_config import SweepConfig
 from .trial_entry import trial_function
@@ -65,10 +65,19 @@ def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool) -> t
     # Given to a restore too: where Tune cannot read its own state back it logs that and starts
     # afresh from the param_space it is given (none: trials without a config).
     param_space = {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
-    scheduler, callbacks = early_stopping(sweep, store), [SweepEvents()]
+    limit = concurrency(sweep)
+    scheduler, callbacks = early_stopping(sweep, store, limit), [SweepEvents()]
+    # The scheduler and the generator share the limit: a trial paused at a rung frees its slot.
+    own = {
+        "scheduler": scheduler,
+        "search_alg": TrialSlots(scheduler, limit),
+        "max_concurrent_trials": None,
+        # A one-worker trial's process, its imports warm, trains the next trial too.
+        "reuse_actors": True,
+    }
     if tune.Tuner.can_restore(*store.tune_path()):
         names = {"trial_name_creator": _trial_name, "trial_dirname_creator": _trial_name}
-        refresh_tune_state(store, {"scheduler": scheduler, **names}, callbacks)
+        refresh_tune_state(store, {**own, **names}, callbacks)
         path, fs = store.tune_path()
         return tune.Tuner.restore(
             path,
@@ -84,12 +93,9 @@ def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool) -> t
         tune_config=tune.TuneConfig(
             metric="score",
             mode="max",
-            scheduler=scheduler,
-            max_concurrent_trials=concurrency(sweep),
+            **own,
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
-            # A one-worker trial's process, its imports warm, trains the next trial too.
-            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=sweep.name,

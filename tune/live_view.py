@@ -39,7 +39,7 @@ class LiveView:
         if book.count(Status.FAILED):
             parts.append(f"{book.count(Status.FAILED)} failed")
         best = "; ".join(
-            f"best {TASKS[task].metric} {score:.4f} ({key})"
+            f"best {TASKS[task].metric} at full budget {score:.4f} ({key}, last epoch)"
             for task, (score, key) in sorted(book.best().items())
         )
         return f"[{', '.join(parts)}]" + (f" {best}" if best else "")

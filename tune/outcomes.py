@@ -124,17 +124,10 @@ class TrialBook:
     def __init__(self, keys: list[str], tasks: dict[str, str], max_epochs: int | None):
         self.keys, self.tasks, self.max_epochs = keys, tasks, max_epochs
         self.outcomes: dict[str, TrialOutcome] = {}
-        self.latest: dict[str, float] = {}  # trial key -> its latest score
-
-    def result(self, trial, result: dict | None) -> None:
-        score = _score(result)
-        if score is not None:
-            self.latest[_param(trial)["trial_key"]] = score
 
     def end(self, trial, failed: bool = False, decided: Mapping[str, str] = EMPTY) -> TrialOutcome:
         """The outcome of a trial Tune ended: failed, or finished or stopped by its budget."""
         key, result = _param(trial)["trial_key"], trial.last_result
-        self.result(trial, result)
         epochs = _epochs(result)
         budget = (result or {}).get(BUDGET) or self.max_epochs
         if failed:
@@ -154,12 +147,15 @@ class TrialBook:
         return sum(o.status == status for o in self.outcomes.values())
 
     def best(self) -> dict[str, tuple[float, str]]:
-        """task -> (score, trial key) of the trial whose latest score is highest."""
+        """task -> (score, trial key) of the best trial that trained its whole budget so far, by its
+        last epoch's score: the number `attnlab best` ranks it by (a best epoch's would be biased
+        upward by the choice, and a running or stopped trial's is from fewer epochs)."""
         best: dict[str, tuple[float, str]] = {}
-        for key, score in self.latest.items():
-            task = self.tasks[key]
-            if task not in best or score > best[task][0]:
-                best[task] = (score, key)
+        for key, outcome in self.outcomes.items():
+            if outcome.status != Status.FINISHED or outcome.score is None:
+                continue
+            if outcome.task not in best or outcome.score > best[outcome.task][0]:
+                best[outcome.task] = (outcome.score, key)
         return best
 
     def settle(

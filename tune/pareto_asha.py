@@ -1,30 +1,43 @@
-"""Cost-aware early stopping: asynchronous successive halving that keeps the accuracy-cost front.
+"""Early stopping by synchronous successive halving, ASHA's rule or one that keeps the accuracy-cost
+front, decided the same way whatever order trials arrive in.
 
-ASHA promotes, at each rung, the top 1/eta of the trials by the metric alone, so a cheap
-mechanism a little less accurate than an expensive one is cut at its first rung although it may
-be the point of the Pareto front a user looks for. Here a trial continues past a rung when its
-configuration is
+A rung (an epoch count: grace_period x reduction_factor^k, never a trial's final epoch) is decided
+once its whole cohort is there: every trial of the task that can still reach it (its own budget
+beyond the rung, not stopped at an earlier rung, not ended). A trial that gets there earlier is
+paused (Tune saves its checkpoint and frees its slot for the next trial) and continues from that
+checkpoint once the rung is decided, so the decisions depend on the rung's results only: not on the
+machine's load, the concurrency or the order of the grid. The trial whose result completes the rung
+is paused too when it is kept, so every kept trial continues from its checkpoint: a resumed trial
+does not draw the random numbers an uninterrupted one would (checkpoints do not hold the
+generators' state yet, issue #38), and its training must not depend on whether it had to wait.
+Asynchronous ASHA decides each trial against whoever arrived before it; the same sweep could then
+stop different trials in two runs (issue #36). The price is the pause: a paused trial restarts from
+its checkpoint in a reused process (seconds for a one-worker trial; a multi-worker trial starts its
+Ray Train workers again), and a rung's last trial keeps a slot idle while others wait for it.
+
+At a decided rung each configuration (a task's spec), scored by its mean over the seeds there,
+continues when it is
 
 - in the top 1/eta of the rung's configurations by the metric (ASHA's rule), or
-- on the rung's front: no other configuration there is at least as accurate and at most as costly
-  and better in one (non-dominated sorting: `pareto_front`, the rankings' own); with `tolerance`, a
-  configuration must be more accurate by more than that share of the rung's metric range to
-  dominate another (epsilon-dominance, Laumanns et al. 2002), since early rungs are noisy.
+- (with a cost axis: pareto-asha) on the rung's front: no other configuration there is at least as
+  accurate and at most as costly and better in one (non-dominated sorting: `pareto_front`, the
+  rankings' own); with `tolerance`, a configuration must be more accurate by more than that share
+  of the rung's metric range to dominate another (epsilon-dominance, Laumanns et al. 2002), since
+  early rungs are noisy.
 
 The front can hold every configuration (each a little cheaper than the next), which would save
 nothing, so the front rule promotes at most `front_fraction` of the rung's configurations (at
 least one), those not already kept by the metric, by NSGA-II's crowding distance (the extremes
-first, then the points with the most room around them), as MOASHA does. The cost is known before
-training: a trial reports its `cost/*` from the first epoch on (measured by the code that logs
-them to MLflow), so the front is exact from the first rung. Like ASHA in attnlab it never cuts a
-trial at its final epoch.
+first, then the points with the most room around them; ties by accuracy, cost, then name), as
+MOASHA does. The cost is known before training: a trial reports its `cost/*` from the first epoch
+on, so the front is exact from the first rung.
 
-Seeds: a configuration is a task's spec; a trial is decided on its configuration's mean at the
-rung over the seeds that reached it so far (a later seed sees the earlier ones), so one unlucky
-seed decides alone only while it is the only one there. Every decision is recorded (`decisions`):
-the rule that kept a trial at each rung, or the rung, metric and cost at which it was cut and the
-configuration that dominated it. A trial a resumed sweep reports again at a rung it was decided at
-keeps that decision (and counts once there).
+Every decision is recorded (`decisions`): the rule that kept a trial at each rung, or the rung,
+metric and cost at which it was cut and the configuration that dominated it. Decisions are final:
+a trial a resumed sweep reports again at a decided rung keeps its decision; one that arrives after
+its rung was decided (a failed trial retried later) is decided against the whole rung as recorded.
+A rung waits only for trials that can still arrive: when nothing runs and nothing is pending, it
+is decided on the trials it has (`close_stalled`).
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ import pickle
 from dataclasses import dataclass
 
 import numpy as np
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from attnlab.pipeline.analysis.estimates import pareto_front
@@ -90,10 +104,20 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     return distance
 
 
+Arrival = tuple  # (configuration, signed score, cost or None): a trial's result at a rung
+ENDED = (Trial.TERMINATED, Trial.ERROR)
+
+
 class ParetoASHA(FIFOScheduler):
+    """One task's synchronous rungs. `cohort`: the task's trial keys (the sweep's grid), which a
+    rung waits for; `cost_metric` None: the metric alone decides (attnlab's `asha` policy).
+    `pause` False (multi-worker trials: a Ray Train run does not stop cleanly when Tune pauses its
+    trial): a trial trains on while its rung waits, and stops at its next result if the rung cuts
+    it; the decisions are the same, the epochs a cut trial trains past its rung are not."""
+
     def __init__(
         self,
-        cost_metric: str,
+        cost_metric: str | None,
         max_epochs: int,
         grace_period: int = 1,
         reduction_factor: float = 2.0,
@@ -102,19 +126,22 @@ class ParetoASHA(FIFOScheduler):
         time_attr: str = "epoch",
         metric: str | None = None,
         mode: str | None = None,
+        cohort: list[str] | tuple[str, ...] = (),
+        pause: bool = True,
     ):
         super().__init__()
         self._metric, self._mode = metric, mode
         self.cost_metric, self.max_epochs, self.eta = cost_metric, max_epochs, reduction_factor
         self.front_fraction, self.tolerance, self.time_attr = front_fraction, tolerance, time_attr
+        self.cohort, self.pause = list(cohort), pause
         milestones, m = [], float(grace_period)
         while m < max_epochs:  # never a rung at the final epoch: a trial that gets there ends itself
             milestones.append(m)
             m *= reduction_factor
-        # rung -> trial id -> (configuration, metric, cost, trial key); descending, as ASHA walks them
-        self.rungs: dict[float, dict[str, tuple[str, float, float | None, str]]] = {
-            r: {} for r in sorted(milestones, reverse=True)
-        }
+        self.rungs: dict[float, dict[str, Arrival]] = {r: {} for r in milestones}  # ascending
+        self.closed: set[float] = set()  # rungs decided
+        self.budgets: dict[str, int] = {}  # trial key -> its epoch budget, once it reported
+        self.gone: set[str] = set()  # trials Tune ended (a retried one reports again and is back)
         self.decisions: dict[str, list[Decision]] = {}
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -123,103 +150,201 @@ class ParetoASHA(FIFOScheduler):
         self._metric, self._mode = metric or self._metric, mode or self._mode
         return True
 
+    # Tune's events
+
+    def on_trial_add(self, tune_controller, trial):
+        (self.gone.add if trial.status in ENDED else self.gone.discard)(_key(trial))
+
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        key = _key(trial)
+        self.gone.discard(key)
         epoch, score = result.get(self.time_attr), result.get(self._metric)
-        budget = result.get(BUDGET, self.max_epochs)  # the trial's own (a preset's when none is set)
+        budget = int(result.get(BUDGET, self.max_epochs))  # the trial's own (a preset's when none is set)
+        self.budgets[key] = budget
         if epoch is None or score is None or epoch >= budget:
             return TrialScheduler.CONTINUE
-        for rung, recorded in self.rungs.items():
-            if epoch < rung or rung >= budget or trial.trial_id in recorded:
-                continue
-            earlier = next((d for d in self.decisions.get(_key(trial), []) if d.rung == int(rung)), None)
-            if earlier is not None:  # decided under an earlier driver: a resumed trial keeps its decision
-                return TrialScheduler.STOP if earlier.rule == "stopped" else TrialScheduler.CONTINUE
-            sign = 1.0 if self._mode != "min" else -1.0
-            cost = result.get(self.cost_metric)
-            recorded[trial.trial_id] = (
-                _configuration(trial),
-                sign * float(score),
-                _number(cost),
-                _key(trial),
-            )
-            decision = self._decide(trial, rung, recorded)
-            self.decisions.setdefault(_key(trial), []).append(decision)
-            return TrialScheduler.STOP if decision.rule == "stopped" else TrialScheduler.CONTINUE
+        for rung, arrived in self.rungs.items():
+            if rung > epoch or rung >= budget:
+                break
+            earlier = self.decision(key, rung)
+            if earlier is None:
+                sign = 1.0 if self._mode != "min" else -1.0
+                arrived.setdefault(
+                    key, (_configuration(trial), sign * float(score), _number(result.get(self.cost_metric)))
+                )
+                if rung in self.closed:  # late: decided against the rung as recorded
+                    self._record(rung, [key])
+                elif not self._complete(rung):
+                    if self.pause:
+                        return TrialScheduler.PAUSE  # until its cohort is here
+                    continue  # trains on, undecided
+                else:
+                    self._close(rung, tune_controller, current=key)
+                    if self.pause and self.decision(key, rung).rule != "stopped":
+                        return TrialScheduler.PAUSE  # goes on from its checkpoint, as the others do
+                earlier = self.decision(key, rung)
+            if earlier.rule == "stopped":
+                return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller, trial, result):
-        pass
+        self._ended(tune_controller, trial)
 
-    def _decide(self, trial, rung: float, recorded: dict) -> Decision:
-        mine = _configuration(trial)
+    def on_trial_error(self, tune_controller, trial):
+        self._ended(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._ended(tune_controller, trial)
+
+    def _ended(self, tune_controller, trial) -> None:
+        """A trial left: the rungs that waited only for it are decided now."""
+        self.gone.add(_key(trial))
+        for rung, arrived in self.rungs.items():
+            if rung not in self.closed and arrived and self._complete(rung):
+                self._close(rung, tune_controller)
+
+    # Rungs
+
+    def decision(self, key: str, rung: float) -> Decision | None:
+        return next((d for d in self.decisions.get(key, []) if d.rung == int(rung)), None)
+
+    def holds(self, trial) -> bool:
+        """Whether `trial` waits at a rung not decided yet (it must not train on)."""
+        key = _key(trial)
+        return any(key in arrived and r not in self.closed for r, arrived in self.rungs.items())
+
+    def _complete(self, rung: float) -> bool:
+        """Every trial of the cohort that can still reach `rung` is there."""
+        arrived = self.rungs[rung]
+        for key in self.cohort:
+            if key in arrived or key in self.gone or self.budgets.get(key, math.inf) <= rung:
+                continue
+            if self._cut_before(key, rung):
+                continue
+            return False
+        return True
+
+    def close_stalled(self, tune_controller) -> bool:
+        """Decide the lowest undecided rung with trials waiting at it, although trials of its cohort
+        are missing: called when nothing runs or is pending, so they can no longer arrive."""
+        for rung, arrived in self.rungs.items():
+            if rung not in self.closed and arrived:
+                self._close(rung, tune_controller)
+                return True
+        return False
+
+    def _close(self, rung: float, tune_controller, current: str | None = None) -> None:
+        """Decide every trial at `rung`; stop the paused ones it cuts (`current`, the trial whose
+        result completed the rung, is answered by its caller). Kept ones resume when Tune next
+        chooses a trial to run."""
+        self.closed.add(rung)
+        self._record(rung, list(self.rungs[rung]))
+        if tune_controller is None:
+            return
+        for trial in list(tune_controller.get_trials()):
+            key = _key(trial)
+            cut = (d := self.decision(key, rung)) is not None and d.rule == "stopped"
+            if cut and key != current and (trial.status in (Trial.PAUSED, Trial.PENDING) or trial.is_saving):
+                tune_controller.stop_trial(trial)
+
+    def _cut_before(self, key: str, rung: float) -> bool:
+        return any(d.rule == "stopped" and d.rung < rung for d in self.decisions.get(key, []))
+
+    def _record(self, rung: float, keys: list[str]) -> None:
+        decided = self._decide(rung)
+        for key in keys:
+            if key in decided and self.decision(key, rung) is None:
+                self.decisions.setdefault(key, []).append(decided[key])
+
+    def _decide(self, rung: float) -> dict[str, Decision]:
+        """Every trial at `rung`, decided on the configurations' means there: a function of the
+        rung's results alone."""
+        arrived = {k: a for k, a in self.rungs[rung].items() if not self._cut_before(k, rung)}
         by_config: dict[str, list[tuple[float, float | None]]] = {}
-        for config, score, cost, _ in recorded.values():
+        for config, score, cost in arrived.values():
             by_config.setdefault(config, []).append((score, cost))
         names = sorted(by_config)
         means = np.array([np.mean([s for s, _ in by_config[c]]) for c in names])
         costs = [[c for _, c in by_config[n] if c is not None] for n in names]
-        me = names.index(mine)
-        score, cost = float(means[me]), (float(np.mean(costs[me])) if costs[me] else None)
-        decision = Decision(_key(trial), mine, int(rung), "metric", score, cost)
         cutoff = np.nanpercentile(means, (1 - 1 / self.eta) * 100)
-        if means[me] >= cutoff:
-            return decision
-        if any(not c for c in costs):  # a configuration without a cost: the metric alone decides
-            decision.rule, decision.why = "stopped", "below the rung's top 1/eta by the metric"
-            return decision
-        points = np.column_stack([means, [np.mean(c) for c in costs]])
-        eps = self.tolerance * float(np.ptp(means))
-        front = np.array(pareto_front(points, eps))
-        if not front[me]:
-            better = [
-                i
-                for i in range(len(names))
-                if points[i, 0] >= points[me, 0] + eps and points[i, 1] <= points[me, 1] and i != me
-            ]
-            best = max(better, key=lambda i: (points[i, 0], -points[i, 1]))
-            decision.rule, decision.dominated_by = "stopped", names[best]
-            decision.dominated_by_trials = sorted(k for c, _, _, k in recorded.values() if c == names[best])
-            decision.dominated_by_point = (float(points[best, 0]), float(points[best, 1]))
-            return decision
-        # On the front: promoted while the rung's share for the front rule lasts, the candidates
-        # (front configurations the metric does not keep) ranked by crowding distance.
-        slots = max(1, math.floor(self.front_fraction * len(names)))
-        used = {d_config for d_config in self._front_kept(rung) if d_config != mine}
-        extra = [i for i in np.flatnonzero(front) if means[i] < cutoff and names[i] not in used]
-        spread = crowding_distance(points[front])
-        where = {i: k for k, i in enumerate(np.flatnonzero(front))}
-        ranked = sorted(extra, key=lambda i: (-spread[where[i]], -points[i, 0], points[i, 1]))
-        if me in ranked[: max(0, slots - len(used))]:
-            decision.rule = "front"
-            return decision
-        decision.rule = "stopped"
-        decision.why = (
-            f"on the front, but the front rule promotes at most {slots} of the rung's "
-            f"{len(names)} configurations ({len(used)} already), and others have more room around them"
-        )
-        return decision
-
-    def _front_kept(self, rung: float) -> set[str]:
-        """Configurations the front rule promoted at `rung` so far."""
-        return {
-            d.configuration
-            for ds in self.decisions.values()
-            for d in ds
-            if d.rung == int(rung) and d.rule == "front"
-        }
+        rules = {n: ("metric", "") for n, m in zip(names, means) if m >= cutoff}
+        dominated: dict[str, int] = {}
+        if self.cost_metric is None or any(not c for c in costs):  # the metric alone decides
+            why = "below the rung's top 1/eta by the metric"
+            rules.update({n: ("stopped", why) for n in names if n not in rules})
+            points = None
+        else:
+            points = np.column_stack([means, [np.mean(c) for c in costs]])
+            eps = self.tolerance * float(np.ptp(means))
+            front = np.array(pareto_front(points, eps))
+            for i in np.flatnonzero(~front):
+                if names[i] not in rules:
+                    better = [
+                        j
+                        for j in range(len(names))
+                        if j != i and points[j, 0] >= points[i, 0] + eps and points[j, 1] <= points[i, 1]
+                    ]
+                    dominated[names[i]] = max(better, key=lambda j: (points[j, 0], -points[j, 1], names[j]))
+                    rules[names[i]] = ("stopped", "")
+            # On the front but below the metric's cut: promoted while the front rule's share lasts,
+            # ranked by crowding distance.
+            slots = max(1, math.floor(self.front_fraction * len(names)))
+            members = list(np.flatnonzero(front))
+            spread = dict(zip(members, crowding_distance(points[front])))
+            extra = sorted(
+                (i for i in members if names[i] not in rules),
+                key=lambda i: (-spread[i], -points[i, 0], points[i, 1], names[i]),
+            )
+            why = (
+                f"on the front, but the front rule promotes at most {slots} of the rung's "
+                f"{len(names)} configurations, and others have more room around them"
+            )
+            for k, i in enumerate(extra):
+                rules[names[i]] = ("front", "") if k < slots else ("stopped", why)
+        out = {}
+        for key, (config, _, _) in arrived.items():
+            i = names.index(config)
+            rule, why = rules[config]
+            cost = float(np.mean(costs[i])) if costs[i] else None
+            decision = Decision(key, config, int(rung), rule, float(means[i]), cost, why=why)
+            if config in dominated:
+                j = dominated[config]
+                decision.dominated_by = names[j]
+                decision.dominated_by_trials = sorted(k for k, a in arrived.items() if a[0] == names[j])
+                decision.dominated_by_point = (float(points[j, 0]), float(points[j, 1]))
+            out[key] = decision
+        return out
 
     def debug_string(self) -> str:
         kept = sum(d.rule == "front" for ds in self.decisions.values() for d in ds)
         cut = sum(d.rule == "stopped" for ds in self.decisions.values() for d in ds)
-        return f"pareto-asha on {self.cost_metric}: {cut} stopped, {kept} promotions by the front rule"
+        axis = self.cost_metric or "the metric"
+        return f"synchronous rungs on {axis}: {cut} stopped, {kept} promotions by the front rule"
+
+    # Saved beside the sweep (tune.schedulers): Tune does not keep a scheduler's state.
+
+    STATE = ("rungs", "closed", "budgets", "decisions")
 
     def save(self, checkpoint_path: str):
         with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+            pickle.dump({name: getattr(self, name) for name in self.STATE}, f)
 
     def restore(self, checkpoint_path: str):
         with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+            state = pickle.load(f)
+        if "rungs" not in state:
+            raise ValueError("not the state of attnlab's rungs (an older sweep's ASHA)")
+        if "closed" not in state:  # attnlab before synchronous rungs: rung -> trial id -> (..., key)
+            state["rungs"] = {
+                r: {a[3]: a[:3] for a in arrived.values()} for r, arrived in state["rungs"].items()
+            }
+        for rung, arrived in state["rungs"].items():
+            self.rungs.setdefault(rung, {}).update(arrived)
+        self.rungs = dict(sorted(self.rungs.items()))
+        self.closed |= set(state.get("closed", ()))
+        self.budgets.update(state.get("budgets", {}))
+        for key, decisions in state["decisions"].items():
+            self.decisions.setdefault(key, []).extend(decisions)
 
 
 def _configuration(trial) -> str:

@@ -44,11 +44,12 @@ class ReportEpoch(L.Callback):
 
 class SayResumed(L.Callback):
     """A trial restored from a checkpoint says after which epoch it goes on (once Lightning has
-    restored it), so a resume after a fault is visible in MLflow, not only in the epoch numbers."""
+    restored it: `say(epoch)`), so a resume after a fault is visible in MLflow, not only in the
+    epoch numbers."""
 
-    def __init__(self, say: Callable[[str], None]):
+    def __init__(self, say: Callable[[int], None]):
         self.say = say
 
     def on_train_start(self, trainer, pl_module):
         if trainer.ckpt_path and trainer.is_global_zero:
-            self.say(f"resumed after epoch {trainer.current_epoch}")
+            self.say(trainer.current_epoch)

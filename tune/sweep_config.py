@@ -54,7 +54,8 @@ class Resources(StrictModel):
 
 class EarlyStopping(StrictModel):
     """`asha`: the top 1/reduction_factor by the metric at each rung; `pareto-asha` also keeps the
-    rung's accuracy-cost front (tune.pareto_asha), at most `front_fraction` of it; `none`."""
+    rung's accuracy-cost front, at most `front_fraction` of it; `none`. Rungs are synchronous, so the
+    decisions do not depend on the trials' order (tune.pareto_asha)."""
 
     policy: Literal["asha", "pareto-asha", "none"] = "asha"
     grace_period: int = Field(1, ge=1, description="epochs every trial gets before it can be stopped")
@@ -91,7 +92,11 @@ class SweepConfig(StrictModel):
     max_epochs: int | None = Field(None, ge=1, description="budget per trial (default: each preset's)")
     resources: Resources = Field(default_factory=Resources)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
-    max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster fits")
+    max_concurrent_trials: int | None = Field(
+        None,
+        ge=1,
+        description="trials training at once (paused ones hold no slot); default: what the cluster fits",
+    )
     max_failures: int = Field(2, ge=0, description="retries of a failed trial, each from its last checkpoint")
     system_metrics: bool = Field(True, description="MLflow system metrics (CPU, memory, GPU) for each trial")
     callbacks: list[str] = Field(

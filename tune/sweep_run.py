@@ -229,7 +229,6 @@ class SweepRun:
         self.view.show(trials)
 
     def trial_result(self, trial, result: dict, trials: list) -> None:
-        self.book.result(trial, result)
         self.view.show(trials)
 
     def trial_ended(self, trial, trials: list, failed: bool) -> None:

@@ -56,7 +56,17 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
     if skipped and rank0:
         say(tags.TORN_CHECKPOINT, skipped)
     if checkpoint is not None:
-        callbacks.append(SayResumed(lambda line: say(tags.RESUMED, f"{line} ({checkpoint.path})")))
+        decided = set(config.get("rungs_passed", ()))
+
+        def resumed(epoch: int) -> None:  # a pause at a decided rung is not a fault
+            if epoch in decided:
+                say(
+                    tags.CONTINUED, f"continued after epoch {epoch}, once its early-stopping rung was decided"
+                )
+            else:
+                say(tags.RESUMED, f"resumed after epoch {epoch} ({checkpoint.path})")
+
+        callbacks.append(SayResumed(resumed))
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as folder:
         run_training(
             cfg,
@@ -152,6 +162,8 @@ def run_trial(
         "trial_key": key,
         "scratch": store.scratch(),
         "started": entered,
+        # the rungs early stopping kept it at: a trial restored there was paused, not faulted
+        "rungs_passed": {d["rung"] for d in store.decisions().get(key, []) if d["rule"] != "stopped"},
     }
     if r.workers_per_trial == 1:
         folder = store.trial_folder(key)

@@ -43,3 +43,72 @@ def pareto_front(points: Sequence[tuple[float, float]], tolerance: float = 0.0) 
         shifted[np.arange(len(array)) != i, 0] -= tolerance
         front.append(bool(moocore.is_nondominated(shifted, maximise=[True, False], keep_weakly=True)[i]))
     return front
+
+
+# How sure the front is: P(front), from the seeds.
+
+POOL_BELOW = 4  # a configuration with fewer seeds borrows the task's pooled residual variance
+RESAMPLES = 10_000  # enough that the same runs give the same P(front) to the printed two digits
+BOOTSTRAP_SEED = 0  # fixed: the same runs always give the same numbers
+
+
+def pooled_variance(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """(residual variance, its degrees of freedom): the spread of seeds around their own
+    configuration's mean, pooled across configurations (one-way OLS, statsmodels);
+    df = runs - configurations, 0 when every configuration has one seed."""
+    from statsmodels.regression.linear_model import OLS
+
+    y = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    df = len(y) - len(groups)
+    if df <= 0:
+        return math.nan, 0
+    design = np.zeros((len(y), len(groups)))
+    row = 0
+    for i, g in enumerate(groups):
+        design[row : row + len(g), i] = 1.0
+        row += len(g)
+    fit = OLS(y, design).fit()
+    return float(fit.scale), int(fit.df_resid)
+
+
+def pooled_ci(values: Sequence[float], variance: float, df: int) -> tuple[float, float, float]:
+    """(mean, low, high): the 95% interval of a mean from the pooled variance (t with its df)."""
+    mean = statistics.fmean(values)
+    half = t_quantile(df) * math.sqrt(variance / len(values))
+    return mean, mean - half, mean + half
+
+
+def p_front(groups: Sequence[Sequence[float]], costs: Sequence[float]) -> list[float] | None:
+    """Each configuration's probability of being on the accuracy-cost front (at least as accurate at
+    no more cost than every other, `pareto_front`), over draws of every configuration's mean:
+
+    - 4 or more seeds: the stratified bootstrap of its mean (scipy.stats.bootstrap over its own
+      seeds, each configuration resampled apart);
+    - fewer: its mean plus t-distributed noise with the task's pooled residual variance
+      (`pooled_variance`), since the bootstrap of 2-3 values is far too narrow (two seeds give
+      three distinct means, with variance s^2/4);
+    - None when that cannot be estimated: every configuration has one seed.
+
+    `costs` are fixed at each configuration's mean: FLOPs and parameters are exact; a measured
+    cost's (latency, memory) run-to-run spread is not modelled. The draws use a fixed seed, so the
+    same runs always give the same probabilities."""
+    from scipy.stats import bootstrap
+
+    variance, df = pooled_variance(groups)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = np.empty((RESAMPLES, len(groups)))
+    for i, values in enumerate(groups):
+        values = np.asarray(values, dtype=float)
+        if len(values) >= POOL_BELOW and np.ptp(values) > 0:
+            result = bootstrap((values,), np.mean, n_resamples=RESAMPLES, rng=rng, method="percentile")
+            draws[:, i] = result.bootstrap_distribution
+        elif len(values) >= POOL_BELOW:  # every seed equal: no spread to resample
+            draws[:, i] = values[0]
+        elif df > 0:
+            draws[:, i] = values.mean() + math.sqrt(variance / len(values)) * rng.standard_t(df, RESAMPLES)
+        else:
+            return None
+    on = np.zeros(len(groups))
+    for draw in draws:
+        on += pareto_front(list(zip(draw, costs)))
+    return [float(x) for x in on / RESAMPLES]

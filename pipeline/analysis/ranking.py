@@ -20,7 +20,14 @@ from dataclasses import asdict, dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from attnlab.pipeline.analysis.estimates import mean_ci, pareto_front
+from attnlab.pipeline.analysis.estimates import (
+    POOL_BELOW,
+    mean_ci,
+    p_front,
+    pareto_front,
+    pooled_ci,
+    pooled_variance,
+)
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.attention_table import format_rows
 from attnlab.pipeline.costs.axes import COSTS, UNITS
@@ -56,6 +63,11 @@ class Row:
     reruns: list[str | None] = field(default_factory=list)
     attention_flops: float | None = None  # the placed modules' FLOPs, whole (a column beside any cost)
     kept_by_front: bool = False  # cost-aware early stopping's front rule promoted a run of it
+    values: list[float] = field(default_factory=list)  # the metric of each run (`runs`)
+    ci_pooled: bool = False  # the interval uses the task's pooled residual variance (few seeds)
+    p_front: float | None = (
+        None  # P(on the full-budget front), `estimates.p_front`; None: stopped early or unknown
+    )
 
     @property
     def half_width(self) -> float:
@@ -173,14 +185,32 @@ def _row(
         reruns=[m.data.tags.get(RERUN) for m in members],
         attention_flops=statistics.fmean(attention) if attention else None,
         kept_by_front=any(m.data.tags.get(KEPT_BY_FRONT) == "true" for m in members),
+        values=list(values),
     )
 
 
+def how_sure(rows: list[Row]) -> None:
+    """Intervals from the pooled residual variance for rows with fewer than POOL_BELOW seeds (a
+    2-seed interval of its own has t = 12.7), and each row's P(front); rows of one budget."""
+    groups = [r.values for r in rows]
+    if not rows:
+        return
+    variance, df = pooled_variance(groups)
+    for row in rows:
+        if len(row.values) < POOL_BELOW and df > 0:
+            row.metric, row.ci_low, row.ci_high = pooled_ci(row.values, variance, df)
+            row.ci_pooled = True
+    for row, p in zip(rows, p_front(groups, [r.cost for r in rows]) or [None] * len(rows)):
+        row.p_front = p
+
+
 def _ranked(rows: list[Row]) -> list[Row]:
-    """Rows of one budget, best metric first (cheaper first on ties), ranked, the front marked."""
+    """Rows of one budget, best metric first (cheaper first on ties), ranked, the front marked, how
+    sure (`how_sure`)."""
     rows = sorted(rows, key=lambda r: (-r.metric, r.cost))
     for i, (row, front) in enumerate(zip(rows, pareto_front([(r.metric, r.cost) for r in rows]))):
         row.rank, row.pareto = i + 1, front
+    how_sure(rows)
     return rows
 
 
@@ -295,6 +325,7 @@ def render(
                 "epochs",
                 "stopped_early",
                 "pareto",
+                "p_front",
                 "rung",
             ]
         )
@@ -316,6 +347,7 @@ def render(
                             r.epochs,
                             r.stopped_early,
                             r.pareto,
+                            _blank(r.p_front),
                             rung,
                         ]
                     )
@@ -324,9 +356,11 @@ def render(
     for t, rows in ranking.items():
         name = metric or TASKS[t].metric
         parts.append(
-            f"{t}: ranked by {name} (mean over seeds, 95% CI with 2+ seeds) among trials that trained "
-            f"their full budget; * = Pareto front vs {UNITS[cost].label}; early-stopped trials follow, "
-            "unranked"
+            f"{t}: ranked by {name} at each trial's last epoch (mean over seeds, 95% CI; p: from the "
+            f"residual variance pooled over the task's configurations, under {POOL_BELOW} seeds) among "
+            f"trials that trained their full budget; * = Pareto front vs {UNITS[cost].label}; P(front): "
+            "the probability of being on it (bootstrap over seeds; n/a: one seed everywhere); "
+            "early-stopped trials follow, unranked"
         )
         parts.append(_table(rows, name, cost) if rows else "(no runs)")
         ranked = sum(r.rank is not None for r in rows)
@@ -348,7 +382,9 @@ def _table(rows: list[Row], name: str, cost: str) -> str:
                 "rank": r.rank or "-",
                 "attention": r.attention,
                 name: f"{r.metric:.4f}",
-                "95% CI": "" if r.ci_low is None else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]",
+                "95% CI": ""
+                if r.ci_low is None
+                else f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" + ("p" if r.ci_pooled else ""),
                 UNITS[cost].label: UNITS[cost].show(r.cost),
                 **(
                     {
@@ -363,6 +399,7 @@ def _table(rows: list[Row], name: str, cost: str) -> str:
                 "epochs": r.epochs,
                 "stopped": "early" if r.stopped_early else "",
                 "pareto": "*" if r.pareto else "",
+                "P(front)": _p(r),
                 **(
                     {"front rule": "kept" if r.kept_by_front else ""}
                     if any(x.kept_by_front for x in rows)
@@ -372,6 +409,12 @@ def _table(rows: list[Row], name: str, cost: str) -> str:
             for r in rows
         ]
     )
+
+
+def _p(row: Row) -> str:
+    if row.p_front is not None:
+        return f"{row.p_front:.2f}"
+    return "stopped" if row.stopped_early else "n/a"
 
 
 def _blank(value: float | None):

@@ -30,7 +30,7 @@ from attnlab.pipeline.analysis.findings import table_rows as finding_rows  # noq
 from attnlab.pipeline.analysis.ranking import Row, Rung, fetch_runs, largest_rung, rank, rungs  # noqa: E402
 from attnlab.pipeline.costs.axes import COST_MEANS, DEFAULT_COST, UNITS  # noqa: E402
 from attnlab.pipeline.tasks.registry import TASKS  # noqa: E402
-from attnlab.pipeline.tracking.tags import DESCRIPTION  # noqa: E402
+from attnlab.pipeline.tracking.tags import DESCRIPTION, P_FRONT  # noqa: E402
 
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
 CONVS = {"deform": "deformable", "deform2": "deformable", "dynamic": "dynamic"}
@@ -45,8 +45,9 @@ def _conv_of(attention: str) -> str | None:
 
 
 def scatter_figure(rows: list[Row], labels: list[str], title: str, metric: str, cost: str):
-    """Metric against cost, one marker per row. Names sit in a legend beside the axes, never on
-    the points, so they cannot overlap however close the points are."""
+    """Metric against cost, one marker per row with its 95% interval. Names and each row's
+    P(front) sit in a legend beside the axes, never on the points, so they cannot overlap however
+    close the points are."""
     unit = UNITS[cost]
     fig, ax = plt.subplots(figsize=(8.5, 4.5), dpi=110)
     colours = plt.get_cmap("tab20").colors
@@ -60,7 +61,8 @@ def scatter_figure(rows: list[Row], labels: list[str], title: str, metric: str, 
             markeredgecolor="black" if r.pareto else colours[i % len(colours)],
             markersize=8,
             capsize=3,
-            label=f"{label} (Pareto)" if r.pareto else label,
+            label=(f"{label} (Pareto)" if r.pareto else label)
+            + ("" if r.p_front is None else f", P(front) {r.p_front:.2f}"),
         )
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.cost)
     if len(front) > 1:
@@ -120,7 +122,16 @@ def _terms(attention: str) -> tuple[bool, bool, bool, bool] | None:
 
 
 def _mean_ci(r: Row) -> str:
-    return f"{r.metric:.4f}" if r.ci_low is None else f"{r.metric:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+    if r.ci_low is None:
+        return f"{r.metric:.4f}"
+    pooled = " (pooled)" if r.ci_pooled else ""
+    return f"{r.metric:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}]{pooled}"
+
+
+def _p_front(r: Row) -> str:
+    if r.p_front is not None:
+        return f"{r.p_front:.2f}"
+    return "stopped early: no full-budget value" if r.stopped_early else "n/a: one seed each"
 
 
 def _table(task: str, rows: list[Row], metric: str, cost: str) -> str:
@@ -130,7 +141,8 @@ def _table(task: str, rows: list[Row], metric: str, cost: str) -> str:
     term_heads = "" if sites else "<th>E1</th><th>E2</th><th>E3</th><th>E4</th>"
     head = (
         f"<tr><th>rank</th>{spec_heads}{term_heads}<th>{html.escape(metric)} (mean [95% CI])</th>"
-        f"<th>{html.escape(UNITS[cost].label)}</th><th>seeds</th><th>epochs</th><th>Pareto</th></tr>"
+        f"<th>{html.escape(UNITS[cost].label)}</th><th>seeds</th><th>epochs</th><th>Pareto</th>"
+        "<th>P(front)</th></tr>"
     )
     body = []
     for r in rows:
@@ -146,7 +158,7 @@ def _table(task: str, rows: list[Row], metric: str, cost: str) -> str:
         body.append(
             f"<tr><td>{r.rank or '-'}</td>{spec}{marks}<td>{_mean_ci(r)}</td>"
             f"<td>{UNITS[cost].show(r.cost)}</td><td>{r.seeds}</td><td>{epochs}</td>"
-            f"<td>{'★' if r.pareto else ''}</td></tr>"
+            f"<td>{'★' if r.pareto else ''}</td><td>{_p_front(r)}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -207,7 +219,14 @@ def _accuracy_vs_cost(task: str, rows: list[Row], cost: str, out: Path, when: st
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.cost)
     if front:
         names = ", ".join(html.escape(r.attention) for r in front)
-        parts.append(f"<p>Pareto front {when} (ringed, dashed), from cheapest: {names}.</p>")
+        parts.append(
+            f"<p>Pareto front {when} (ringed, dashed), from cheapest: {names}. P(front) is each "
+            "configuration's probability of being on it: the share of 10,000 draws of every "
+            "configuration's mean (its seeds bootstrapped from four seeds on, else its mean with the "
+            "task's pooled seed-to-seed variance) in which no other is at least as accurate at no "
+            "more cost. Costs count at their mean; a configuration stopped early has no full-budget "
+            "value, so none.</p>"
+        )
     return parts
 
 
@@ -355,8 +374,13 @@ def publish_report(uri: str, experiment: str, run_id: str, out: str | Path) -> s
     link it from the run's description. A report that cannot be made never fails what made the runs;
     the reason is logged."""
     try:
-        index = write_report(fetch_runs(uri, experiment), experiment, out, uri=uri)
+        runs = fetch_runs(uri, experiment)
+        index = write_report(runs, experiment, out, uri=uri)
         client = MlflowClient(uri)
+        for rows in rank(runs, None, None, DEFAULT_COST).values():  # each trial says how sure its front is
+            for row in rows:
+                for run_id_of_row in row.runs if row.p_front is not None else ():
+                    client.set_tag(run_id_of_row, P_FRONT, f"{row.p_front:.2f} ({DEFAULT_COST})")
         client.log_artifacts(run_id, str(out), "report")
         run = client.get_run(run_id)
         text = run.data.tags.get(DESCRIPTION, "").split(REPORT_LINE)[0].rstrip()

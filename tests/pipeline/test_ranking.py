@@ -1,5 +1,7 @@
-"""Rankings compare equal budgets: full-budget rows ranked with a 95% interval over seeds (none with
-one seed), early-stopped rows listed after with the epoch they stopped at, never on the front."""
+"""Rankings compare equal budgets: full-budget rows ranked with a 95% interval over seeds (from the
+residual variance pooled over the task's configurations under four seeds; none when no configuration
+has two), early-stopped rows listed after with the epoch they stopped at, never on the front; each
+full-budget row's probability of being on the front."""
 
 import json
 
@@ -43,16 +45,19 @@ def test_only_full_budgets_are_ranked_and_on_the_front(runs):
     assert {r.attention for r in rows if r.pareto} == {"0010", "w/o"}
     top = rows[0]
     assert top.seeds == 2 and top.metric == pytest.approx(0.42)
-    assert top.ci_low == pytest.approx(0.42 - 12.7062 * 0.02, rel=1e-4)  # sd 0.0283 / sqrt(2) = 0.02
-    assert rows[1].ci_low is None and rows[1].ci_high is None  # one seed: no spread
+    # pooled over 4 runs of 3 configurations (df 1): 0010's own spread, sd 0.0283 / sqrt(2) = 0.02
+    assert top.ci_low == pytest.approx(0.42 - 12.7062 * 0.02, rel=1e-4) and top.ci_pooled
+    # one seed borrows the pooled variance: half-width t(1) x 0.0283 / sqrt(1)
+    assert rows[1].ci_low == pytest.approx(0.35 - 12.7062 * 0.0008**0.5, abs=1e-4)
 
 
-def test_table_shows_epochs_interval_and_no_spread_for_one_seed(runs):
+def test_table_shows_epochs_pooled_intervals_and_p_front(runs):
     text = render(rank(runs, None, None, "attention_flops"), None, "attention_flops", "table")
     lines = text.splitlines()
-    assert "epochs" in lines[2] and "95% CI" in lines[2]
+    assert "epochs" in lines[2] and "95% CI" in lines[2] and "P(front)" in lines[2]
     wo = next(line for line in lines if line.split()[1:2] == ["w/o"])
-    assert "[" not in wo and "±" not in text
+    assert "]p" in wo  # a pooled interval, marked
+    assert wo.split()[-1] == "1.00"  # the cheapest configuration is always on the front
     deform = next(line for line in lines if "deform" in line)
     assert deform.split()[0] == "-" and "early" in deform
 
@@ -107,3 +112,53 @@ def test_a_small_cost_keeps_three_significant_digits_where_fixed_decimals_would_
     flops = UNITS["added_flops"]
     assert flops.show(3.79e5) == "0.000379" and flops.show(1.95e8) == "0.195" and flops.show(0) == "0.000"
     assert UNITS["flops"].show(2.5e12) == "2,500.00" and UNITS["latency"].show(0.04) == "0.04"
+
+
+def _p(tmp_path, planted: dict[str, tuple[list[float], float]]):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("p", artifact_location=(tmp_path / "a").as_uri())
+    for spec, (values, cost) in planted.items():
+        for seed, value in enumerate(values):
+            _log(client, exp, spec, seed, value, cost, 4)
+    rows = rank(fetch_runs(uri, "p"), None, None, "attention_flops")["segmentation"]
+    return {r.attention: r.p_front for r in rows}
+
+
+def test_p_front_is_sure_where_the_seeds_agree_and_unsure_where_they_overlap(tmp_path):
+    """w/o is cheapest (always on the front); 1111 is far better at a higher cost (on it); 0010 is
+    dominated by w/o by ten seed spreads (off it); 0100 sits within the seed spread of 0001, which
+    is as costly, so each is on the front in about half the draws."""
+    p = _p(
+        tmp_path,
+        {
+            "w/o": ([0.50, 0.51], 0.0),
+            "1111": ([0.70, 0.71], 9.0),
+            "0010": ([0.30, 0.31], 1.0),
+            "0001": ([0.600, 0.612], 2.0),
+            "0100": ([0.604, 0.608], 2.0),
+        },
+    )
+    assert p["w/o"] == 1.0 and p["1111"] > 0.99 and p["0010"] < 0.01
+    assert 0.2 < p["0001"] < 0.8 and 0.2 < p["0100"] < 0.8
+
+
+def test_p_front_repeats_to_the_digit_and_needs_two_seeds_somewhere(tmp_path):
+    planted = {"w/o": ([0.50, 0.52], 0.0), "0010": ([0.51, 0.53], 1.0), "1111": ([0.52, 0.49], 9.0)}
+    first = _p(tmp_path / "a", planted)
+    assert first == _p(tmp_path / "b", planted)  # a fixed bootstrap seed: the same runs, the same P
+    one_seed = _p(tmp_path / "c", {k: (v[:1], c) for k, (v, c) in planted.items()})
+    assert set(one_seed.values()) == {None}  # never a bare 0 or 1 from one seed
+
+
+def test_p_front_bootstraps_four_seeds_or_more(tmp_path):
+    """With four seeds a configuration's own seeds are resampled (scipy.stats.bootstrap): a spread
+    of its own, however small the others' is."""
+    p = _p(
+        tmp_path,
+        {
+            "w/o": ([0.50, 0.50, 0.50, 0.50], 0.0),
+            "0010": ([0.40, 0.60, 0.45, 0.55], 1.0),
+        },
+    )
+    assert 0.2 < p["0010"] < 0.8

@@ -1,14 +1,19 @@
-"""Cost-aware early stopping with real Ray Tune: a trainable reports planted curves and costs, one
-trial at a time. A cheap configuration a little less accurate than the best survives pareto-asha
-and is stopped by plain ASHA; a dominated one is stopped by both; a second Tuner over the same
-sweep store starts from the saved rungs."""
+"""Cost-aware early stopping with real Ray Tune: a trainable reports planted curves and costs (and a
+checkpoint each epoch, so a paused trial continues where it was), one trial at a time. A cheap
+configuration a little less accurate than the best survives pareto-asha and is stopped by plain
+ASHA; a dominated one is stopped by both; a second Tuner over the same sweep store starts from the
+saved rungs."""
+
+import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from ray import tune
 
 from attnlab.pipeline.config.validation import validate
 from attnlab.tune.pareto_asha import crowding_distance
-from attnlab.tune.schedulers import early_stopping
+from attnlab.tune.schedulers import PerTaskScheduler, TrialSlots, early_stopping
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_config import SweepConfig
 
@@ -20,13 +25,29 @@ PLANTED = {"1111": (0.50, 10.0), "0010": (0.45, 1.0), "0100": (0.40, 5.0)}
 def _planted(config):
     trial = config["trial"]
     final, cost = trial["final"], trial["cost"]
-    for epoch in range(1, EPOCHS + 1):
-        tune.report(
-            {"epoch": epoch, "score": final * epoch / EPOCHS, "cost/added_flops": cost, "budget": EPOCHS}
-        )
+    with Path(trial["starts"], trial["trial_key"]).open("a") as starts:  # one line per (re)start
+        starts.write("start\n")
+    done = 0
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            done = json.loads(Path(folder, "epoch.json").read_text())
+    for epoch in range(done + 1, EPOCHS + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "epoch.json").write_text(json.dumps(epoch))
+            metrics = {
+                "epoch": epoch,
+                "score": final * epoch / EPOCHS,
+                "cost/added_flops": cost,
+                "budget": EPOCHS,
+            }
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _sweep(policy: str, **settings) -> SweepConfig:
+def _starts(tmp_path) -> dict[str, int]:
+    return {p.name.split("-")[1]: len(p.read_text().splitlines()) for p in (tmp_path / "starts").iterdir()}
+
+
+def _sweep(policy: str, specs=PLANTED, workers: int = 1, **settings) -> SweepConfig:
     if policy == "pareto-asha":  # plain dominance and the bound below, unless a test says otherwise
         settings = {"front_fraction": 0.25, "tolerance": 0.0, **settings}
     return validate(
@@ -34,7 +55,7 @@ def _sweep(policy: str, **settings) -> SweepConfig:
         {
             "name": "front",
             "max_epochs": EPOCHS,
-            "grid": [{"task": "segmentation", "specs": list(PLANTED), "preset": "tiny"}],
+            "grid": [{"task": "segmentation", "specs": list(specs), "preset": "tiny"}],
             "early_stopping": {
                 "policy": policy,
                 "grace_period": 1,
@@ -42,6 +63,7 @@ def _sweep(policy: str, **settings) -> SweepConfig:
                 "cost": "added_flops",
                 **settings,
             },
+            "resources": {"workers_per_trial": workers},
         },
         "sweep",
     )
@@ -55,14 +77,21 @@ def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[s
             "trial_key": f"segmentation-{s}-s0",
             "final": planted[s][0],
             "cost": planted[s][1],
+            "starts": str(tmp_path / "starts"),
         }
         for s in specs
     ]
+    (tmp_path / "starts").mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
         tune.with_resources(_planted, {"cpu": 1}),
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", scheduler=scheduler, max_concurrent_trials=1, reuse_actors=True
+            metric="score",
+            mode="max",
+            scheduler=scheduler,
+            search_alg=TrialSlots(scheduler, 1) if isinstance(scheduler, PerTaskScheduler) else None,
+            max_concurrent_trials=None if isinstance(scheduler, PerTaskScheduler) else 1,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
     )
@@ -71,16 +100,36 @@ def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[s
 
 def test_the_cheap_configuration_survives_the_front_rule_and_not_asha(local_ray, tmp_path):
     asha = _epochs(early_stopping(_sweep("asha")), tmp_path / "a", PLANTED)
-    assert asha == {"1111": EPOCHS, "0010": 1, "0100": 1}  # ASHA keeps the most accurate only
+    # ASHA keeps the top half by the metric (the median included, as Ray's ASHA): 0010 until epoch 2
+    assert asha == {"1111": EPOCHS, "0010": 2, "0100": 1}
     scheduler = early_stopping(_sweep("pareto-asha"))
     front = _epochs(scheduler, tmp_path / "p", PLANTED)
     assert front == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}  # 0100: dominated by 0010
     (task,) = scheduler._schedulers.values()
     rules = {k: [(d.rung, d.rule) for d in ds] for k, ds in task.decisions.items()}
-    assert rules["segmentation-0010-s0"] == [(1, "front"), (2, "front")]
+    assert rules["segmentation-0010-s0"] == [(1, "metric"), (2, "front")]
     assert rules["segmentation-1111-s0"] == [(1, "metric"), (2, "metric")]
     (cut,) = task.decisions["segmentation-0100-s0"]
     assert cut.rule == "stopped" and cut.dominated_by == "0010" and cut.cost == 5.0 and cut.rung == 1
+
+
+def _rules(scheduler) -> dict[str, list[tuple[int, str]]]:
+    (task,) = scheduler._schedulers.values()
+    return {k: [(d.rung, d.rule) for d in ds] for k, ds in task.decisions.items()}
+
+
+def test_multi_worker_trials_train_on_while_their_rung_waits_and_get_the_same_decisions(local_ray, tmp_path):
+    """Multi-worker trials are not paused (a paused Ray Train run does not stop cleanly): one at a
+    time, 1111 and 0010 train to the end before 0100 arrives and completes the first rung; the
+    decisions are the one-worker sweep's, and 0100 is still cut there."""
+    paused = early_stopping(_sweep("pareto-asha"))
+    assert _epochs(paused, tmp_path / "p", PLANTED) == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}
+    # one-worker trials: paused at both rungs (the first waiting for its cohort), then continued
+    assert _starts(tmp_path / "p") == {"1111": 3, "0010": 3, "0100": 1}
+    on = early_stopping(_sweep("pareto-asha", workers=2))
+    assert _epochs(on, tmp_path / "w", PLANTED) == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}
+    assert _starts(tmp_path / "w") == {"1111": 1, "0010": 1, "0100": 1}  # never paused
+    assert _rules(on) == _rules(paused)
 
 
 def test_a_second_tuner_starts_from_the_saved_rungs(local_ray, tmp_path):
@@ -106,7 +155,8 @@ def test_crowding_distance_favours_the_extremes_then_the_most_room():
 def test_the_bound_caps_promotions_by_the_front(local_ray, tmp_path):
     """Five configurations, each a little cheaper and less accurate than the one before: all on
     the front. At each rung the front rule promotes at most max(1, floor(0.25 x configurations))
-    of them beyond the metric's top half; the rest are stopped."""
+    of them beyond the metric's top half, the extremes first (0001, the cheapest); the rest are
+    stopped."""
     planted = {
         "1111": (0.50, 10.0),
         "1100": (0.48, 8.0),
@@ -114,14 +164,15 @@ def test_the_bound_caps_promotions_by_the_front(local_ray, tmp_path):
         "0010": (0.44, 4.0),
         "0001": (0.42, 2.0),
     }
-    scheduler = early_stopping(_sweep("pareto-asha"))
+    scheduler = early_stopping(_sweep("pareto-asha", specs=planted))
     epochs = _epochs(scheduler, tmp_path, planted, planted=planted)
     (task,) = scheduler._schedulers.values()
     first = {k.split("-")[1]: ds[0] for k, ds in task.decisions.items()}
-    assert [k for k, d in first.items() if d.rule == "front"] == ["1100"]  # the one slot, taken first
-    assert {k for k, d in first.items() if d.rule == "stopped"} == {"0011", "0010", "0001"}
-    assert "promotes at most 1 of the rung's" in first["0001"].why
-    assert epochs["1111"] == EPOCHS and epochs["0001"] == 1
+    assert {k for k, d in first.items() if d.rule == "metric"} == {"1111", "1100", "0011"}
+    assert [k for k, d in first.items() if d.rule == "front"] == ["0001"]  # the one slot: an extreme
+    assert {k for k, d in first.items() if d.rule == "stopped"} == {"0010"}
+    assert "promotes at most 1 of the rung's 5" in first["0010"].why
+    assert epochs == {"1111": EPOCHS, "1100": EPOCHS, "0011": 2, "0010": 1, "0001": EPOCHS}
 
 
 def test_a_tolerance_lets_a_cheaper_configuration_within_it_survive(local_ray, tmp_path):

@@ -8,7 +8,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from attnlab.pipeline.config.validation import validate
-from attnlab.tune.schedulers import early_stopping
+from attnlab.tune.schedulers import PerTaskScheduler, TrialSlots, early_stopping
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_config import SweepConfig
 
@@ -27,7 +27,13 @@ def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:
     """Epochs each trial ran; `quality` maps a trial's name to its quality (default: QUALITY)."""
     quality = quality or {str(q): q for q in QUALITY}
     trials = [
-        {"task": task, "quality": q, "key": f"{task}-{name}"}
+        {
+            "task": task,
+            "quality": q,
+            "key": f"{task}-{name}",
+            "trial_key": f"{task}-{name}",
+            "attention": name,
+        }
         for task in ("translation", "segmentation")
         for name, q in quality.items()
     ]
@@ -35,7 +41,12 @@ def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:
         tune.with_resources(_scored, {"cpu": 1}),
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", scheduler=scheduler, max_concurrent_trials=1, reuse_actors=True
+            metric="score",
+            mode="max",
+            scheduler=scheduler,
+            search_alg=TrialSlots(scheduler, 1) if isinstance(scheduler, PerTaskScheduler) else None,
+            max_concurrent_trials=None if isinstance(scheduler, PerTaskScheduler) else 1,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0),
     )
@@ -85,6 +96,7 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
     before = {"a": 0.9}
     _epochs_by_trial(in_store("state"), tmp_path / "run1", before)
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
+        "early_stopping-decisions.json",
         "early_stopping-segmentation.pkl",
         "early_stopping-translation.pkl",
     ]
@@ -98,11 +110,11 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
 def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
     from types import SimpleNamespace
 
-    from ray.tune.schedulers import ASHAScheduler as Asha
+    from attnlab.tune.pareto_asha import ParetoASHA
 
     (tmp_path / "early_stopping-segmentation.pkl").write_bytes(b"not a pickle")
     scheduler = early_stopping(_mixed_sweep(), SweepStore.from_folder(str(tmp_path)))
     with pytest.warns(UserWarning, match="start with empty rungs"):
         assert isinstance(
-            scheduler.scheduler_of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), Asha
+            scheduler.scheduler_of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), ParetoASHA
         )
