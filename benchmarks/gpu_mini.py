@@ -58,17 +58,18 @@ def trial_commands(args, uri: str) -> list[tuple[str, list[str]]]:
     commands = []
     for trial in trials:
         cfg = trial_train_config(trial.param(), sweep, uri, str(args.store / "runs"))
-        env_part, *argv = shlex.split(rerun_command(cfg, args.threads))
+        argv = shlex.split(rerun_command(cfg, args.threads))  # VAR=value ... attnlab train ...
         argv += ["--tracking-uri", uri, "--experiment", sweep.experiment_name, "--no-progress"]
         argv += ["--out-dir", str(args.store / "runs")]
-        commands.append((trial.trial_key, [env_part, *argv]))
+        commands.append((trial.trial_key, argv))
     return commands
 
 
 def run_trial(key: str, argv: list[str], deadline: float, logs: Path) -> tuple[str, str, float]:
     """Run one trial to its end or the deadline; (key, outcome, seconds)."""
-    env_part, *command = argv
-    env = {**os.environ, **dict([env_part.split("=", 1)])}
+    settings = [word for word in argv[: argv.index("attnlab")] if "=" in word]  # the thread counts
+    command = argv[len(settings) :]
+    env = {**os.environ, **dict(word.split("=", 1) for word in settings)}
     left = deadline - time.monotonic()
     if left < 5:
         return key, "not started (deadline)", 0.0

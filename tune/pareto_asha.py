@@ -362,6 +362,11 @@ def _number(value) -> float | None:
         return None
 
 
+def kept_at(decisions: list[dict]) -> set[int]:
+    """The rungs a trial's decisions (as saved, dicts) kept it at."""
+    return {d["rung"] for d in decisions if d["rule"] != "stopped"}
+
+
 def decisions_text(decisions: list[dict], unit: Unit) -> str:
     """A trial's decisions (as saved, dicts) in one line, for its MLflow tag and the live view."""
     return "; ".join(Decision(**d).describe(unit) for d in decisions)

@@ -32,7 +32,7 @@ from attnlab.pipeline.tracking.store import flatten, set_tags
 from attnlab.pipeline.training.run import run_tags, run_training
 
 from .checkpoints import newest_on_disk, restorable
-from .pareto_asha import BUDGET
+from .pareto_asha import BUDGET, kept_at
 from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
 from .storage import SweepStore
 from .sweep_config import SweepConfig, trial_train_config
@@ -163,7 +163,7 @@ def run_trial(
         "scratch": store.scratch(),
         "started": entered,
         # the rungs early stopping kept it at: a trial restored there was paused, not faulted
-        "rungs_passed": {d["rung"] for d in store.decisions().get(key, []) if d["rule"] != "stopped"},
+        "rungs_passed": kept_at(store.decisions().get(key, [])),
     }
     if r.workers_per_trial == 1:
         folder = store.trial_folder(key)

@@ -58,7 +58,7 @@ def pooled_variance(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
     df = runs - configurations, 0 when every configuration has one seed."""
     from statsmodels.regression.linear_model import OLS
 
-    y = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    y = np.concatenate([np.sort(np.asarray(g, dtype=float)) for g in groups])  # order-free to the bit
     df = len(y) - len(groups)
     if df <= 0:
         return math.nan, 0
@@ -68,7 +68,10 @@ def pooled_variance(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
         design[row : row + len(g), i] = 1.0
         row += len(g)
     fit = OLS(y, design).fit()
-    return float(fit.scale), int(fit.df_resid)
+    scale = float(fit.scale)
+    return (0.0 if scale < 1e-12 * float(np.mean(y**2) + 1e-12) else scale), int(
+        fit.df_resid
+    )  # exact fits: 0
 
 
 def pooled_ci(values: Sequence[float], variance: float, df: int) -> tuple[float, float, float]:
@@ -98,7 +101,7 @@ def p_front(groups: Sequence[Sequence[float]], costs: Sequence[float]) -> list[f
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = np.empty((RESAMPLES, len(groups)))
     for i, values in enumerate(groups):
-        values = np.asarray(values, dtype=float)
+        values = np.sort(np.asarray(values, dtype=float))  # the seeds' order carries nothing
         if len(values) >= POOL_BELOW and np.ptp(values) > 0:
             result = bootstrap((values,), np.mean, n_resamples=RESAMPLES, rng=rng, method="percentile")
             draws[:, i] = result.bootstrap_distribution
@@ -108,7 +111,15 @@ def p_front(groups: Sequence[Sequence[float]], costs: Sequence[float]) -> list[f
             draws[:, i] = values.mean() + math.sqrt(variance / len(values)) * rng.standard_t(df, RESAMPLES)
         else:
             return None
-    on = np.zeros(len(groups))
-    for draw in draws:
-        on += pareto_front(list(zip(draw, costs)))
-    return [float(x) for x in on / RESAMPLES]
+    return [float(x) for x in fronts(draws, np.asarray(costs, dtype=float)).mean(axis=0)]
+
+
+def fronts(accuracies: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """`pareto_front` of many draws at once: accuracies (draws x configurations) against fixed costs
+    -> on the front (same shape). moocore's `is_nondominated_within_sets` gives the same answer
+    20 times slower on 10,000 draws of 18 points (0.44 s against 0.02 s), and P(front) is computed
+    for every round of a race."""
+    other, me = accuracies[:, None, :], accuracies[:, :, None]  # [draw, me, other]
+    cheaper_or_equal = (costs[None, :] <= costs[:, None])[None]
+    strictly_better = (other > me) | (costs[None, :] < costs[:, None])[None]
+    return ~((other >= me) & cheaper_or_equal & strictly_better).any(axis=2)
