@@ -10,7 +10,8 @@ configuration is truly on the front (of the true means). Calibrated: among confi
 about 0.8, about 80% are truly on the front.
 
 It prints, per number of seeds, the reliability table (predicted P binned, mean predicted against the
-share truly on the front) and the Brier score (mean squared error of P against 0/1 truth; lower is
+share truly on the front; and of those given P >= 0.95, what a race settles on, the share truly on
+it) and the Brier score (mean squared error of P against 0/1 truth; lower is
 better; 0.25 for a coin).
 
     python benchmarks/p_front_calibration.py --replications 100
@@ -70,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
             if inside.any():
                 said, true = predicted[inside].mean(), truth[inside].mean()
                 cells.append(f"[{low:.1f},{high:.1f}] {said:.2f}/{true:.2f} ({inside.sum()})")
-        print(f"{seeds:>5} {brier:>6.3f}  " + "; ".join(cells))
+        sure = predicted >= 0.95  # what settles a configuration on the front in a race
+        settles = f"{truth[sure].mean():.3f} of {sure.sum()}" if sure.any() else "none"
+        print(f"{seeds:>5} {brier:>6.3f}  " + "; ".join(cells) + f"; P >= 0.95: {settles} truly on it")
 
 
 if __name__ == "__main__":
