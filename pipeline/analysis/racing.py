@@ -60,7 +60,7 @@ class Standing:
             return f"settled: dominated by {self.dominated_by}, p = {self.p_dominated:.2g}"
         if self.state == "front":
             return f"settled: on the front, P = {self.p_front:.2f}"
-        return f"open at {self.seeds} seeds"
+        return f"open at {self.seeds} seed{'s' if self.seeds != 1 else ''}"
 
 
 def dominance_p(

@@ -23,11 +23,11 @@ from mlflow.tracking import MlflowClient
 from attnlab.pipeline.analysis.estimates import (
     POOL_BELOW,
     mean_ci,
-    p_front,
     pareto_front,
     pooled_ci,
     pooled_variance,
 )
+from attnlab.pipeline.analysis.racing import RaceRules, standings
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.costs.attention_table import format_rows
 from attnlab.pipeline.costs.axes import COSTS, UNITS
@@ -66,8 +66,9 @@ class Row:
     values: list[float] = field(default_factory=list)  # the metric of each run (`runs`)
     ci_pooled: bool = False  # the interval uses the task's pooled residual variance (few seeds)
     p_front: float | None = (
-        None  # P(on the full-budget front), `estimates.p_front`; None: stopped early or unknown
+        None  # P(on the full-budget front) (`estimates.p_front`); None: stopped early/unknown
     )
+    standing: str | None = None  # what the seeds settle: dominated, on the front, or open (racing's tests)
 
     @property
     def half_width(self) -> float:
@@ -191,7 +192,8 @@ def _row(
 
 def how_sure(rows: list[Row]) -> None:
     """Intervals from the pooled residual variance for rows with fewer than POOL_BELOW seeds (a
-    2-seed interval of its own has t = 12.7), and each row's P(front); rows of one budget."""
+    2-seed interval of its own has t = 12.7), each row's P(front), and what its seeds settle
+    (pipeline/analysis/racing.py: dominated, on the front, or open); rows of one budget."""
     groups = [r.values for r in rows]
     if not rows:
         return
@@ -200,8 +202,11 @@ def how_sure(rows: list[Row]) -> None:
         if len(row.values) < POOL_BELOW and df > 0:
             row.metric, row.ci_low, row.ci_high = pooled_ci(row.values, variance, df)
             row.ci_pooled = True
-    for row, p in zip(rows, p_front(groups, [r.cost for r in rows]) or [None] * len(rows)):
-        row.p_front = p
+    standing = standings(
+        {r.attention: r.values for r in rows}, {r.attention: r.cost for r in rows}, {}, RaceRules()
+    )
+    for row in rows:
+        row.p_front, row.standing = standing[row.attention].p_front, standing[row.attention].describe()
 
 
 def _ranked(rows: list[Row]) -> list[Row]:
@@ -326,6 +331,7 @@ def render(
                 "stopped_early",
                 "pareto",
                 "p_front",
+                "standing",
                 "rung",
             ]
         )
@@ -348,6 +354,7 @@ def render(
                             r.stopped_early,
                             r.pareto,
                             _blank(r.p_front),
+                            r.standing or "",
                             rung,
                         ]
                     )
@@ -359,7 +366,9 @@ def render(
             f"{t}: ranked by {name} at each trial's last epoch (mean over seeds, 95% CI; p: from the "
             f"residual variance pooled over the task's configurations, under {POOL_BELOW} seeds) among "
             f"trials that trained their full budget; * = Pareto front vs {UNITS[cost].label}; P(front): "
-            "the probability of being on it (bootstrap over seeds; n/a: one seed everywhere); "
+            "the probability of being on it (bootstrap over seeds; n/a: one seed everywhere); the seeds "
+            "settle: dominated (a one-sided t-test against a configuration at most as costly, Holm) or "
+            "on the front (P(front) >= 0.95 from 4 seeds), else open; "
             "early-stopped trials follow, unranked"
         )
         parts.append(_table(rows, name, cost) if rows else "(no runs)")
@@ -400,6 +409,7 @@ def _table(rows: list[Row], name: str, cost: str) -> str:
                 "stopped": "early" if r.stopped_early else "",
                 "pareto": "*" if r.pareto else "",
                 "P(front)": _p(r),
+                "the seeds settle": r.standing or "",
                 **(
                     {"front rule": "kept" if r.kept_by_front else ""}
                     if any(x.kept_by_front for x in rows)

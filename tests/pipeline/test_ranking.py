@@ -57,7 +57,7 @@ def test_table_shows_epochs_pooled_intervals_and_p_front(runs):
     assert "epochs" in lines[2] and "95% CI" in lines[2] and "P(front)" in lines[2]
     wo = next(line for line in lines if line.split()[1:2] == ["w/o"])
     assert "]p" in wo  # a pooled interval, marked
-    assert wo.split()[-1] == "1.00"  # the cheapest configuration is always on the front
+    assert "1.00" in wo.split() and wo.rstrip().endswith("open at 1 seed")  # cheapest: always on the front
     deform = next(line for line in lines if "deform" in line)
     assert deform.split()[0] == "-" and "early" in deform
 
@@ -141,6 +141,28 @@ def test_p_front_is_sure_where_the_seeds_agree_and_unsure_where_they_overlap(tmp
     )
     assert p["w/o"] == 1.0 and p["1111"] > 0.99 and p["0010"] < 0.01
     assert 0.2 < p["0001"] < 0.8 and 0.2 < p["0100"] < 0.8
+
+
+def test_the_table_says_what_the_seeds_settle(tmp_path):
+    """0010 is far below w/o at more cost: dominated; two seeds never settle a front member (it needs
+    four); 0100 and 0001, as costly and within the seed spread, stay open."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "a").as_uri())
+    planted = {
+        "w/o": ([0.50, 0.51], 0.0),
+        "0010": ([0.30, 0.31], 1.0),
+        "0001": ([0.600, 0.612], 2.0),
+        "0100": ([0.604, 0.608], 2.0),
+    }
+    for spec, (values, cost) in planted.items():
+        for seed, value in enumerate(values):
+            _log(client, exp, spec, seed, value, cost, 4)
+    rows = {r.attention: r for r in rank(fetch_runs(uri, "s"), None, None, "attention_flops")["segmentation"]}
+    assert rows["0010"].standing.startswith("settled: dominated by w/o, p = ")
+    assert rows["0100"].standing == rows["0001"].standing == rows["w/o"].standing == "open at 2 seeds"
+    text = render(rank(fetch_runs(uri, "s"), None, None, "attention_flops"), None, "attention_flops", "table")
+    assert "the seeds settle" in text.splitlines()[2] and "settled: dominated by w/o" in text
 
 
 def test_p_front_repeats_to_the_digit_and_needs_two_seeds_somewhere(tmp_path):
