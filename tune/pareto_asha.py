@@ -163,6 +163,9 @@ class ParetoASHA(FIFOScheduler):
         self.budgets[key] = budget
         if epoch is None or score is None or epoch >= budget:
             return TrialScheduler.CONTINUE
+        # Every rung this result reaches is recorded, not only the first: a trial resumed from a
+        # checkpoint past a rung its driver never saw arrives at all of them at once.
+        waits = decided_now = False
         for rung, arrived in self.rungs.items():
             if rung > epoch or rung >= budget:
                 break
@@ -174,17 +177,18 @@ class ParetoASHA(FIFOScheduler):
                 )
                 if rung in self.closed:  # late: decided against the rung as recorded
                     self._record(rung, [key])
-                elif not self._complete(rung):
-                    if self.pause:
-                        return TrialScheduler.PAUSE  # until its cohort is here
-                    continue  # trains on, undecided
-                else:
+                elif self._complete(rung):
                     self._close(rung, tune_controller, current=key)
-                    if self.pause and self.decision(key, rung).rule != "stopped":
-                        return TrialScheduler.PAUSE  # goes on from its checkpoint, as the others do
+                    decided_now = True
+                else:
+                    waits = True  # until its cohort is here
+                    continue
                 earlier = self.decision(key, rung)
             if earlier.rule == "stopped":
                 return TrialScheduler.STOP
+        # Kept at a rung decided by this very result, it goes on from its checkpoint as the others do.
+        if self.pause and (waits or decided_now):
+            return TrialScheduler.PAUSE
         return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller, trial, result):

@@ -190,3 +190,31 @@ def test_a_tolerance_lets_a_cheaper_configuration_within_it_survive(local_ray, t
     tolerant = early_stopping(_sweep("pareto-asha", front_fraction=1.0, tolerance=0.2))
     kept = _epochs(tolerant, tmp_path / "tolerant", planted, planted=planted)
     assert kept["0100"] == EPOCHS  # at rung 1, 0.0025 behind: within 20% of the range 0.0275
+
+
+def test_a_trial_resumed_past_a_rung_its_driver_never_saw_arrives_at_every_rung_it_passed():
+    """A sweep resumed after a crash (or from an older attnlab) can hand the rungs a trial whose first
+    result is already past two of them: it arrives at both, waits for both, and is decided at both
+    (before, it waited at the first only and its next result, at the budget, passed the second)."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from attnlab.tune.pareto_asha import ParetoASHA
+
+    rungs = ParetoASHA("cost/added_flops", 3, 1, 2, 0.25, 0.0, metric="score", mode="max", cohort=["a", "b"])
+
+    def trial(key, spec):
+        config = {"trial": {"trial_key": key, "attention": spec, "task": "segmentation"}}
+        return SimpleNamespace(trial_id=key, status="RUNNING", config=config)
+
+    def result(epoch, score):
+        return {"epoch": epoch, "score": score, "budget": 3, "cost/added_flops": 1.0}
+
+    a, b = trial("a", "0010"), trial("b", "1111")
+    assert rungs.on_trial_result(None, a, result(2, 0.3)) == TrialScheduler.PAUSE
+    assert "a" in rungs.rungs[1.0] and "a" in rungs.rungs[2.0]
+    assert rungs.on_trial_result(None, b, result(1, 0.1)) == TrialScheduler.STOP  # as costly, less accurate
+    rungs.on_trial_remove(None, b)  # Tune ends the stopped trial: rung 2 waited for a alone
+    assert [(d.rung, d.rule) for d in rungs.decisions["a"]] == [(1, "metric"), (2, "metric")]
+    assert not rungs.holds(a) and rungs.on_trial_result(None, a, result(3, 0.5)) == TrialScheduler.CONTINUE
