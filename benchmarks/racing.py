@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     values, costs, epochs = by_configuration(load(args.reference), args.task, args.cost)
     full_seeds = min(len(v) for v in values.values())
+    values = {c: v[:full_seeds] for c, v in values.items()}  # every configuration at the same seeds
+    uniform = sorted({k for k in (2, 4, full_seeds) if k <= full_seeds})
     rules = RaceRules(args.min, min(args.max, full_seeds), args.alpha, args.sure)
     on, off = answer(values, costs, rules)
-    budget = args.budget or 4 * len(values)
+    budget = args.budget or min(4, full_seeds) * len(values)
     print(
         f"{args.reference.name}: {args.task}, {len(values)} configurations x {full_seeds} seeds, "
         f"{epochs} epochs a trial; the full set settles {len(on)} on the front, {len(off)} off it, "
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in range(args.replays):
         rng = random.Random(r)
         order = {c: rng.sample(v, len(v)) for c, v in values.items()}
-        for k in (2, 4, full_seeds):
+        for k in uniform:
             front = point_front({c: v[:k] for c, v in order.items()}, costs)
             rows.setdefault(f"uniform-{k}", []).append((k * len(values), *score(front, on, off), None))
         front, trials, settled = race(order, costs, rules, budget)
