@@ -27,6 +27,7 @@ import argparse
 import random
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,9 +55,7 @@ def by_configuration(
 
 def answer(values: dict[str, list[float]], costs: dict[str, float], rules: RaceRules) -> tuple[set, set]:
     """(settled on the front, settled off it) by the full set."""
-    full = standings(
-        values, costs, {}, RaceRules(rules.min_seeds, rules.max_seeds, rules.alpha, rules.sure, 2)
-    )
+    full = standings(values, costs, {}, replace(rules, min_front=2))  # the full set settles at any count
     on = {c for c, s in full.items() if s.state == "front"}
     off = {
         c

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import moocore
 import numpy as np
-from scipy.stats import t
+from scipy.stats import bootstrap, t
 
 
 def t_quantile(df: int) -> float:
@@ -69,9 +69,9 @@ def pooled_variance(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
         row += len(g)
     fit = OLS(y, design).fit()
     scale = float(fit.scale)
-    return (0.0 if scale < 1e-12 * float(np.mean(y**2) + 1e-12) else scale), int(
-        fit.df_resid
-    )  # exact fits: 0
+    if scale < 1e-12 * float(np.mean(y**2) + 1e-12):  # an exact fit: float noise, not spread
+        scale = 0.0
+    return scale, int(fit.df_resid)
 
 
 def pooled_ci(values: Sequence[float], variance: float, df: int) -> tuple[float, float, float]:
@@ -95,8 +95,6 @@ def p_front(groups: Sequence[Sequence[float]], costs: Sequence[float]) -> list[f
     `costs` are fixed at each configuration's mean: FLOPs and parameters are exact; a measured
     cost's (latency, memory) run-to-run spread is not modelled. The draws use a fixed seed, so the
     same runs always give the same probabilities."""
-    from scipy.stats import bootstrap
-
     variance, df = pooled_variance(groups)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = np.empty((RESAMPLES, len(groups)))

@@ -337,14 +337,20 @@ def _findings_section(runs: list) -> str:
 
 
 def write_report(
-    runs: list, experiment: str, out: str | Path, cost: str = DEFAULT_COST, uri: str | None = None
+    runs: list,
+    experiment: str,
+    out: str | Path,
+    cost: str = DEFAULT_COST,
+    uri: str | None = None,
+    ranking: dict[str, list[Row]] | None = None,
 ) -> Path:
-    """The page for `runs`; with the store's `uri`, rungs too (they read each run's history)."""
+    """The page for `runs`; with the store's `uri`, rungs too (they read each run's history).
+    `ranking`: `rank(runs, None, None, cost)` when the caller has it already."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):  # a rerun shows only what these runs hold
         old.unlink()
-    ranking = rank(runs, None, None, cost)
+    ranking = ranking if ranking is not None else rank(runs, None, None, cost)
     every_rung = rungs(uri, runs, ranking, None, cost) if uri else {}
     sections = [
         _task_section(task, rows, every_rung.get(task, []), cost, out)
@@ -375,9 +381,10 @@ def publish_report(uri: str, experiment: str, run_id: str, out: str | Path) -> s
     the reason is logged."""
     try:
         runs = fetch_runs(uri, experiment)
-        index = write_report(runs, experiment, out, uri=uri)
+        ranking = rank(runs, None, None, DEFAULT_COST)  # one ranking (its bootstrap) for page and tags
+        index = write_report(runs, experiment, out, uri=uri, ranking=ranking)
         client = MlflowClient(uri)
-        for rows in rank(runs, None, None, DEFAULT_COST).values():  # each trial says how sure its front is
+        for rows in ranking.values():  # each trial says how sure its front is
             for row in rows:
                 for run_id_of_row in row.runs if row.p_front is not None else ():
                     client.set_tag(run_id_of_row, P_FRONT, f"{row.p_front:.2f} ({DEFAULT_COST})")

@@ -9,11 +9,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from one_at_a_time import one_at_a_time
 from ray import tune
 
 from attnlab.pipeline.config.validation import validate
 from attnlab.tune.pareto_asha import crowding_distance
-from attnlab.tune.schedulers import PerTaskScheduler, TrialSlots, early_stopping
+from attnlab.tune.schedulers import early_stopping
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_config import SweepConfig
 
@@ -82,20 +83,8 @@ def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[s
         for s in specs
     ]
     (tmp_path / "starts").mkdir(parents=True, exist_ok=True)
-    tuner = tune.Tuner(
-        tune.with_resources(_planted, {"cpu": 1}),
-        param_space={"trial": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(
-            metric="score",
-            mode="max",
-            scheduler=scheduler,
-            search_alg=TrialSlots(scheduler, 1) if isinstance(scheduler, PerTaskScheduler) else None,
-            max_concurrent_trials=None if isinstance(scheduler, PerTaskScheduler) else 1,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
-    )
-    return {r.config["trial"]["attention"]: int(r.metrics["epoch"]) for r in tuner.fit()}
+    results = one_at_a_time(_planted, trials, scheduler, str(tmp_path), name)
+    return {r.config["trial"]["attention"]: int(r.metrics["epoch"]) for r in results}
 
 
 def test_the_cheap_configuration_survives_the_front_rule_and_not_asha(local_ray, tmp_path):

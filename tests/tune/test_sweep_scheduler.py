@@ -4,11 +4,12 @@ Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 
 mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
 
 import pytest
+from one_at_a_time import one_at_a_time
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from attnlab.pipeline.config.validation import validate
-from attnlab.tune.schedulers import PerTaskScheduler, TrialSlots, early_stopping
+from attnlab.tune.schedulers import early_stopping
 from attnlab.tune.storage import SweepStore
 from attnlab.tune.sweep_config import SweepConfig
 
@@ -37,20 +38,8 @@ def _epochs_by_trial(scheduler, tmp_path, quality: dict | None = None) -> dict:
         for task in ("translation", "segmentation")
         for name, q in quality.items()
     ]
-    tuner = tune.Tuner(
-        tune.with_resources(_scored, {"cpu": 1}),
-        param_space={"trial": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(
-            metric="score",
-            mode="max",
-            scheduler=scheduler,
-            search_alg=TrialSlots(scheduler, 1) if isinstance(scheduler, PerTaskScheduler) else None,
-            max_concurrent_trials=None if isinstance(scheduler, PerTaskScheduler) else 1,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="mixed", verbose=0),
-    )
-    return {r.config["trial"]["key"]: int(r.metrics["epoch"]) for r in tuner.fit()}
+    results = one_at_a_time(_scored, trials, scheduler, str(tmp_path), "mixed")
+    return {r.config["trial"]["key"]: int(r.metrics["epoch"]) for r in results}
 
 
 def _mixed_sweep() -> SweepConfig:
