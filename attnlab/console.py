@@ -101,8 +101,9 @@ def sweep_console(command: str, verbose: bool = False):
             return
         log = new_log_file(command)
         trials = len(run.sweep.trials())
+        trials = f"a race of at most {trials} trials" if run.sweep.racing else f"{trials} trials"
         print(
-            f"attnlab: sweep {run.sweep.name!r}, {trials} trials; Ray, Lightning and MLflow output: {log}",
+            f"attnlab: sweep {run.sweep.name!r}, {trials}; Ray, Lightning and MLflow output: {log}",
             flush=True,
         )
         with everything_to(log) as terminal:

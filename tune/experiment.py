@@ -11,6 +11,8 @@ import io
 import json
 import pickle
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import ray
@@ -18,8 +20,9 @@ from ray import tune
 
 from attnlab.pipeline.config.errors import ConfigError
 
-from .outcomes import SweepEvents
-from .schedulers import TrialSlots, early_stopping
+from .outcomes import SweepEvents, tell
+from .race import RaceSearcher
+from .schedulers import PerTaskScheduler, TrialSlots, early_stopping
 from .storage import SweepStore
 from .sweep_config import SweepConfig
 from .trial_entry import trial_function
@@ -59,21 +62,42 @@ def _trial_name(trial) -> str:
     return trial.config["trial"]["trial_key"]
 
 
-def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool) -> tune.Tuner:
-    """A new Tuner over the grid, or the sweep's stored one restored with this driver's scheduler and
-    callbacks (`experiment.refresh_tune_state`)."""
+@dataclass
+class Search:
+    """What chooses and stops a sweep's trials: the early-stopping scheduler, and the search
+    algorithm (the grid, or the race's Searcher, `race`), sharing one limit on trials training."""
+
+    scheduler: PerTaskScheduler
+    algorithm: Any
+    race: RaceSearcher | None = None
+
+
+def search(sweep: SweepConfig, store: SweepStore | None, history=None) -> Search:
+    """The sweep's scheduler and trial source; `history` (tune.race.RaceHistory) rebuilds a race."""
+    limit = concurrency(sweep)
+    scheduler = early_stopping(sweep, store, limit)
+    if sweep.racing:
+        race = RaceSearcher(sweep, scheduler, limit, history, partial(tell, "race_round"))
+        return Search(scheduler, race, race)
+    # The scheduler and the generator share the limit: a trial paused at a rung frees its slot.
+    return Search(scheduler, TrialSlots(scheduler, limit))
+
+
+def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool, parts: Search) -> tune.Tuner:
+    """A new Tuner over the grid (or the race), or the sweep's stored one restored with this driver's
+    scheduler, search algorithm and callbacks (`experiment.refresh_tune_state`)."""
     # Given to a restore too: where Tune cannot read its own state back it logs that and starts
     # afresh from the param_space it is given (none: trials without a config).
-    param_space = {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
-    limit = concurrency(sweep)
-    scheduler, callbacks = early_stopping(sweep, store, limit), [SweepEvents()]
-    # The scheduler and the generator share the limit: a trial paused at a rung frees its slot.
+    trials = {} if sweep.racing else {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
+    param_space, callbacks = trials, [SweepEvents()]
     own = {
-        "scheduler": scheduler,
-        "search_alg": TrialSlots(scheduler, limit),
+        "scheduler": parts.scheduler,
+        "search_alg": parts.algorithm,
         "max_concurrent_trials": None,
         # A one-worker trial's process, its imports warm, trains the next trial too.
         "reuse_actors": True,
+        # A race ends when its Searcher says so.
+        "num_samples": -1 if sweep.racing else 1,
     }
     if tune.Tuner.can_restore(*store.tune_path()):
         names = {"trial_name_creator": _trial_name, "trial_dirname_creator": _trial_name}

@@ -31,8 +31,9 @@ class LiveView:
         running = sum(
             t.status == "RUNNING" and not book.ended(t.config["trial"]["trial_key"]) for t in trials
         )
+        done = f"{len(book.outcomes)}" + ("" if book.keys is None else f"/{len(book.keys)}")
         parts = [
-            f"{len(book.outcomes)}/{len(book.keys)} done",
+            f"{done} done",
             f"{running} running",
             f"{book.count(Status.STOPPED)} stopped early",
         ]

@@ -68,6 +68,8 @@ class SweepSummary:
     parent_run_id: str
     trials: list[TrialOutcome]
     report: str | None = None
+    race: dict[str, dict[str, str]] | None = None  # a racing sweep: task -> configuration -> standing
+    race_open: bool = False  # the race has rounds to go (`attnlab resume` runs them)
 
     @property
     def name(self) -> str:
@@ -91,11 +93,14 @@ class SweepSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """`attnlab sweep`'s JSON: {"trials": [...], "parent_run_id", "report"} (docs/sweeps.md)."""
-        return {
+        out = {
             "trials": [t.to_dict() for t in self.trials],
             "parent_run_id": self.parent_run_id,
             "report": self.report,
         }
+        if self.race is not None:
+            out["race"] = {"standings": self.race, "open": self.race_open}
+        return out
 
 
 EMPTY: Mapping[str, str] = {}
@@ -117,11 +122,12 @@ def _score(result: dict | None) -> float | None:
 class TrialBook:
     """One sweep's outcomes and latest scores, from Tune's events (and, at the end, its results).
 
-    `max_epochs`: the sweep's budget, for a trial that reports none of its own. `decided` (trial key
+    `keys`: the sweep's trials (None: a race's, known as Tune gets them). `max_epochs`: the sweep's
+    budget, for a trial that reports none of its own. `decided` (trial key
     -> what early stopping decided for it, in one line) comes with each call that makes outcomes.
     """
 
-    def __init__(self, keys: list[str], tasks: dict[str, str], max_epochs: int | None):
+    def __init__(self, keys: list[str] | None, tasks: dict[str, str], max_epochs: int | None):
         self.keys, self.tasks, self.max_epochs = keys, tasks, max_epochs
         self.outcomes: dict[str, TrialOutcome] = {}
 
@@ -181,6 +187,8 @@ class TrialBook:
                 settled[key] = TrialOutcome(
                     key, self.tasks[key], status, _epochs(metrics), _score(metrics), decided.get(key)
                 )
+        if self.keys is None:  # a race: the trials it gave (the rounds it has not reached are its own)
+            return [settled[k] for k in sorted(settled)]
         # Trials Tune never started (an interrupted driver had not reached them) are interrupted too.
         return [settled.get(k) or TrialOutcome(k, self.tasks[k], Status.INTERRUPTED) for k in self.keys]
 
@@ -202,6 +210,7 @@ class Driver(Protocol):
     def tune_step(self, trials: list) -> None: ...
     def trial_result(self, trial, result: dict, trials: list) -> None: ...
     def trial_ended(self, trial, trials: list, failed: bool) -> None: ...
+    def race_round(self, task: str, number: int, standing: dict) -> None: ...
     def tune_ended(self) -> None: ...
 
 
@@ -219,31 +228,33 @@ def driving(driver: Driver) -> Iterator[None]:
         _driving.reset(token)
 
 
+def tell(method: str, *args) -> None:
+    """Hand one event to the sweep this thread drives (`driving`), if any. A driver that fails on an
+    event is logged and never stops the sweep: the end of the sweep settles every trial again."""
+    driver = _driving.get()
+    if driver is None:
+        return
+    try:
+        getattr(driver, method)(*args)
+    except Exception as error:  # noqa: BLE001 - bookkeeping must never stop the sweep
+        logging.getLogger(__name__).warning("acting on Tune's %s failed: %s", method, error)
+
+
 class SweepEvents(tune.Callback):
     """Hands Tune's events to the sweep being driven. Holds nothing, so it pickles with the experiment
-    and a resumed sweep's events reach that resume's driver. A driver that fails on an event is
-    logged and never stops the sweep: the end of the sweep settles every trial again."""
-
-    def _tell(self, method: str, *args) -> None:
-        driver = _driving.get()
-        if driver is None:
-            return
-        try:
-            getattr(driver, method)(*args)
-        except Exception as error:  # noqa: BLE001 - bookkeeping must never stop the sweep
-            logging.getLogger(__name__).warning("acting on Tune's %s failed: %s", method, error)
+    and a resumed sweep's events reach that resume's driver."""
 
     def on_step_begin(self, iteration, trials, **info) -> None:
-        self._tell("tune_step", trials)
+        tell("tune_step", trials)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self._tell("trial_result", trial, result, trials)
+        tell("trial_result", trial, result, trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._tell("trial_ended", trial, trials, False)
+        tell("trial_ended", trial, trials, False)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._tell("trial_ended", trial, trials, True)
+        tell("trial_ended", trial, trials, True)
 
     def on_experiment_end(self, trials, **info) -> None:
-        self._tell("tune_ended")
+        tell("tune_ended")

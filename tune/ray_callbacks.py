@@ -23,6 +23,8 @@ class ReportEpoch(L.Callback):
     the epoch `budget` and the run's `cost/*`, which cost-aware early stopping compares), to Ray
     Train (`in_tune` False: a worker of a TorchTrainer) or to Tune (the trial's own process)."""
 
+    reports = 0  # reports made in this process: a trial restored at its budget trains and reports none
+
     def __init__(self, metric: str, in_tune: bool = False):
         self.metric = metric
         self.report, self.checkpoint_type = (
@@ -40,6 +42,7 @@ class ReportEpoch(L.Callback):
             trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
             checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None
             self.report(metrics, checkpoint=checkpoint)
+        ReportEpoch.reports += 1
 
 
 class SayResumed(L.Callback):

@@ -77,6 +77,7 @@ class PerTaskScheduler(FIFOScheduler):
         self._schedulers: dict[str, ParetoASHA] = {}
         self._search: tuple | None = None
         self._paused: dict[str, Trial] = {}  # trial id -> a trial told to pause, until it goes on
+        self._trials: dict[str, Trial] = {}  # trial id -> every trial Tune holds, restored ones too
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         self._search = (metric, mode, spec)
@@ -96,6 +97,22 @@ class PerTaskScheduler(FIFOScheduler):
             self._restore(task, scheduler)
             self._schedulers[task] = scheduler
         return self._schedulers[task]
+
+    def known_keys(self) -> set[str]:
+        """The trial keys of every trial Tune holds (new, restored, ended)."""
+        return {t.config["trial"]["trial_key"] for t in self._trials.values()}
+
+    def key_of(self, trial_id: str) -> str | None:
+        trial = self._trials.get(trial_id)
+        return None if trial is None else trial.config["trial"]["trial_key"]
+
+    def live_count(self) -> int:
+        """Trials that hold a slot: not ended, and not paused at an undecided rung."""
+        held = self.held_ids()
+        return sum(
+            t.status not in (Trial.TERMINATED, Trial.ERROR) and tid not in held
+            for tid, t in self._trials.items()
+        )
 
     def held_ids(self) -> set[str]:
         """Trial ids paused at a rung that is not decided yet: they hold no slot."""
@@ -146,6 +163,7 @@ class PerTaskScheduler(FIFOScheduler):
         return self._save_rungs(trial, getattr(rungs, event)(tune_controller, trial, *args))
 
     def on_trial_add(self, tune_controller, trial):
+        self._trials[trial.trial_id] = trial
         self._forward("on_trial_add", tune_controller, trial)
 
     def on_trial_error(self, tune_controller, trial):

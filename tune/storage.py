@@ -86,11 +86,19 @@ def checkpoint_folders(location: str) -> tuple[pafs.FileSystem, list[str]]:
     return fs, sorted(found, reverse=True)
 
 
+DROPPED = "dropped.txt"
+
+
 def remove_checkpoints(location: str) -> None:
-    """Delete the `checkpoint_*` folders of a trial folder (path or URI), keeping the rest of it."""
+    """Empty the `checkpoint_*` folders of a trial folder (path or URI), keeping the rest of it. Each
+    folder stays, holding only a note: Tune's state, saved every few seconds, may still name one for
+    a trial that ended after it was saved, and a restore from that state fails on a checkpoint folder
+    that is gone. From the note the trial restores, finds its MLflow run ended and trains nothing."""
     fs, folders = checkpoint_folders(location)
     for folder in folders:
-        fs.delete_dir(folder)
+        fs.delete_dir_contents(folder)
+        with fs.open_output_stream(f"{folder}/{DROPPED}") as note:
+            note.write(b"The trial ended; its results are in its MLflow run and this checkpoint was dropped.\n")
 
 
 LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any model attnlab trains

@@ -81,6 +81,31 @@ class EarlyStopping(StrictModel):
         return self
 
 
+class SeedPolicy(StrictModel):
+    """How many seeds each configuration gets. `fixed`: the grid's seeds, all of them. `race`: every
+    configuration starts with `min` seeds; after each round (once all its trials finished) the ones
+    the seeds settle (dominated, or on the front with P(front) >= 0.95) get no more, the open ones one
+    more, until `max` or the `budget` (tune/race.py). The seeds are the grid entry's, then the next
+    integers after the largest, `max` in all."""
+
+    policy: Literal["fixed", "race"] = "fixed"
+    min: int = Field(
+        2, ge=2, description="race: seeds every configuration starts with (2: a variance to pool)"
+    )
+    max: int = Field(8, ge=2, description="race: most seeds a configuration gets")
+    budget: int | None = Field(
+        None, ge=1, description="race: most trials per task (default: max x the task's configurations)"
+    )
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max < self.min:
+            raise ValueError(
+                f"seeds.max ({self.max}) is below seeds.min ({self.min}); raise max or lower min"
+            )
+        return self
+
+
 class SweepConfig(StrictModel):
     name: str
     experiment: str | None = Field(
@@ -90,6 +115,7 @@ class SweepConfig(StrictModel):
     )
     grid: list[TaskGrid] = Field(min_length=1)
     max_epochs: int | None = Field(None, ge=1, description="budget per trial (default: each preset's)")
+    seeds: SeedPolicy = Field(default_factory=SeedPolicy)
     resources: Resources = Field(default_factory=Resources)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     max_concurrent_trials: int | None = Field(
@@ -112,27 +138,75 @@ class SweepConfig(StrictModel):
             )
         if self.experiment is not None and not NAME_RE.match(self.experiment):
             raise ValueError(f"experiment name {self.experiment!r} must be letters, digits, '_', '.', '-'")
+        if self.racing:
+            self._check_race()
         keys = [t.trial_key for t in self.trials()]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"the grid repeats trial(s) {', '.join(dup)}; list each task/spec/seed once")
         return self
 
+    def _check_race(self) -> None:
+        if self.early_stopping.policy != "none":
+            raise ValueError(
+                "seeds.policy race decides on each trial's full-budget value; set early_stopping.policy: "
+                "none (early stopping inside a race's rounds is not built yet)"
+            )
+        budget = self.seeds.budget
+        for task, specs in self.race_configurations().items():
+            if budget is not None and budget < self.seeds.min * len(specs):
+                raise ValueError(
+                    f"seeds.budget {budget} cannot give the {len(specs)} {task} configurations "
+                    f"{self.seeds.min} seeds each (seeds.min); raise it to at least "
+                    f"{self.seeds.min * len(specs)}"
+                )
+
     @property
     def experiment_name(self) -> str:
         return self.experiment or self.name
 
+    @property
+    def racing(self) -> bool:
+        return self.seeds.policy == "race"
+
+    def seed_pool(self, grid: TaskGrid) -> list[int]:
+        """The seeds a grid entry's configurations may get: its own, and when racing, the next
+        integers after the largest up to `seeds.max` (the race takes them in this order)."""
+        if not self.racing:
+            return list(grid.seeds)
+        pool = list(dict.fromkeys(grid.seeds))[: self.seeds.max]
+        while len(pool) < self.seeds.max:
+            pool.append(max(pool) + 1)
+        return pool
+
     def trials(self) -> list["Trial"]:
-        return [Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in g.seeds]
+        """Every trial the sweep may run: the grid, or when racing every seed a race may reach."""
+        return [
+            Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in self.seed_pool(g)
+        ]
+
+    def race_configurations(self) -> dict[str, dict[str, list["Trial"]]]:
+        """task -> configuration (spec) -> its trials in the order a race gives them seeds."""
+        out: dict[str, dict[str, list[Trial]]] = {}
+        for trial in self.trials():
+            out.setdefault(trial.task, {}).setdefault(trial.spec, []).append(trial)
+        return out
 
     def describe(self, origin: str) -> str:
         """The parent run's description: where the sweep came from and what its grid holds."""
         grids = "\n".join(
-            f"- {g.task}: {len(g.specs)} specs x {len(g.seeds)} seeds, preset {g.preset}, data {g.data}"
+            f"- {g.task}: {len(g.specs)} specs x {len(self.seed_pool(g))} seeds, preset {g.preset}, "
+            f"data {g.data}"
             for g in self.grid
         )
+        trials = (
+            f"a race of {self.seeds.min}-{self.seeds.max} seeds per configuration (at most "
+            f"{len(self.trials())} trials)"
+            if self.racing
+            else f"{len(self.trials())} trials"
+        )
         return (
-            f"attnlab sweep **{self.name}** from {origin}: {len(self.trials())} trials, "
+            f"attnlab sweep **{self.name}** from {origin}: {trials}, "
             f"{self.max_epochs or 'preset'} epochs each, early stopping: {self.early_stopping.policy}."
             f"\n\n{grids}"
         )

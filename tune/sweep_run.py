@@ -52,6 +52,7 @@ class SweepRun:
         self.parent_id: str | None = None
         self.book: TrialBook | None = None
         self.view = None
+        self.race = None  # the race's Searcher (tune/race.py), when the sweep races its seeds
         self._stepped = False
 
     @classmethod
@@ -141,7 +142,9 @@ class SweepRun:
 
         trials = self.sweep.trials()
         self.book = TrialBook(
-            [t.trial_key for t in trials], {t.trial_key: t.task for t in trials}, self.sweep.max_epochs
+            None if self.sweep.racing else [t.trial_key for t in trials],  # a race's trials: as it gives them
+            {t.trial_key: t.task for t in trials},
+            self.sweep.max_epochs,
         )
         self.view = LiveView(self.book, terminal)
         self._check_new_trials()
@@ -159,12 +162,15 @@ class SweepRun:
         from mlflow.tracking import MlflowClient
 
         from attnlab.pipeline.analysis.report import publish_report
+        from attnlab.pipeline.costs.axes import COSTS
+        from attnlab.pipeline.tasks.registry import TASKS
         from attnlab.pipeline.tracking import runs, tags
         from attnlab.pipeline.tracking.store import code_version, ensure_experiment, flatten
 
-        from .experiment import set_aside_torn_state, trainable, tuner
+        from .experiment import search, set_aside_torn_state, trainable, tuner
         from .local_services import init_ray, tracking_server
         from .outcomes import driving
+        from .race import RaceHistory
 
         sweep, store, uri = self.sweep, self.store, self.uri
         config = sweep.model_dump(mode="json")
@@ -195,7 +201,16 @@ class SweepRun:
                     "others resume from their checkpoints"
                 )
             fn = trainable(sweep, store, self.served, self.parent_id, recover=not self.restart_errored)
-            experiment = tuner(sweep, store, fn, self.restart_errored)
+            history = RaceHistory(
+                self.served,
+                sweep.experiment_name,
+                sweep.name,
+                COSTS[sweep.early_stopping.cost],
+                {g.task: TASKS[g.task].metric for g in sweep.grid},
+            )
+            parts = search(sweep, store, history if sweep.racing else None)
+            self.race = parts.race
+            experiment = tuner(sweep, store, fn, self.restart_errored, parts)
             try:
                 with driving(self):
                     results = experiment.fit()
@@ -239,6 +254,24 @@ class SweepRun:
         outcome = self.book.end(trial, failed, _texts(decisions))
         self.view.show(trials, outcome)
         self._close(outcome, decisions.get(outcome.trial))
+
+    def race_round(self, task: str, number: int, standing: dict) -> None:
+        """A race decided a round: each configuration's finished trials are tagged with where it
+        stands (`attnlab best` shows it), and the view says it."""
+        from attnlab.pipeline.tracking import tags
+        from attnlab.pipeline.tracking.store import set_tags
+
+        trial_runs, cost = self._trial_runs(), self.sweep.early_stopping.cost
+        configurations = self.sweep.race_configurations()[task]
+        for spec, state in sorted(standing.items()):
+            text = state.describe()
+            for trial in configurations[spec]:
+                run = trial_runs.get(trial.trial_key)
+                if run is not None and run.data.tags.get(tags.RACE) != text:
+                    said = {tags.RACE: text, tags.RACE_ROUND: str(number), tags.RACE_COST: cost}
+                    set_tags(self.served, run.info.run_id, said)
+        lines = "\n".join(f"  {spec}: {s.describe()}" for spec, s in sorted(standing.items()))
+        self.view.say(f"attnlab: {task} race, round {number} decided:\n{lines}")
 
     def tune_ended(self) -> None:
         self.view.close()
@@ -313,11 +346,26 @@ class SweepRun:
             if outcome.status in (Status.FINISHED, Status.STOPPED):
                 self.store.drop_checkpoints(outcome.trial)
         statuses = {o.status for o in outcomes}
+        if self.race is not None and not self.race.finished():
+            statuses.add(Status.INTERRUPTED)  # the race has rounds to go: `attnlab resume` runs them
         if statuses <= {Status.FINISHED, Status.STOPPED}:
             runs.finish_run(self.served, self.parent_id, "FINISHED")
         elif Status.INTERRUPTED in statuses:
             runs.finish_run(self.served, self.parent_id, "KILLED")
-        return SweepSummary(self.sweep, self.uri, self.parent_id, outcomes)
+        race = None
+        if self.race is not None:
+            race = {
+                task: {c: s.describe() for c, s in state.latest.items()}
+                for task, state in self.race.plans().items()
+            }
+        return SweepSummary(
+            self.sweep,
+            self.uri,
+            self.parent_id,
+            outcomes,
+            race=race,
+            race_open=self.race is not None and not self.race.finished(),
+        )
 
 
 def _normalised(config: dict) -> dict | None:

@@ -109,8 +109,28 @@ def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
         {tags.RERUN: rerun_command(cfg, threads), tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"},
     )
     latest = ray.tune.get_checkpoint() or (newest_on_disk(folder) if recover else None)
+    reported = ReportEpoch.reports
     with isolated(threads):
         _train(config, latest, True, True, started, trainer_kwargs={"devices": 1})
+    if ReportEpoch.reports == reported:
+        # Restored from its last epoch's checkpoint (its driver died before the run was closed):
+        # nothing was left to train, and Tune still needs the trial's final result.
+        from mlflow.tracking import MlflowClient
+
+        _report_logged(MlflowClient(cfg.tracking.tracking_uri).get_run(config["run_id"]), cfg)
+
+
+def _report_logged(run, cfg: TrainConfig) -> None:
+    """Report to Tune what the trial's MLflow run logged, for a trial that trains nothing more."""
+    metrics = run.data.metrics
+    ray.tune.report(
+        {
+            **metrics,
+            "epoch": epochs_trained(run),
+            "score": metrics.get(TASKS[cfg.task].metric, 0.0),
+            BUDGET: cfg.max_epochs,
+        }
+    )
 
 
 def trial_tags(cfg: TrainConfig, sweep_name: str, key: str) -> dict[str, str]:
@@ -145,15 +165,7 @@ def run_trial(
         parent_run_id=parent_id,
     )
     if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
-        metrics = ended.data.metrics
-        ray.tune.report(
-            {
-                **metrics,
-                "epoch": epochs_trained(ended),
-                "score": metrics.get(TASKS[cfg.task].metric, 0.0),
-                BUDGET: cfg.max_epochs,
-            }
-        )
+        _report_logged(ended, cfg)
         return
     r = sweep.resources
     loop_config = {

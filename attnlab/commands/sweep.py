@@ -114,6 +114,13 @@ def exit_status(summary) -> int:
             file=sys.stderr,
         )
         return 130
+    if summary.race_open and not failed:
+        print(
+            "attnlab: interrupted between the race's rounds (every trial it gave has ended); "
+            "`attnlab resume` or the same command goes on with the next round",
+            file=sys.stderr,
+        )
+        return 130
     return 1 if failed else 0
 
 

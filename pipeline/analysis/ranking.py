@@ -38,6 +38,9 @@ from attnlab.pipeline.tracking.tags import (
     EPOCHS_DONE,
     KEPT_BY_FRONT,
     KIND,
+    RACE,
+    RACE_COST,
+    RACE_ROUND,
     RERUN,
     SEED,
     TASK,
@@ -69,6 +72,7 @@ class Row:
         None  # P(on the full-budget front) (`estimates.p_front`); None: stopped early/unknown
     )
     standing: str | None = None  # what the seeds settle: dominated, on the front, or open (racing's tests)
+    race: str | None = None  # what a racing sweep decided for it, at its last decided round
 
     @property
     def half_width(self) -> float:
@@ -187,7 +191,18 @@ def _row(
         attention_flops=statistics.fmean(attention) if attention else None,
         kept_by_front=any(m.data.tags.get(KEPT_BY_FRONT) == "true" for m in members),
         values=list(values),
+        race=_race(members, cost),
     )
+
+
+def _race(members: list, cost: str) -> str | None:
+    """The race's word on a configuration: the tag of its latest decided round among its runs, where
+    the race ran on this cost axis."""
+    tagged = [m for m in members if m.data.tags.get(RACE) and m.data.tags.get(RACE_COST) == cost]
+    if not tagged:
+        return None
+    latest = max(tagged, key=lambda m: int(m.data.tags.get(RACE_ROUND) or 0))
+    return f"{latest.data.tags[RACE]} (race, round {latest.data.tags.get(RACE_ROUND, '?')})"
 
 
 def how_sure(rows: list[Row]) -> None:
@@ -205,8 +220,9 @@ def how_sure(rows: list[Row]) -> None:
     standing = standings(
         {r.attention: r.values for r in rows}, {r.attention: r.cost for r in rows}, {}, RaceRules()
     )
-    for row in rows:
-        row.p_front, row.standing = standing[row.attention].p_front, standing[row.attention].describe()
+    for row in rows:  # a race's own decision where it made one (settled is final there)
+        row.p_front = standing[row.attention].p_front
+        row.standing = row.race or standing[row.attention].describe()
 
 
 def _ranked(rows: list[Row]) -> list[Row]:
