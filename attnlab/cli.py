@@ -22,7 +22,10 @@ COMMANDS = [attention, data, train, sweep, run, best, report, findings, effects,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="attnlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"attnlab {version('attnlab')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

@@ -70,6 +70,12 @@ class SweepSummary:
     report: str | None = None
     race: dict[str, dict[str, str]] | None = None  # a racing sweep: task -> configuration -> standing
     race_open: bool = False  # the race has rounds to go (`attnlab resume` runs them)
+    resume: str = "attnlab resume NAME"  # the command that continues it (tune.storage.SweepStore)
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether a resume has anything to do: an interrupted trial, or a race's next round."""
+        return bool(self.interrupted) or self.race_open
 
     @property
     def name(self) -> str:

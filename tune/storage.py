@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shlex
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,9 @@ def remove_checkpoints(location: str) -> None:
     for folder in folders:
         fs.delete_dir_contents(folder)
         with fs.open_output_stream(f"{folder}/{DROPPED}") as note:
-            note.write(b"The trial ended; its results are in its MLflow run and this checkpoint was dropped.\n")
+            note.write(
+                b"The trial ended; its results are in its MLflow run and this checkpoint was dropped.\n"
+            )
 
 
 LOW_SPACE = 256 * 2**20  # below this a trial cannot write a checkpoint of any model attnlab trains
@@ -132,6 +135,13 @@ class SweepStore:
         # Scratch of a sweep on a URI: under the folder the driver runs in, fixed here, since a trial
         # runs in a folder of its own Ray session (the store travels to it pickled).
         self._local_scratch = str(Path("attnlab_runs", "scratch", name).resolve())
+
+    def resume_command(self) -> str:
+        """The command that resumes this sweep from any folder: by name where it lives under the
+        default storage of this folder, else by its folder."""
+        if self.root == absolute(DEFAULT_ROOT):
+            return f"attnlab resume {shlex.quote(self.name)}"
+        return f"attnlab resume {shlex.quote(self.location)}"
 
     @functools.cached_property
     def _opened(self) -> tuple[pafs.FileSystem, str]:

@@ -365,6 +365,7 @@ class SweepRun:
             outcomes,
             race=race,
             race_open=self.race is not None and not self.race.finished(),
+            resume=self.store.resume_command(),
         )
 
 

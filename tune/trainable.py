@@ -104,9 +104,7 @@ def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
     started = trial_started_at(config["started"])
     cfg: TrainConfig = config["train"]
     set_tags(
-        cfg.tracking.tracking_uri,
-        config["run_id"],
-        {tags.RERUN: rerun_command(cfg, threads), tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"},
+        cfg.tracking.tracking_uri, config["run_id"], {tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"}
     )
     latest = ray.tune.get_checkpoint() or (newest_on_disk(folder) if recover else None)
     reported = ReportEpoch.reports
@@ -168,6 +166,8 @@ def run_trial(
         _report_logged(ended, cfg)
         return
     r = sweep.resources
+    threads = max(1, int(r.cpus_per_worker))
+    set_tags(uri, run_id, {tags.RERUN: rerun_command(cfg, threads, r.workers_per_trial)})
     loop_config = {
         "train": cfg,
         "run_id": run_id,
@@ -179,7 +179,7 @@ def run_trial(
     }
     if r.workers_per_trial == 1:
         folder = store.trial_folder(key)
-        train_here(loop_config, threads=max(1, int(r.cpus_per_worker)), folder=folder, recover=recover)
+        train_here(loop_config, threads=threads, folder=folder, recover=recover)
     else:
         TorchTrainer(
             worker_loop,

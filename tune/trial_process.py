@@ -77,8 +77,9 @@ def isolated(threads: int):
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_cudnn
 
 
-def rerun_command(cfg: TrainConfig, threads: int) -> str:
-    """One shell command that trains this trial's config standalone, with the trial's thread count."""
+def rerun_command(cfg: TrainConfig, threads: int, devices: int = 1) -> str:
+    """One shell command that trains this trial's config standalone, with the trial's thread count
+    per process and, for a trial of several workers, as many DDP processes (`--devices`)."""
     config = {k: v for k, v in cfg.own_settings().items() if k not in ("task", "out_dir")}
     config["tracking"] = {k: v for k, v in config["tracking"].items() if k not in RERUN_EXCLUDE}
     argv = [
@@ -88,5 +89,6 @@ def rerun_command(cfg: TrainConfig, threads: int) -> str:
         cfg.task,
         "--config-json",
         json.dumps(config, separators=(",", ":")),
+        *(["--devices", str(devices)] if devices > 1 else []),
     ]
     return f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} " + shlex.join(argv)

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.pipeline.tracking.store import experiment_url
 
     summary = api.run(console=sweep_console("run"))
+    if summary.unfinished:  # interrupted: no ranking or report that would read as the answer
+        return exit_status(summary)
     uri, experiment = summary.tracking_uri, summary.sweep.experiment_name
     print(render(api.best(experiment, cost=DEFAULT_COST, tracking_uri=uri), None, DEFAULT_COST, "table"))
     stopped = f"{len(summary.stopped)} stopped early by {summary.sweep.early_stopping.policy}"

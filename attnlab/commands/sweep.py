@@ -109,15 +109,14 @@ def exit_status(summary) -> int:
     if unfinished:
         print(
             f"attnlab: interrupted with {len(unfinished)} of {total} trials unfinished "
-            "(their runs are KILLED, their checkpoints kept); `attnlab resume` or the same command "
-            "continues them",
+            f"(their runs are KILLED, their checkpoints kept); `{summary.resume}` continues them",
             file=sys.stderr,
         )
         return 130
     if summary.race_open and not failed:
         print(
             "attnlab: interrupted between the race's rounds (every trial it gave has ended); "
-            "`attnlab resume` or the same command goes on with the next round",
+            f"`{summary.resume}` goes on with the next round",
             file=sys.stderr,
         )
         return 130

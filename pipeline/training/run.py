@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -191,7 +192,7 @@ def run_training(
         tags=run_tags(cfg),
     )
     local_checkpoints = role.keeps_local_checkpoints
-    trainer = None
+    trainer, ckpt_dir = None, None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         out_dir = Path(cfg.out_dir).resolve()
         spool = Spool(uri, out_dir / "spool" / run_id)
@@ -254,6 +255,14 @@ def run_training(
         if trainer is None or trainer.is_global_zero:
             role.end(uri, run_id, _ending(error))
         if role.ends_run and _interrupted(error):
+            if trainer is None or trainer.is_global_zero:
+                kept = f"; its checkpoints stay in {ckpt_dir}" if ckpt_dir and ckpt_dir.is_dir() else ""
+                epochs = f" after {trainer.current_epoch} epoch(s)" if trainer is not None else ""
+                print(
+                    f"attnlab: interrupted{epochs}: run {run_id} ended KILLED{kept}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             raise SystemExit(_signal_exit_code(error, trainer)) from error
         raise
     if trainer.is_global_zero:

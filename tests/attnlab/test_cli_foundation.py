@@ -31,6 +31,13 @@ def test_the_console_script_lists_every_command_with_what_it_does():
         assert f"{name}" in out.stdout and " ".join(helps[name].split()[:4]) in " ".join(out.stdout.split())
 
 
+def test_the_console_script_says_its_version():
+    from importlib.metadata import version
+
+    out = subprocess.run([ATTNLAB, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == f"attnlab {version('attnlab')}\n", out.stderr
+
+
 @pytest.mark.parametrize("name", [name for name, _ in _commands()[1]])
 def test_every_command_describes_itself_and_every_flag(name, capsys):
     """`attnlab NAME --help` says what the command does and what each of its flags means."""

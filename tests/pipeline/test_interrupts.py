@@ -64,6 +64,8 @@ def test_a_signal_mid_training_ends_the_run_killed(tmp_path, sig, code):
     (run,) = _runs(uri)
     assert run.info.status == "KILLED"
     assert "Traceback" not in out, out[-3000:]
+    said = [line for line in out.splitlines() if line.startswith("attnlab: interrupted after ")]
+    assert len(said) == 1 and f"run {run.info.run_id} ended KILLED" in said[0], out[-3000:]
 
 
 def test_a_run_a_sigkill_left_running_is_named_by_a_reader_and_marked_failed_by_the_next_run(tmp_path):

@@ -88,6 +88,7 @@ def _ctrl_c(command: list[str], workdir: Path, env: dict) -> str:
     assert driver.returncode == 130, out[-2000:] + err[-3000:]
     assert stopped_in < 30
     assert "interrupted with 2 of 3 trials unfinished" in err
+    assert "`attnlab resume file://" in err and "/bucket/sweeps/drill` continues them" in err, err[-1000:]
     after = _trials(workdir)
     assert after[cut]["status"] == "KILLED" and "attnlab.stopped_early" not in after[cut]["tags"]
     parent = [

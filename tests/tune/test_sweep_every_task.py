@@ -78,6 +78,10 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
         assert len(history) == 2, (task, history)
         assert "cost/attention_flops" in run.data.metrics and run.data.metrics["cost/attention_flops"] > 0
         assert run.data.tags["attnlab.early_stopping"].startswith("kept by the metric rule at epoch 1")
+        # It reruns standalone on as many DDP processes as it had workers.
+        rerun = run.data.tags["attnlab.rerun"]
+        assert rerun.startswith(f"OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 attnlab train --task {task} ")
+        assert rerun.endswith(" --devices 2"), rerun
     translation = next(r for r in children if r.data.tags["task"] == "translation")
     assert "val/chrf" in translation.data.metrics
 
