@@ -28,7 +28,29 @@ from attnlab.pipeline.costs.axes import COSTS
 from .pareto_asha import BUDGET
 from .sweep_config import SeedPolicy, SweepConfig
 
+COST_PREFIX = "cost/"
+
 Results = dict[str, float | None]  # trial key -> its full-budget score; None: it failed
+Costs = dict[str, dict[str, float]]  # trial key -> its cost metrics (cost/added_flops, cost/flops, ...)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A finding's comparison in one round: its verdict and the configurations that would get its
+    next seed while it is open."""
+
+    label: str  # "finding 1, 0011 vs 1100"
+    verdict: str  # reproduced, contradicted, inconclusive
+    reason: str
+    members: frozenset[str]
+
+    def describe(self) -> str:
+        return f"{self.label}: {self.verdict} ({self.reason})"
+
+
+# What a round asks of the findings: (the finished trials' configurations, seeds, scores and costs)
+# -> each comparison with its verdict. tune/race.py's `FindingQuestions` asks `attnlab findings`.
+Questions = Callable[[list[tuple[str, int, float, dict[str, float]]]], list[Question]]
 
 
 @dataclass
@@ -37,6 +59,7 @@ class RaceState:
 
     rounds: list[list[str]] = field(default_factory=list)  # trial keys given in each round
     standings: list[dict[str, Standing]] = field(default_factory=list)  # after each decided round
+    questions: list[list[Question]] = field(default_factory=list)  # the findings after each round
     proposals: list[str] = field(default_factory=list)  # the current round's trials not yet done
     done: bool = False  # nothing is open, or no seed or budget is left
 
@@ -54,19 +77,29 @@ def rules_of(seeds: SeedPolicy) -> RaceRules:
 
 
 def plan(
-    configs: dict[str, list[str]], results: Results, costs: dict[str, float], seeds: SeedPolicy
+    configs: dict[str, list[str]],
+    results: Results,
+    costs: Costs,
+    seeds: SeedPolicy,
+    cost_key: str = COSTS["added_flops"],
+    questions: Questions | None = None,
+    memo: dict | None = None,
 ) -> RaceState:
     """The race of one task's `configs` (configuration -> its trial keys, in seed order) given the
-    `results` and `costs` (trial key -> its cost) of the trials that ended: a pure function of them."""
+    `results` and `costs` of the trials that ended: a pure function of them. The front decides on
+    `cost_key`; `questions`, where given, keep the findings' open comparisons racing too. `memo`
+    keeps each decided round's tests (a finished trial's result never changes), so replaying the
+    race after every trial costs the new round's tests only."""
+    memo = {} if memo is None else memo
     rules, state = rules_of(seeds), RaceState()
     budget = seeds.budget or seeds.max * len(configs)
-    given, settled = dict.fromkeys(configs, 0), {}
-    order, new = sorted(configs), seeds.min
+    given, settled, answered = dict.fromkeys(configs, 0), {}, set()
+    targets, order = dict.fromkeys(configs, seeds.min), sorted(configs)
     while True:
         keys: list[str] = []
         for config in order:
             room = budget - state.spent - len(keys)
-            take = configs[config][given[config] : given[config] + new][: max(room, 0)]
+            take = configs[config][given[config] : targets[config]][: max(room, 0)]
             keys += take
             given[config] += len(take)
         if not keys:
@@ -76,19 +109,76 @@ def plan(
         state.proposals = [k for k in keys if k not in results]
         if state.proposals:
             return state
-        values = {c: [results[k] for k in configs[c][: given[c]] if results[k] is not None] for c in configs}
-        values = {c: v for c, v in values.items() if v}  # a configuration whose every seed failed is out
-        cost = {c: statistics.fmean(costs[k] for k in configs[c][: given[c]] if k in costs) for c in values}
-        standing = standings(values, cost, settled, rules) if values else {}
+        ran = {c: [k for k in configs[c][: given[c]] if results[k] is not None] for c in configs}
+        decided = (tuple((c, tuple(ks)) for c, ks in sorted(ran.items())), tuple(sorted(settled)), cost_key)
+        if decided not in memo:
+            memo[decided] = _decide(configs, ran, results, costs, cost_key, settled, rules, questions)
+        standing, asked = memo[decided]
         state.standings.append(standing)
+        state.questions.append(asked)
         settled = {c: s for c, s in standing.items() if s.settled}
-        order = sorted(wanted(standing, rules), key=lambda c: (_openness(standing[c]), c))
-        new = 1
+        # Settled is final for a comparison too: once reproduced or contradicted, it gets no seed.
+        answered |= {q.label for q in asked if q.verdict != "inconclusive"}
+        targets = {c: given[c] + 1 for c in wanted(standing, rules)}
+        for q in asked:
+            if q.label not in answered and q.members:
+                # Every code of its design gets the same next seed: the laggards catch up to it.
+                level = max(given[c] for c in q.members) + 1
+                targets.update({c: max(targets.get(c, 0), level) for c in q.members})
+        targets = {c: min(t, len(configs[c])) for c, t in targets.items() if c in configs}
+        order = sorted(
+            targets, key=lambda c: (c not in standing or standing[c].settled, _openness(standing.get(c)), c)
+        )
+        targets = {c: targets.get(c, given[c]) for c in configs}
 
 
-def _openness(standing: Standing) -> float:
+def _decide(configs, ran, results, costs, cost_key, settled, rules, questions):
+    """One round's standings and findings, on the trials that ran (`ran`: configuration -> its
+    finished trial keys)."""
+    values = {c: [results[k] for k in ks] for c, ks in ran.items() if ks}  # every seed failed: out
+    cost = {c: statistics.fmean(costs[k][cost_key] for k in ran[c]) for c in values}
+    standing = standings(values, cost, settled, rules) if values else {}
+    finished = [(c, configs[c].index(k), results[k], costs[k]) for c in ran for k in ran[c]]
+    return standing, questions(finished) if questions else []
+
+
+def _openness(standing: Standing | None) -> float:
     """How far from a coin toss its P(front) is: the most open configuration first."""
-    return abs((0.5 if standing.p_front is None else standing.p_front) - 0.5)
+    p_front = None if standing is None else standing.p_front
+    return abs((0.5 if p_front is None else p_front) - 0.5)
+
+
+@dataclass(frozen=True)
+class FindingQuestions:
+    """The findings' comparisons of one task, judged as `attnlab findings` judges them, on a
+    round's finished trials (their seed: the position in the race's seed order, which every
+    configuration of a grid entry shares, so pairs and designs line up)."""
+
+    task: str
+
+    def __call__(self, finished: list[tuple[str, int, float, dict[str, float]]]) -> list[Question]:
+        from types import SimpleNamespace
+
+        from attnlab.pipeline.analysis.findings import comparison_needs
+        from attnlab.pipeline.tasks.registry import TASKS
+        from attnlab.pipeline.tracking import tags
+
+        metric = TASKS[self.task].metric
+        runs = [
+            SimpleNamespace(
+                info=SimpleNamespace(status="FINISHED"),
+                data=SimpleNamespace(
+                    tags={tags.TASK: self.task, tags.ATTENTION: spec, tags.SEED: str(seed)},
+                    metrics={metric: value, **cost},
+                ),
+            )
+            for spec, seed, value, cost in finished
+        ]
+        specs = sorted({spec for spec, *_ in finished})
+        return [
+            Question(f"finding {v.finding}, {v.comparison}", v.verdict, v.reason, frozenset(members))
+            for v, members in comparison_needs(runs, {self.task: specs})
+        ]
 
 
 @dataclass(frozen=True)
@@ -101,7 +191,7 @@ class RaceHistory:
     cost_key: str
     metrics: dict[str, str]  # task -> the metric its trials report as `score`
 
-    def __call__(self) -> tuple[Results, dict[str, float]]:
+    def __call__(self) -> tuple[Results, Costs]:
         from attnlab.pipeline.analysis.ranking import full_budget
         from attnlab.pipeline.tracking import tags
         from attnlab.pipeline.tracking.store import find_runs
@@ -111,13 +201,14 @@ class RaceHistory:
             key, metrics = run.data.tags.get(tags.TRIAL), run.data.metrics
             metric = self.metrics.get(run.data.tags.get(tags.TASK, ""))
             if key and full_budget(run) and metric in metrics and self.cost_key in metrics:
-                results[key], costs[key] = float(metrics[metric]), float(metrics[self.cost_key])
+                results[key] = float(metrics[metric])
+                costs[key] = {k: float(v) for k, v in metrics.items() if k.startswith(COST_PREFIX)}
         return results, costs
 
 
 class RaceSearcher(Searcher):
     """Proposes the race's trials to Tune, at most `limit` training at once (the scheduler's count:
-    it sees every trial Tune holds, restored ones too). `told(task, round, standing)` hears each
+    it sees every trial Tune holds, restored ones too). `told(task, round, standing, questions)` hears each
     decided round once per driver (the sweep tags the trials and says it)."""
 
     def __init__(
@@ -125,8 +216,8 @@ class RaceSearcher(Searcher):
         sweep: SweepConfig,
         scheduler,
         limit: int | None,
-        history: Callable[[], tuple[Results, dict[str, float]]] | None = None,
-        told: Callable[[str, int, dict[str, Standing]], None] | None = None,
+        history: Callable[[], tuple[Results, Costs]] | None = None,
+        told: Callable[[str, int, dict[str, Standing], list[Question]], None] | None = None,
     ):
         super().__init__(metric="score", mode="max")
         races = sweep.race_configurations()
@@ -135,10 +226,12 @@ class RaceSearcher(Searcher):
         }
         self._params = {t.trial_key: t.param() for cs in races.values() for ts in cs.values() for t in ts}
         self._seeds, self._cost_key = sweep.seeds, COSTS[sweep.early_stopping.cost]
+        self._questions = {task: FindingQuestions(task) if sweep.seeds.findings else None for task in races}
         self._scheduler, self._limit, self._history, self._told = scheduler, limit, history, told
         self._results: Results | None = None
-        self._costs: dict[str, float] = {}
+        self._costs: Costs = {}
         self._plans: dict[str, RaceState] = {}
+        self._memo: dict = {}  # each decided round's tests (`plan`)
         self._announced: dict[str, int] = {}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -150,7 +243,15 @@ class RaceSearcher(Searcher):
             self._results, self._costs = self._history() if self._history else ({}, {})
         for task, configs in self._configs.items():
             if task not in self._plans:
-                self._plans[task] = plan(configs, self._results, self._costs, self._seeds)
+                self._plans[task] = plan(
+                    configs,
+                    self._results,
+                    self._costs,
+                    self._seeds,
+                    self._cost_key,
+                    self._questions[task],
+                    self._memo,
+                )
                 self._announce(task, self._plans[task])
         return self._plans
 
@@ -179,8 +280,7 @@ class RaceSearcher(Searcher):
             self._results[key] = None
         elif result and result.get("score") is not None and result.get("epoch", 0) >= result.get(BUDGET, 0):
             self._results[key] = float(result["score"])
-            if self._cost_key in result:
-                self._costs[key] = float(result[self._cost_key])
+            self._costs[key] = {k: float(v) for k, v in result.items() if k.startswith(COST_PREFIX)}
         else:
             return  # stopped before its budget (the driver is stopping): a resume trains it on
         self._plans.pop(self._params[key]["task"], None)
@@ -188,7 +288,7 @@ class RaceSearcher(Searcher):
     def _announce(self, task: str, state: RaceState) -> None:
         for number in range(self._announced.get(task, 0), len(state.standings)):
             if self._told is not None:
-                self._told(task, number + 1, state.standings[number])
+                self._told(task, number + 1, state.standings[number], state.questions[number])
         self._announced[task] = len(state.standings)
 
     # Nothing to save: a restored race is rebuilt from MLflow (`RaceHistory`).

@@ -96,6 +96,9 @@ class SeedPolicy(StrictModel):
     budget: int | None = Field(
         None, ge=1, description="race: most trials per task (default: max x the task's configurations)"
     )
+    findings: bool = Field(
+        True, description="race: the findings' open comparisons get seeds too, not only the open front"
+    )
 
     @model_validator(mode="after")
     def _order(self):

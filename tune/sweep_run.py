@@ -255,9 +255,10 @@ class SweepRun:
         self.view.show(trials, outcome)
         self._close(outcome, decisions.get(outcome.trial))
 
-    def race_round(self, task: str, number: int, standing: dict) -> None:
+    def race_round(self, task: str, number: int, standing: dict, questions: list) -> None:
         """A race decided a round: each configuration's finished trials are tagged with where it
-        stands (`attnlab best` shows it), and the view says it."""
+        stands (`attnlab best` shows it; a settled one keeps the round that settled it), and the
+        view says it, with the findings' comparisons the round judged."""
         from attnlab.pipeline.tracking import tags
         from attnlab.pipeline.tracking.store import set_tags
 
@@ -270,8 +271,9 @@ class SweepRun:
                 if run is not None and run.data.tags.get(tags.RACE) != text:
                     said = {tags.RACE: text, tags.RACE_ROUND: str(number), tags.RACE_COST: cost}
                     set_tags(self.served, run.info.run_id, said)
-        lines = "\n".join(f"  {spec}: {s.describe()}" for spec, s in sorted(standing.items()))
-        self.view.say(f"attnlab: {task} race, round {number} decided:\n{lines}")
+        lines = [f"  {spec}: {s.describe()}" for spec, s in sorted(standing.items())]
+        lines += [f"  {q.describe()}" for q in questions]
+        self.view.say(f"attnlab: {task} race, round {number} decided:\n" + "\n".join(lines))
 
     def tune_ended(self) -> None:
         self.view.close()

@@ -146,6 +146,14 @@ def _points_by_site(task: str, observed: list[tuple[str, str, float]]) -> dict[s
     return out
 
 
+def design_members(task: str, site: str, specs: list[str]) -> set[str]:
+    """Which of a task's configurations (`specs`) are points of its `site` design: the ones a new
+    seed of every code must reach for the design's contrasts to narrow."""
+    # The design keeps each point's value as it is: the value here is the spec's index.
+    points = _points_by_site(task, [(spec, "0", i) for i, spec in enumerate(specs)]).get(site, [])
+    return {specs[int(i)] for _, _, i in points}
+
+
 def observations(runs: list, task: str, metric: str, epochs: int | None, uri: str | None) -> list:
     """(spec, seed, value) per run: full-budget runs' last value, or every run's value after `epochs`."""
     out = []

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from statsmodels.stats.power import TTestPower
 
 from attnlab.lightning_modules.attention import format_sites
-from attnlab.pipeline.analysis.effects import NETWORK, SELF, effects
+from attnlab.pipeline.analysis.effects import NETWORK, SELF, design_members, effects
 from attnlab.pipeline.analysis.estimates import mean_ci
 from attnlab.pipeline.analysis.ranking import full_budget
 from attnlab.pipeline.costs.axes import COSTS
@@ -322,6 +322,29 @@ def findings(runs: list, on_effects: bool = True) -> list[Verdict]:
     tasks = {r.data.tags.get(TASK) for r in runs}
     designs = {(d.task, d.site): d for d in effects(counted)} if on_effects else {}
     return [judge(c, counted, designs) for c in comparisons() if c.task in tasks]
+
+
+def comparison_needs(runs: list, specs: dict[str, list[str]]) -> list[tuple[Verdict, set[str]]]:
+    """Each comparison `findings` makes on `runs` whose sides are among `specs` (task -> its
+    configurations), with the configurations whose next seed narrows it: the two sides of a pair,
+    or every code of the design an effects contrast is read from (its error shrinks only when they
+    all get the seed)."""
+    counted = [r for r in runs if full_budget(r)]
+    tasks = {r.data.tags.get(TASK) for r in runs}
+    designs = {(d.task, d.site): d for d in effects(counted)}
+    out = []
+    for c in comparisons():
+        if c.task not in tasks or c.task not in specs:
+            continue
+        if not (set(c.a) & set(specs[c.task]) and set(c.b) & set(specs[c.task])):
+            continue  # a side the sweep does not train: no seed of it can decide this
+        verdict = judge(c, counted, designs)
+        if verdict.basis == "effects":
+            members = design_members(c.task, c.site, specs[c.task])
+        else:
+            members = {s for s in (*c.a, *c.b) if s in specs[c.task]}
+        out.append((verdict, members))
+    return out
 
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:

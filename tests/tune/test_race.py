@@ -11,7 +11,7 @@ from ray import tune
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.validation import validate
 from attnlab.tune.experiment import search
-from attnlab.tune.race import plan
+from attnlab.tune.race import FindingQuestions, Question, plan
 from attnlab.tune.sweep_config import SweepConfig
 
 # seed -> its offset from the configuration's mean (sd about 0.014, as CamVid's seeds spread)
@@ -27,7 +27,7 @@ def _sweep(**seeds) -> SweepConfig:
             "name": "race",
             "max_epochs": 1,
             "grid": [{"task": "segmentation", "specs": list(PLANTED), "preset": "tiny"}],
-            "seeds": {"policy": "race", "min": 2, "max": 6, **seeds},
+            "seeds": {"policy": "race", "min": 2, "max": 6, "findings": False, **seeds},
             "early_stopping": {"policy": "none"},
             "max_concurrent_trials": 2,
         },
@@ -41,19 +41,25 @@ def _value(key: str) -> tuple[float, float]:
     return mean + OFFSET[int(key.rsplit("-s", 1)[1])], cost
 
 
+def _costs(key: str) -> dict[str, float]:
+    return {"cost/added_flops": _value(key)[1]}
+
+
 def _configs(sweep: SweepConfig) -> dict[str, list[str]]:
     return {c: [t.trial_key for t in ts] for c, ts in sweep.race_configurations()["segmentation"].items()}
 
 
-def _race(sweep, order=None):
+def _race(sweep, order=None, questions=None):
     """The whole race with results coming in `order` (a shuffle of each round's trials)."""
-    results, costs, rng = {}, {}, random.Random(order)
-    while not (state := plan(_configs(sweep), results, costs, sweep.seeds)).done:
+    results, costs, rng, memo = {}, {}, random.Random(order), {}
+    while not (
+        state := plan(_configs(sweep), results, costs, sweep.seeds, questions=questions, memo=memo)
+    ).done:
         keys = list(state.proposals)
         if order is not None:
             rng.shuffle(keys)
         for key in keys[: 1 + len(keys) // 2]:  # part of the round, then plan again
-            results[key], costs[key] = _value(key)
+            results[key], costs[key] = _value(key)[0], _costs(key)
     return state, results
 
 
@@ -78,6 +84,53 @@ def test_the_rounds_do_not_depend_on_the_order_results_come_in():
         assert {c: s.describe() for c, s in other.latest.items()} == {
             c: s.describe() for c, s in first.latest.items()
         }
+
+
+def test_an_open_finding_keeps_its_configurations_racing_each_on_the_same_next_seed():
+    """1111 is settled (dominated) after round 1 and w/o on the front after round 3; a planted
+    finding comparing the two opens then: 1111 catches up with w/o's seeds and both get the same
+    next one; answered, it gives no more seeds (settled is final)."""
+
+    def questions(finished):
+        seeds = sum(1 for spec, *_ in finished if spec == "w/o")
+        if seeds < 4:
+            return []
+        verdict = "reproduced" if seeds >= 5 else "inconclusive"
+        return [Question("finding 9, 1111 vs w/o", verdict, "planted", frozenset({"w/o", "1111"}))]
+
+    state, results = _race(_sweep(), questions=questions)
+    seeds = {c: len([k for k in keys if k in results]) for c, keys in _configs(_sweep()).items()}
+    assert state.latest["1111"].state == "dominated"  # its standing stays what round 1 settled
+    assert seeds == {"1111": 5, "0010": 4, "w/o": 5, "0100": 6}
+    caught_up = {f"segmentation-1111-s{i}" for i in (2, 3, 4)} | {"segmentation-wo-s4"}
+    assert caught_up <= set(state.rounds[3])
+    assert [q.verdict for q in state.questions[3]] == ["reproduced"]
+
+
+def test_the_findings_judge_a_round_as_attnlab_findings_does():
+    """The on-par claim 1000 vs w/o: open on two noisy seeds, with both sides to get the next seed;
+    answered on eight seeds that agree closely."""
+    ask = FindingQuestions("segmentation")
+
+    def finished(spread, seeds):
+        return [
+            (spec, i, 0.30 + spread * OFFSET[i], {"cost/flops": 1.0})
+            for spec in ("w/o", "1000")
+            for i in range(seeds)
+        ]
+
+    noisy = {q.label: q for q in ask(finished(1.0, 2)) + []}
+    # Noise differing between the two sides: two seeds cannot bound the difference.
+    noisy = {
+        q.label: q
+        for q in ask(
+            [(s, i, v + (0.02 * OFFSET[i] * 50 if s == "1000" else 0), c) for s, i, v, c in finished(1, 2)]
+        )
+    }
+    (on_par,) = [q for q in noisy.values() if "1000" in q.members]
+    assert on_par.verdict == "inconclusive" and on_par.members == {"w/o", "1000"}
+    (settled,) = [q for q in ask(finished(0.01, 8)) if "1000" in q.members]
+    assert settled.verdict == "reproduced", settled.describe()
 
 
 def test_a_budget_that_cannot_cover_a_round_gives_the_most_open_first():
@@ -146,7 +199,7 @@ def test_tune_runs_the_race_and_a_resumed_race_reruns_no_seed(local_ray, tmp_pat
     # A resume after round 2 and half of round 3: the Searcher, rebuilt from those finished trials
     # (as from MLflow), proposes the rest of the race and nothing that finished.
     done = [k for r in expected.rounds[:2] for k in r] + expected.rounds[2][:1]
-    history = {k: _value(k)[0] for k in done}, {k: _value(k)[1] for k in done}
+    history = {k: _value(k)[0] for k in done}, {k: _costs(k) for k in done}
     rest = _tune_race(sweep, str(tmp_path), "resumed", lambda: history)
     assert not set(rest) & set(done)
     assert sorted(rest + done) == sorted(results)
