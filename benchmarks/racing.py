@@ -1,24 +1,27 @@
 """Seeds spent where the answer is open: racing against uniform seeds, replayed on a reference set.
 
 The reference set (benchmarks/reference_set.py) holds every configuration's full-budget curve at
-several seeds (8 in the CamVid one). Its answer: the configurations the full set settles on the
+several seeds (8 in the CamVid one). Its answers: the configurations the full set settles on the
 accuracy-cost front (P(front) at least `sure`) or off it (dominated by the racing test, or P(front)
-at most 1 - `sure`); the rest are open even at the full set and are left out of the scores below.
+at most 1 - `sure`), the rest open even at the full set and left out of the front's scores; and the
+findings' verdicts on every seed (`attnlab findings`' judge), open ones left out of the verdicts'.
 
-Replayed R times, each with its own random order of every configuration's seeds, without training:
+Replayed R times, each with its own random order of the seeds (one order for every configuration,
+so seeds still pair across configurations as the findings pair them), without training:
 
 - uniform-k: every configuration's first k seeds; its front is the front of the means;
-- race: every configuration starts with `--min` seeds; after each round pipeline/analysis/racing.py
-  settles configurations (dominated with confidence, or on the front with confidence) and each open
-  one gets its next seed, until `--max` seeds or the budget (trials; default uniform-4's) is spent,
-  the most uncertain (P(front) nearest 0.5) first when a round does not fit. Its front: the settled
-  front members and the open configurations on the front of the means.
+- race: the product's own race (tune/race.py's `plan`, as `seeds: {policy: race}` runs it):
+  `--min` seeds each, then per round the open configurations, and with `--findings` the open
+  comparisons' configurations, get the next seed, until `--max` seeds or the budget (trials;
+  default uniform-4's). Its front: the settled front members and the open configurations on the
+  front of the means; its verdicts: each comparison's first decided one (final), else its last.
 
 Printed per policy: trials and epochs spent (no early stopping: a trial is its whole budget), front
-recall and precision against the full set's answer, and for racing the realised rate of wrong
-settlements (settled on the front but off it in the full set, or settled dominated but on it).
+recall and precision against the full set's answer, the verdicts agreeing, disagreeing and open
+against the full set's decided ones, and for racing the realised rate of wrong settlements (settled
+on the front but off it in the full set, or settled dominated but on it).
 
-    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200
+    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200 [--findings]
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_set import load  # noqa: E402
 
 from attnlab.pipeline.analysis.estimates import pareto_front  # noqa: E402
-from attnlab.pipeline.analysis.racing import RaceRules, Standing, standings, wanted  # noqa: E402
+from attnlab.pipeline.analysis.racing import RaceRules, standings  # noqa: E402
+from attnlab.pipeline.costs.axes import COSTS  # noqa: E402
+from attnlab.tune.race import FindingQuestions, RaceState, plan  # noqa: E402
+from attnlab.tune.sweep_config import SeedPolicy  # noqa: E402
 
 
 def by_configuration(
@@ -71,25 +77,48 @@ def point_front(values: dict[str, list[float]], costs: dict[str, float]) -> set[
     return {n for n, on in zip(names, flags) if on}
 
 
-def race(order: dict[str, list[float]], costs: dict[str, float], rules: RaceRules, budget: int):
-    """(front, trials spent, the settled standings) of one race over seeds in `order`."""
-    seeds = {c: rules.min_seeds for c in order}
-    settled: dict[str, Standing] = {}
-    while True:
-        values = {c: order[c][: seeds[c]] for c in order}
-        standing = standings(values, costs, settled, rules)
-        settled = {c: s for c, s in standing.items() if s.settled}
-        more = wanted(standing, rules)
-        room = budget - sum(seeds.values())
-        if not more or room <= 0:
-            break
-        more.sort(key=lambda c: (abs((standing[c].p_front or 0.5) - 0.5), c))  # the most uncertain first
-        for c in more[:room]:
-            seeds[c] += 1
+def race(
+    order: dict[str, list[float]],
+    costs: dict[str, dict[str, float]],
+    policy: SeedPolicy,
+    cost: str,
+    asked=None,
+) -> tuple[set[str], int, RaceState]:
+    """(front, trials spent, the race) of the product's race over the seeds in `order` (every seed's
+    value known: the race reads only those its rounds reach)."""
+    configs = {c: [f"{c}#{i}" for i in range(len(v))] for c, v in order.items()}
+    results = {f"{c}#{i}": x for c, v in order.items() for i, x in enumerate(v)}
+    state = plan(configs, results, {k: costs[k.split("#")[0]] for k in results}, policy, COSTS[cost], asked)
+    used = {c: sum(k.split("#")[0] == c for r in state.rounds for k in r) for c in order}
+    settled = {c: s for c, s in state.latest.items() if s.settled}
     dominated = {c for c, s in settled.items() if s.state == "dominated"}
     front = {c for c, s in settled.items() if s.state == "front"}
-    front |= {c for c in point_front(values, costs) if c not in dominated and c not in settled}
-    return front, sum(seeds.values()), settled
+    means = {c: order[c][: used[c]] for c in order}
+    front |= {
+        c
+        for c in point_front(means, {c: costs[c][COSTS[cost]] for c in order})
+        if c not in dominated and c not in settled
+    }
+    return front, state.spent, state
+
+
+def race_verdicts(state: RaceState) -> dict[str, str]:
+    """Each comparison's verdict in a race: its last round's (a decided one stays as it was decided)."""
+    return {q.label: q.verdict for q in (state.questions[-1] if state.questions else [])}
+
+
+def verdicts(order: dict[str, list[float]], costs, seeds: int, asked) -> dict[str, str]:
+    """The findings' verdicts on every configuration's first `seeds` seeds."""
+    finished = [(c, i, v[i], costs[c]) for c, v in order.items() for i in range(min(seeds, len(v)))]
+    return {q.label: q.verdict for q in asked(finished)}
+
+
+def agreement(got: dict[str, str], full: dict[str, str]) -> tuple[int, int, int]:
+    """(agreeing, disagreeing, open) among the comparisons the full set decides."""
+    decided = {k: v for k, v in full.items() if v != "inconclusive"}
+    same = sum(got.get(k) == v for k, v in decided.items())
+    open_ = sum(got.get(k, "inconclusive") == "inconclusive" for k in decided)
+    return same, len(decided) - same - open_, open_
 
 
 def score(front: set[str], on: set[str], off: set[str]) -> tuple[float, float]:
@@ -109,41 +138,73 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min", type=int, default=2, help="racing: seeds every configuration starts with")
     p.add_argument("--max", type=int, default=8, help="racing: seeds at most")
     p.add_argument("--budget", type=int, help="racing: trials at most (default: uniform-4's)")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--sure", type=float, default=0.95)
+    p.add_argument("--findings", action="store_true", help="racing: the findings' open comparisons race too")
     args = p.parse_args(argv)
-    values, costs, epochs = by_configuration(load(args.reference), args.task, args.cost)
+    trials = load(args.reference)
+    values, _, epochs = by_configuration(trials, args.task, args.cost)
+    costs = {
+        t["spec"]: {COSTS[c]: v for c, v in t["costs"].items()}
+        for t in trials.values()
+        if t["task"] == args.task
+    }
     full_seeds = min(len(v) for v in values.values())
     values = {c: v[:full_seeds] for c, v in values.items()}  # every configuration at the same seeds
     uniform = sorted({k for k in (2, 4, full_seeds) if k <= full_seeds})
-    rules = RaceRules(args.min, min(args.max, full_seeds), args.alpha, args.sure)
-    on, off = answer(values, costs, rules)
-    budget = args.budget or min(4, full_seeds) * len(values)
+    policy = SeedPolicy(
+        policy="race",
+        min=args.min,
+        max=min(args.max, full_seeds),
+        findings=args.findings,
+        budget=args.budget or min(4, full_seeds) * len(values),
+    )
+    rules = RaceRules(policy.min, policy.max)
+    on, off = answer(values, {c: costs[c][COSTS[args.cost]] for c in values}, rules)
+    asked = FindingQuestions(args.task)
+    full = verdicts(values, costs, full_seeds, asked)
+    decided = sum(v != "inconclusive" for v in full.values())
     print(
         f"{args.reference.name}: {args.task}, {len(values)} configurations x {full_seeds} seeds, "
         f"{epochs} epochs a trial; the full set settles {len(on)} on the front, {len(off)} off it, "
-        f"{len(values) - len(on) - len(off)} open; {args.replays} random seed orders; cost {args.cost}"
+        f"{len(values) - len(on) - len(off)} open, and decides {decided} of {len(full)} findings' "
+        f"comparisons; {args.replays} random seed orders; cost {args.cost}; race findings "
+        f"{'on' if args.findings else 'off'}"
     )
     rows: dict[str, list[tuple]] = {}
     for r in range(args.replays):
-        rng = random.Random(r)
-        order = {c: rng.sample(v, len(v)) for c, v in values.items()}
+        shuffled = random.Random(r).sample(range(full_seeds), full_seeds)
+        order = {c: [v[i] for i in shuffled] for c, v in values.items()}
         for k in uniform:
-            front = point_front({c: v[:k] for c, v in order.items()}, costs)
-            rows.setdefault(f"uniform-{k}", []).append((k * len(values), *score(front, on, off), None))
-        front, trials, settled = race(order, costs, rules, budget)
+            front = point_front(
+                {c: v[:k] for c, v in order.items()}, {c: costs[c][COSTS[args.cost]] for c in order}
+            )
+            agree = agreement(verdicts(order, costs, k, asked), full)
+            rows.setdefault(f"uniform-{k}", []).append(
+                (k * len(values), *score(front, on, off), *agree, None)
+            )
+        front, spent, state = race(order, costs, policy, args.cost, asked if args.findings else None)
+        settled = {c: s for c, s in state.latest.items() if s.settled}
         wrong = sum(
             (s.state == "front" and c in off) or (s.state == "dominated" and c in on)
             for c, s in settled.items()
         )
-        rows.setdefault("race", []).append((trials, *score(front, on, off), wrong / max(1, len(settled))))
-    print(f"{'policy':<11} {'trials':>7} {'epochs':>7} {'recall':>7} {'precision':>9} {'wrong settled':>14}")
+        got = race_verdicts(state) if args.findings else verdicts(order, costs, 0, asked) | {}
+        if not args.findings:  # a front-only race: the findings on the seeds it ran
+            used = {c: sum(k.split("#")[0] == c for rd in state.rounds for k in rd) for c in order}
+            finished = [(c, i, order[c][i], costs[c]) for c in order for i in range(used[c])]
+            got = {q.label: q.verdict for q in asked(finished)}
+        rows.setdefault("race", []).append(
+            (spent, *score(front, on, off), *agreement(got, full), wrong / max(1, len(settled)))
+        )
+    print(
+        f"{'policy':<11} {'trials':>7} {'epochs':>7} {'recall':>7} {'precision':>9} "
+        f"{'verdicts agree':>15} {'disagree':>9} {'open':>6} {'wrong settled':>14}"
+    )
     for name, got in rows.items():
-        trials = statistics.fmean(g[0] for g in got)
-        recall, precision = statistics.fmean(g[1] for g in got), statistics.fmean(g[2] for g in got)
-        wrong = "" if got[0][3] is None else f"{statistics.fmean(g[3] for g in got):.3f}"
+        mean = [statistics.fmean(g[i] for g in got) for i in range(6)]
+        wrong = "" if got[0][6] is None else f"{statistics.fmean(g[6] for g in got):.3f}"
         print(
-            f"{name:<11} {trials:>7.1f} {trials * epochs:>7.0f} {recall:>7.2f} {precision:>9.2f} {wrong:>14}"
+            f"{name:<11} {mean[0]:>7.1f} {mean[0] * epochs:>7.0f} {mean[1]:>7.2f} {mean[2]:>9.2f} "
+            f"{mean[3]:>15.2f} {mean[4]:>9.2f} {mean[5]:>6.2f} {wrong:>14}"
         )
 
 

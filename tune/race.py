@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ray.tune.search import Searcher
 
@@ -93,7 +93,8 @@ def plan(
     memo = {} if memo is None else memo
     rules, state = rules_of(seeds), RaceState()
     budget = seeds.budget or seeds.max * len(configs)
-    given, settled, answered = dict.fromkeys(configs, 0), {}, set()
+    given, settled = dict.fromkeys(configs, 0), {}
+    answered: dict[str, Question] = {}  # comparisons decided in an earlier round, as they were
     targets, order = dict.fromkeys(configs, seeds.min), sorted(configs)
     while True:
         keys: list[str] = []
@@ -115,10 +116,15 @@ def plan(
             memo[decided] = _decide(configs, ran, results, costs, cost_key, settled, rules, questions)
         standing, asked = memo[decided]
         state.standings.append(standing)
-        state.questions.append(asked)
         settled = {c: s for c, s in standing.items() if s.settled}
-        # Settled is final for a comparison too: once reproduced or contradicted, it gets no seed.
-        answered |= {q.label for q in asked if q.verdict != "inconclusive"}
+        # Settled is final for a comparison too: once reproduced or contradicted, it stays so and
+        # gets no more seeds.
+        asked = [answered.get(q.label, q) for q in asked]
+        for q in asked:
+            if q.verdict != "inconclusive" and q.label not in answered:
+                answered[q.label] = replace(q, reason=f"{q.reason}; settled in round {len(state.standings)}")
+        asked = [answered.get(q.label, q) for q in asked]
+        state.questions.append(asked)
         targets = {c: given[c] + 1 for c in wanted(standing, rules)}
         for q in asked:
             if q.label not in answered and q.members:

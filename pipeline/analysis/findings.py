@@ -336,9 +336,9 @@ def comparison_needs(runs: list, specs: dict[str, list[str]]) -> list[tuple[Verd
     for c in comparisons():
         if c.task not in tasks or c.task not in specs:
             continue
-        if not (set(c.a) & set(specs[c.task]) and set(c.b) & set(specs[c.task])):
-            continue  # a side the sweep does not train: no seed of it can decide this
         verdict = judge(c, counted, designs)
+        if verdict.basis == "pairs" and not (set(c.a) & set(specs[c.task]) and set(c.b) & set(specs[c.task])):
+            continue  # a pair with a side the sweep does not train: no seed can decide it
         if verdict.basis == "effects":
             members = design_members(c.task, c.site, specs[c.task])
         else:

@@ -1,7 +1,9 @@
-"""benchmarks/racing.py on a planted reference set: racing spends at most uniform-4's trials, and the
-configuration far below a cheaper one gets no seeds beyond its first two."""
+"""benchmarks/racing.py on a planted reference set: racing (the product's own race) spends at most
+uniform-4's trials, the configuration far below a cheaper one gets no seeds beyond its first two,
+and the verdict columns count the findings' comparisons the full set decides."""
 
 import csv
+import re
 import runpy
 
 import numpy as np
@@ -65,9 +67,13 @@ def test_racing_spends_at_most_uniform_4s_trials(tmp_path, capsys, monkeypatch):
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
     assert set(rows) == {"uniform-2", "uniform-4", "uniform-8", "race"}
     assert float(rows["race"][0]) <= float(rows["uniform-4"][0]) == 4 * len(PLANTED)
-    assert 0.0 <= float(rows["race"][4]) <= 1.0  # the wrong-settlement rate
-    values, costs, _ = module["by_configuration"](module["load"](reference), "segmentation", "added_flops")
-    _, _, settled = module["race"](
-        {c: v for c, v in values.items()}, costs, module["RaceRules"](), 4 * len(PLANTED)
-    )
-    assert settled["0001"].state == "dominated" and settled["0001"].seeds == 2
+    assert 0.0 <= float(rows["race"][7]) <= 1.0  # the wrong-settlement rate
+    # Every policy accounts for each comparison the full set decides: agreeing, disagreeing or open.
+    decided = int(re.search(r"decides (\d+) of (\d+) findings", lines[0]).group(1))
+    assert all(abs(sum(float(x) for x in row[4:7]) - decided) < 1e-9 for row in rows.values()), lines
+    assert float(rows["uniform-8"][4]) == decided  # the full set agrees with itself
+    values, _, _ = module["by_configuration"](module["load"](reference), "segmentation", "added_flops")
+    costs = {c: {"cost/added_flops": PLANTED[c][1] * 1e9, "cost/flops": 1e10} for c in PLANTED}
+    policy = module["SeedPolicy"](policy="race", min=2, max=8, budget=4 * len(PLANTED))
+    _, _, state = module["race"](values, costs, policy, "added_flops")
+    assert state.latest["0001"].state == "dominated" and state.latest["0001"].seeds == 2
