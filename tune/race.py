@@ -5,7 +5,7 @@ Per task, round 1 gives every configuration `seeds.min` seeds. A round is decide
 its trials has finished (or failed), so its outcome does not depend on the order they came in; then
 pipeline/analysis/racing.py's `standings` settles configurations (dominated with confidence, or on
 the front with P(front) >= 0.95), and each open one below `seeds.max` gets one more seed next round,
-until none is open or the task's `seeds.budget` (trials) is spent. Under a budget that cannot cover
+until none is open or the task's share of `seeds.budget` (trials) is spent. Under a budget that cannot cover
 a round, the most open configurations (P(front) nearest 1/2) come first.
 
 `plan` replays the rounds from the finished trials' values alone. The Searcher keeps no state of its
@@ -231,7 +231,11 @@ class RaceSearcher(Searcher):
             task: {c: [t.trial_key for t in ts] for c, ts in cs.items()} for task, cs in races.items()
         }
         self._params = {t.trial_key: t.param() for cs in races.values() for ts in cs.values() for t in ts}
-        self._seeds, self._cost_key = sweep.seeds, COSTS[sweep.early_stopping.cost]
+        # Each task races on its own share of the budget.
+        self._seeds = {
+            task: sweep.seeds.model_copy(update={"budget": sweep.race_budget(task)}) for task in races
+        }
+        self._cost_key = COSTS[sweep.early_stopping.cost]
         self._questions = {task: FindingQuestions(task) if sweep.seeds.findings else None for task in races}
         self._scheduler, self._limit, self._history, self._told = scheduler, limit, history, told
         self._results: Results | None = None
@@ -253,7 +257,7 @@ class RaceSearcher(Searcher):
                     configs,
                     self._results,
                     self._costs,
-                    self._seeds,
+                    self._seeds[task],
                     self._cost_key,
                     self._questions[task],
                     self._memo,

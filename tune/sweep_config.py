@@ -94,7 +94,10 @@ class SeedPolicy(StrictModel):
     )
     max: int = Field(8, ge=2, description="race: most seeds a configuration gets")
     budget: int | None = Field(
-        None, ge=1, description="race: most trials per task (default: max x the task's configurations)"
+        None,
+        ge=1,
+        description="race: most trials in all, shared among the tasks in proportion to their "
+        "configurations (default: max x the configurations)",
     )
     findings: bool = Field(
         True, description="race: the findings' open comparisons get seeds too, not only the open front"
@@ -155,13 +158,15 @@ class SweepConfig(StrictModel):
                 "seeds.policy race decides on each trial's full-budget value; set early_stopping.policy: "
                 "none (early stopping inside a race's rounds is not built yet)"
             )
-        budget = self.seeds.budget
-        for task, specs in self.race_configurations().items():
-            if budget is not None and budget < self.seeds.min * len(specs):
+        races = self.race_configurations()
+        for task, specs in races.items():
+            share = self.race_budget(task)
+            if share is not None and share < self.seeds.min * len(specs):
+                total = sum(map(len, races.values()))
                 raise ValueError(
-                    f"seeds.budget {budget} cannot give the {len(specs)} {task} configurations "
-                    f"{self.seeds.min} seeds each (seeds.min); raise it to at least "
-                    f"{self.seeds.min * len(specs)}"
+                    f"seeds.budget {self.seeds.budget} gives the {len(specs)} {task} configurations "
+                    f"{share} trials, less than {self.seeds.min} seeds each (seeds.min); raise it to at "
+                    f"least {self.seeds.min * total}"
                 )
 
     @property
@@ -187,6 +192,14 @@ class SweepConfig(StrictModel):
         return [
             Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in self.seed_pool(g)
         ]
+
+    def race_budget(self, task: str) -> int | None:
+        """A task's share of the race's budget, in proportion to its configurations (rounded down;
+        a fixed share, so one task's pace never changes another's allocation); None: no budget."""
+        if self.seeds.budget is None:
+            return None
+        races = self.race_configurations()
+        return self.seeds.budget * len(races[task]) // sum(map(len, races.values()))
 
     def race_configurations(self) -> dict[str, dict[str, list["Trial"]]]:
         """task -> configuration (spec) -> its trials in the order a race gives them seeds."""

@@ -10,12 +10,18 @@ from attnlab.tune.sweep_config import check_data, load_sweep
 
 
 @pytest.mark.parametrize("size", ["cpu", "gpu"])
-def test_mini_has_both_tasks_two_seeds_and_every_spec_the_findings_compare(size, monkeypatch):
+def test_mini_races_from_two_seeds_and_has_every_spec_the_findings_compare(size, monkeypatch):
     sweep = load_sweep("mini", None, None, size=size)
     assert sweep.name == f"mini-{size}" and sweep.early_stopping.policy == "none"
     tasks = {g.task: g for g in sweep.grid}
     assert set(tasks) == {"segmentation", "translation"}
     assert all(g.seeds == [0, 1] for g in sweep.grid)
+    # A race from the grid's two seeds up to 8, within 1.5x the two-seed grid's trials, each
+    # task's share in proportion to its configurations.
+    assert sweep.racing and (sweep.seeds.min, sweep.seeds.max, sweep.seeds.findings) == (2, 8, True)
+    configurations = {t: len(g.specs) for t, g in tasks.items()}
+    assert sweep.seeds.budget == 3 * sum(configurations.values())
+    assert {t: sweep.race_budget(t) for t in tasks} == {t: 3 * n for t, n in configurations.items()}
     # The whole factorial design, so findings 1-3 read term effects: every code and w/o, in
     # segmentation, at both translation self-attention sites together, and encoder-decoder codes.
     codes = ["w/o", *all_codes()]

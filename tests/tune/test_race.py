@@ -149,7 +149,7 @@ def test_race_settings_are_checked_before_anything_runs():
             {**_sweep().model_dump(mode="json"), "early_stopping": {"policy": "asha"}},
             "sweep",
         )
-    with pytest.raises(ConfigError, match="at least 8"):
+    with pytest.raises(ConfigError, match="less than 2 seeds each.*at least 8"):
         _sweep(budget=5)
     with pytest.raises(ConfigError, match="below seeds.min"):
         _sweep(min=4, max=3)
@@ -162,6 +162,21 @@ def test_race_settings_are_checked_before_anything_runs():
         "sweep",
     )
     assert sweep.seed_pool(sweep.grid[0]) == [7, 3, 8, 9, 10, 11]
+
+
+def test_a_budget_is_shared_among_tasks_by_their_configurations():
+    sweep = validate(
+        SweepConfig,
+        {
+            **_sweep(budget=15).model_dump(mode="json"),
+            "grid": [
+                {"task": "segmentation", "specs": ["w/o", "0010"], "preset": "tiny"},
+                {"task": "translation", "specs": ["w/o", "0010", "1000"], "preset": "tiny"},
+            ],
+        },
+        "sweep",
+    )
+    assert (sweep.race_budget("segmentation"), sweep.race_budget("translation")) == (6, 9)
 
 
 def _planted(config):
