@@ -65,6 +65,16 @@ def configure_process(args: argparse.Namespace) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def message(error: BaseException) -> str:
+    """The error's own line. An error raised in a DataLoader worker comes back with the worker's
+    traceback in its message (torch's ExceptionWrapper): its last line is the original message."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         if os.environ.get("ATTNLAB_DEBUG"):
             raise
-        print(f"attnlab: error: {exc}", file=sys.stderr)
+        print(f"attnlab: error: {message(exc)}", file=sys.stderr)
         return 2
     except StorageFull as exc:
         print(f"attnlab: error: {exc}", file=sys.stderr)

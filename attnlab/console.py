@@ -100,8 +100,8 @@ def sweep_console(command: str, verbose: bool = False):
             yield sys.stdout
             return
         log = new_log_file(command)
-        trials = len(run.sweep.trials())
-        trials = f"a race of at most {trials} trials" if run.sweep.racing else f"{trials} trials"
+        most = run.sweep.most_trials()
+        trials = f"a race of at most {most} trials" if run.sweep.racing else f"{most} trials"
         print(
             f"attnlab: sweep {run.sweep.name!r}, {trials}; Ray, Lightning and MLflow output: {log}",
             flush=True,

@@ -58,14 +58,18 @@ def pytest_configure(config):
     # A new local Ray (>= 2.60) turns on token auth and, finding no token, writes one to
     # ~/.ray/auth_token: the suite brings its own in the environment, so the home stays untouched.
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # The data preflight remembers the folders it scanned (pipeline/data/preflight.py): in the
+    # suite's own folder, never the user's ~/.cache.
+    config._attnlab_cache = os.environ["ATTNLAB_CACHE"] = tempfile.mkdtemp(prefix="attnlab-cache-")
     # The suite is a process that starts embedded Rays, like `attnlab`: it sets what the command sets
     # at its start, before any test module imports Ray, so each of them stays on loopback.
     os.environ.update(embedded_ray_environment(None))
 
 
 def pytest_unconfigure(config):
-    if getattr(config, "_ray_tmpdir", None):
-        shutil.rmtree(config._ray_tmpdir, ignore_errors=True)
+    for folder in ("_ray_tmpdir", "_attnlab_cache"):
+        if getattr(config, folder, None):
+            shutil.rmtree(getattr(config, folder), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

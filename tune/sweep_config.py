@@ -201,6 +201,16 @@ class SweepConfig(StrictModel):
         races = self.race_configurations()
         return self.seeds.budget * len(races[task]) // sum(map(len, races.values()))
 
+    def most_trials(self) -> int:
+        """The most trials the sweep can run: its grid, or a race's seeds within its budget."""
+        if not self.racing:
+            return len(self.trials())
+        races = self.race_configurations()
+        return sum(
+            min(self.race_budget(t) or len(ts) * self.seeds.max, sum(map(len, ts.values())))
+            for t, ts in races.items()
+        )
+
     def race_configurations(self) -> dict[str, dict[str, list["Trial"]]]:
         """task -> configuration (spec) -> its trials in the order a race gives them seeds."""
         out: dict[str, dict[str, list[Trial]]] = {}
@@ -217,7 +227,7 @@ class SweepConfig(StrictModel):
         )
         trials = (
             f"a race of {self.seeds.min}-{self.seeds.max} seeds per configuration (at most "
-            f"{len(self.trials())} trials)"
+            f"{self.most_trials()} trials)"
             if self.racing
             else f"{len(self.trials())} trials"
         )
@@ -381,12 +391,13 @@ def load_sweep(
 
 
 def check_data(sweep: SweepConfig) -> None:
-    """Every data folder the grid names exists and has a layout its task reads, before Ray starts."""
-    from attnlab.pipeline.tasks.registry import detect_layout
+    """Every data folder the grid names exists, has a layout its task reads and whole files, before
+    Ray starts."""
+    from attnlab.pipeline.tasks.registry import check_data_folder
 
     for grid in sweep.grid:
         if grid.data != "tiny":
             try:
-                detect_layout(grid.task, grid.data)
+                check_data_folder(grid.task, grid.data)
             except ConfigError as exc:
                 raise ConfigError(f"{grid.task} grid: {exc}") from None

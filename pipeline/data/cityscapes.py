@@ -15,7 +15,7 @@ import torch
 from torchvision.datasets import Cityscapes
 
 from attnlab.lightning_modules.labels import IGNORE
-from attnlab.pipeline.config.errors import ConfigError
+from attnlab.pipeline.data.layouts import cityscapes_pairs
 from attnlab.pipeline.data.segmentation import SegmentationDataModule
 
 TRAIN_CLASS_NAMES = [
@@ -32,35 +32,6 @@ def id_to_train_id() -> torch.Tensor:
         if c.id >= 0 and 0 <= c.train_id < IGNORE:
             table[c.id] = c.train_id
     return table
-
-
-def cityscapes_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
-    """(image, label-id map) pairs of `split`; a ConfigError naming what is missing, before any compute."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(
-            f"Cityscapes data folder {root} does not exist; pass a folder with leftImg8bit/ and gtFine/, "
-            "or --data tiny (after `attnlab data make-tiny --task segmentation DIR`)"
-        )
-    images, labels = root / "leftImg8bit" / split, root / "gtFine" / split
-    for folder in (images, labels):
-        if not folder.is_dir():
-            raise ConfigError(
-                f"Cityscapes folder {folder} is missing; expected leftImg8bit/{split}/<city>/ and "
-                f"gtFine/{split}/<city>/"
-            )
-    pngs = sorted(images.glob("*/*_leftImg8bit.png"))
-    if not pngs:
-        raise ConfigError(f"no *_leftImg8bit.png images under {images}/<city>/")
-    pairs = [
-        (p, labels / p.parent.name / p.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")) for p in pngs
-    ]
-    missing = [p.name for p, label in pairs if not label.is_file()]
-    if missing:
-        raise ConfigError(
-            f"{len(missing)} image(s) under {images} have no *_gtFine_labelIds.png label, e.g. {missing[:3]}"
-        )
-    return pairs
 
 
 class CityscapesDataModule(SegmentationDataModule):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import lightning as L
@@ -19,8 +18,8 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
-from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
+from attnlab.pipeline.data.layouts import check_coco_layout, unreadable
 from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
 
 SPLITS = ("train", "val")
@@ -29,56 +28,6 @@ SPLITS = ("train", "val")
 def _quiet_coco(path: Path) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         return COCO(str(path))
-
-
-def check_coco_layout(root: str | Path, split: str) -> tuple[Path, Path]:
-    """(annotation file, image folder) of `split`, or a ConfigError naming what is missing or malformed."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(
-            f"COCO data folder {root} does not exist; pass a folder with annotations/ and "
-            f"{split}2017/, or --data tiny (after `attnlab data make-tiny --task detection DIR`)"
-        )
-    ann, images = root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017"
-    if not ann.is_file():
-        raise ConfigError(
-            f"COCO annotation file {ann} is missing; expected the COCO 2017 layout "
-            f"(annotations/instances_{split}2017.json)"
-        )
-    if not images.is_dir():
-        raise ConfigError(f"COCO image folder {images} is missing; expected {split}2017/ beside annotations/")
-    try:
-        doc = json.loads(ann.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"COCO annotation file {ann} is malformed JSON ({exc}); re-export or re-download it"
-        ) from None
-    missing_keys = [
-        k for k in ("images", "annotations", "categories") if not isinstance(doc, dict) or k not in doc
-    ]
-    if missing_keys:
-        raise ConfigError(
-            f"COCO annotation file {ann} lacks {', '.join(missing_keys)}; it is not an instances file"
-        )
-    try:
-        bad = [a.get("id") for a in doc["annotations"] if len(a["bbox"]) != 4 or a["category_id"] is None]
-        absent = [im["file_name"] for im in doc["images"] if not (images / im["file_name"]).is_file()]
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"COCO annotation file {ann} is malformed: an entry lacks {exc}") from None
-    if bad:
-        raise ConfigError(f"COCO annotation file {ann} has malformed boxes (annotation ids {bad[:5]})")
-    if absent:
-        raise ConfigError(
-            f"{len(absent)} image(s) listed in {ann} are missing from {images}, e.g. {absent[:3]}"
-        )
-    if not doc["images"]:
-        raise ConfigError(f"COCO annotation file {ann} lists no images")
-    if split == "train" and not any(a.get("iscrowd", 0) == 0 for a in doc["annotations"]):
-        raise ConfigError(
-            f"no image in {ann} has an annotation: nothing to train on; check that the "
-            "annotation file belongs to these images"
-        )
-    return ann, images
 
 
 class CocoDetectionSet(Dataset):
@@ -108,7 +57,11 @@ class CocoDetectionSet(Dataset):
     def __getitem__(self, index: int):
         image_id = self.ids[index]
         info = self.coco.imgs[image_id]
-        image = tv_tensors.Image(decode_image(str(self.images / info["file_name"]), mode=ImageReadMode.RGB))
+        path = self.images / info["file_name"]
+        try:
+            image = tv_tensors.Image(decode_image(str(path), mode=ImageReadMode.RGB))
+        except (OSError, RuntimeError, ValueError) as error:
+            raise unreadable(path, error) from None
         anns = [a for a in self.coco.imgToAnns[image_id] if a.get("iscrowd", 0) == 0]
         boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]

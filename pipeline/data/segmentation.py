@@ -20,6 +20,7 @@ from attnlab.lightning_modules.labels import IGNORE
 from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
 from attnlab.lightning_modules.serving import IMAGENET_STD as STD
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
+from attnlab.pipeline.data.layouts import unreadable
 from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
 
 
@@ -34,10 +35,24 @@ class PairedSegmentation(Dataset):
 
     def __getitem__(self, index: int):
         image_path, label_path = self.pairs[index]
-        image = tv_tensors.Image(v2.functional.pil_to_tensor(Image.open(image_path).convert("RGB")))
-        label = v2.functional.pil_to_tensor(Image.open(label_path))[0].long()
+        image, label = (
+            _decoded(image_path, lambda: Image.open(image_path).convert("RGB")),
+            _decoded(label_path, lambda: Image.open(label_path)),
+        )
+        image = tv_tensors.Image(v2.functional.pil_to_tensor(image))
+        label = v2.functional.pil_to_tensor(label)[0].long()
         image, mask = self.transform(image, tv_tensors.Mask(self.lookup[label]))
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+
+
+def _decoded(path: Path, read):
+    """`read()` (a PIL image, decoded now), or one error naming the file that failed to decode."""
+    try:
+        image = read()
+        image.load()
+        return image
+    except (OSError, ValueError, SyntaxError) as error:
+        raise unreadable(path, error) from None
 
 
 def _resize(size: int | None) -> list[v2.Transform]:

@@ -9,7 +9,6 @@ splits whose rows hold {"translation": {src: ..., tgt: ...}} (WMT14's schema).
 
 from __future__ import annotations
 
-import gzip
 import os
 import random
 import tempfile
@@ -23,49 +22,8 @@ from torch.utils.data import DataLoader, Sampler
 from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.data.inputs import DataInput, split_input, texts_digest
+from attnlab.pipeline.data.layouts import looks_like_datasets, read_text
 from attnlab.pipeline.data.loaders import loader_options, rank_and_world
-
-SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test", "test_2016_flickr")}
-
-
-def _text_file(root: Path, split: str, lang: str) -> Path | None:
-    """ROOT/<split>.<lang> or its .gz, under any of the split's usual names (valid, val, dev)."""
-    for name in SPLIT_NAMES.get(split, (split,)):
-        for path in (root / f"{name}.{lang}", root / f"{name}.{lang}.gz"):
-            if path.is_file():
-                return path
-    return None
-
-
-def _lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return f.read().splitlines()
-
-
-def looks_like_parallel_text(root: Path, src: str = "en", tgt: str = "de") -> bool:
-    return all(_text_file(root, split, lang) for split in ("train", "valid") for lang in (src, tgt))
-
-
-def looks_like_datasets(root: Path) -> bool:
-    return (root / "dataset_dict.json").is_file()
-
-
-def _read_text(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
-    paths = [_text_file(root, split, src), _text_file(root, split, tgt)]
-    if None in paths:
-        names = "/".join(SPLIT_NAMES.get(split, (split,)))
-        raise ConfigError(
-            f"translation files for split {split!r} are missing in {root}: expected "
-            f"{{{names}}}.{src} and .{tgt} (plain or .gz)"
-        )
-    a, b = (_lines(p) for p in paths)
-    if len(a) != len(b):
-        raise ConfigError(
-            f"{paths[0].name} has {len(a)} lines but {paths[1].name} has {len(b)}; "
-            "parallel files must align line by line"
-        )
-    return a, b
 
 
 def _read_datasets(root: Path, split: str, src: str, tgt: str) -> tuple[list[str], list[str]]:
@@ -88,7 +46,7 @@ def read_parallel(root: str | Path, split: str, src: str, tgt: str) -> tuple[lis
         )
     if looks_like_datasets(root):
         return _read_datasets(root, split, src, tgt)
-    return _read_text(root, split, src, tgt)
+    return read_text(root, split, src, tgt)
 
 
 def train_vocabulary(sentences: list[str], out: Path, vocab_size: int) -> spm.SentencePieceProcessor:

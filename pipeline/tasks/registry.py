@@ -30,6 +30,9 @@ class Layout:
     detect: Callable[[Path], bool]
     expects: str
     make_data: Callable[[TrainConfig, Path], L.LightningDataModule]
+    check: Callable[
+        [Path], None
+    ]  # the whole folder, before anything heavy loads (pipeline/data/preflight.py)
 
 
 @dataclass(frozen=True)
@@ -141,18 +144,27 @@ def _translation_module(cfg: TrainConfig, dm):
     return TranslationModule(cfg, dm.vocab)
 
 
+def _preflight(name: str) -> Callable[[Path], None]:
+    def check(root: Path) -> None:
+        from attnlab.pipeline.data import preflight
+
+        getattr(preflight, name)(root)
+
+    return check
+
+
 def _has(*names: str) -> Callable[[Path], bool]:
     return lambda root: all((root / n).exists() for n in names)
 
 
 def _parallel_text(root: Path) -> bool:
-    from attnlab.pipeline.data.translation import looks_like_parallel_text
+    from attnlab.pipeline.data.layouts import looks_like_parallel_text
 
     return looks_like_parallel_text(root)
 
 
 def _datasets_folder(root: Path) -> bool:
-    from attnlab.pipeline.data.translation import looks_like_datasets
+    from attnlab.pipeline.data.layouts import looks_like_datasets
 
     return looks_like_datasets(root)
 
@@ -171,6 +183,7 @@ _TASK_LIST = [
                 _has("annotations"),
                 "annotations/instances_{train,val}2017.json with {train,val}2017/ image folders",
                 _coco_data,
+                _preflight("check_coco"),
             ),
         ),
         _detection_module,
@@ -202,6 +215,7 @@ _TASK_LIST = [
                 "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png "
                 "with gtFine/{train,val}/<city>/*_gtFine_labelIds.png",
                 _segmentation_data("cityscapes", "CityscapesDataModule"),
+                _preflight("check_cityscapes"),
             ),
             Layout(
                 "CamVid",
@@ -209,6 +223,7 @@ _TASK_LIST = [
                 "train/, trainannot/, val/, valannot/ "
                 "(SegNet's CamVid; images .png or .jpg, label maps .png, paired by file stem)",
                 _segmentation_data("camvid", "CamVidDataModule"),
+                _preflight("check_camvid"),
             ),
         ),
         _segmentation_module,
@@ -246,6 +261,7 @@ _TASK_LIST = [
                 "a DatasetDict.save_to_disk folder (dataset_dict.json) with "
                 "train/validation splits of {'translation': {src: ..., tgt: ...}}",
                 _translation_data,
+                _preflight("check_translation"),
             ),
             Layout(
                 "parallel text",
@@ -253,6 +269,7 @@ _TASK_LIST = [
                 "train.en/train.de and valid.en/valid.de (or val.*), one "
                 "sentence a line, plain or .gz (Multi30k's raw release)",
                 _translation_data,
+                _preflight("check_translation"),
             ),
         ),
         _translation_module,
@@ -305,6 +322,13 @@ def detect_layout(task: str, root: str | Path) -> Layout:
             return layout
     tried = "; ".join(f"{layout.name}: {layout.expects}" for layout in layouts)
     raise ConfigError(f"{root} matches no {task} layout. Tried {tried}")
+
+
+def check_data_folder(task: str, root: str | Path) -> Layout:
+    """The layout `root` has for `task`, its files checked whole (pipeline/data/preflight.py)."""
+    layout = detect_layout(task, root)
+    layout.check(Path(root))
+    return layout
 
 
 def make_tiny(task: str, out: str | Path) -> Path:

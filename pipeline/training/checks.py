@@ -1,5 +1,6 @@
 """What one training run checks before anything heavy is imported: the tracking URI answers, the
-callbacks load, the data folder has a layout its task reads. `attnlab train` and `attnlab.train()`
+callbacks load, the data folder has a layout its task reads and its files are whole
+(pipeline/data/preflight.py). `attnlab train` and `attnlab.train()`
 both call it, so bad input gets the same one-line answer, in about a second, from either."""
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ class CheckedRun:
 
 
 def check_run(cfg: TrainConfig) -> CheckedRun:
-    from attnlab.pipeline.tasks.registry import data_root, detect_layout
+    from attnlab.pipeline.tasks.registry import check_data_folder, data_root
     from attnlab.pipeline.training.user_callbacks import check as check_callbacks
 
     uri = check_tracking_uri(cfg.tracking.tracking_uri)  # a dead server is one line now, not after training
     check_callbacks(cfg.callbacks)  # each importable and a Lightning Callback
     root = data_root(cfg)
-    return CheckedRun(cfg, uri, root, detect_layout(cfg.task, root).name)
+    return CheckedRun(cfg, uri, root, check_data_folder(cfg.task, root).name)
