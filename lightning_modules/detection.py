@@ -114,7 +114,20 @@ class DetectionModule(SgdRecipe, L.LightningModule):
         if self.trainer.sanity_checking:
             return
         stats = coco_box_ap(self.trainer.datamodule.val_coco, results, ids)
+        # AP alone cannot tell "found nothing" from a broken evaluation: say how much was found.
+        stats["detections_per_image"] = len(results) / max(1, len(set(ids)))
         self.log_dict({f"val/{k}": v for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+
+    def epoch_note(self, metrics: dict) -> str | None:
+        """What the epoch line adds: that AP is 0 because nothing scored above the threshold."""
+        found = metrics.get("val/detections_per_image")
+        if found is not None and float(found) == 0:
+            threshold = self.model.roi_heads.score_thresh
+            return (
+                f"no detections above {threshold:g}: AP is 0 by construction (train longer, or start "
+                "from pretrained weights)"
+            )
+        return None
 
     def efficiency_input(self, datamodule):
         """One evaluation image, as the model sees it at evaluation time."""

@@ -51,4 +51,7 @@ class EpochLine(L.Callback):
             self.best = value if self.best is None else max(self.best, value)
             parts.append(f"{self.metric} {value:.4f} (best {self.best:.4f})")
         parts.append(f"{time.monotonic() - self.started:.1f} s")
+        note = getattr(pl_module, "epoch_note", lambda _: None)(metrics)  # a task's word on its metric
+        if note:
+            parts.append(note)
         pl_module.print("  ".join(parts))

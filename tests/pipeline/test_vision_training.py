@@ -76,6 +76,13 @@ def test_train_cli_logs_params_metrics_checkpoints_and_cost(workdir, tiny_detect
     assert run.data.tags["task"] == "detection" and run.data.tags["attention"] == "1111"
     history = client.get_metric_history(run.info.run_id, "val/bbox_AP")
     assert len(history) == 2  # one evaluation per epoch
+    # What AP rests on is logged beside it; an epoch that found nothing says AP is 0 by construction.
+    found = client.get_metric_history(run.info.run_id, "val/detections_per_image")
+    assert len(found) == 2 and all(m.value >= 0 for m in found)
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2, out[-2000:]
+    for line, m in zip(epoch_lines, sorted(found, key=lambda m: m.step)):
+        assert ("no detections above 0.05: AP is 0 by construction" in line) == (m.value == 0), line
     for key in ("flops", "attention_flops", "params", "latency_ms", "peak_memory_mb"):
         assert run.data.metrics[f"cost/{key}"] > 0, key
     assert run.data.metrics["cost/attention_flops"] < run.data.metrics["cost/flops"]
