@@ -18,7 +18,12 @@ def register(sub) -> None:
         "--shape", type=int, nargs="+", help="input shape (default 2 256 50 84, or 2 64 512 for dim 1)"
     )
     p.add_argument("--option", "-o", action="append", help="factory option KEY=VALUE, e.g. -o kv_stride=1")
-    p.add_argument("--measure", action="store_true", help="also count FLOPs with torch's FlopCounterMode")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="also count FLOPs with torch's FlopCounterMode and measure the forward pass's latency "
+        "(median of 10) and peak memory at --shape, on the GPU if there is one, else the CPU",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table", help=FORMAT_HELP)
     p.set_defaults(func=run)
 

@@ -63,13 +63,27 @@ def _flops(module, shape: tuple[int, ...]) -> float:
         return measure_flops(module, torch.randn(shape))
 
 
+MEASURE_REPS, MEASURE_WARMUP = 10, 2
+
+
+def measuring_device() -> str:
+    """Where `measure` times and weighs a module: the GPU when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def attention_table(cfg: AttentionTableConfig) -> list[dict]:
-    """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count."""
+    """One row per spec: params, analytic GFLOPs and, with measure, FlopCounterMode's count, the
+    forward pass's latency (median of MEASURE_REPS after MEASURE_WARMUP) and its peak memory
+    (pipeline/costs/timing.py) at the input shape, on `measuring_device()`."""
     import torch
 
     from attnlab.lightning_modules.attention import build_attention, count_parameters, measure_flops
 
-    rows = []
+    from .timing import median_seconds, peak_memory_bytes
+
+    rows, device = [], torch.device(measuring_device())
     for spec in cfg.specs:
         module = build_attention(
             spec, cfg.channels, dim=cfg.dim, **options_for(spec, cfg.dim, cfg.options)
@@ -77,6 +91,14 @@ def attention_table(cfg: AttentionTableConfig) -> list[dict]:
         row = {"spec": spec, "params": count_parameters(module), "gflops": _flops(module, cfg.shape) / 1e9}
         if cfg.measure:
             row["measured_gflops"] = measure_flops(module, torch.randn(cfg.shape)) / 1e9
+            module, x = module.to(device), torch.randn(cfg.shape, device=device)
+            with torch.no_grad():
+                seconds = median_seconds(
+                    lambda: module(x), device, MEASURE_REPS, MEASURE_WARMUP, events=False
+                )
+                peak = peak_memory_bytes(lambda: module(x), device, [module])
+            row["latency_ms"], row["peak_memory_mb"] = seconds * 1e3, peak / 2**20
+            row["device"] = device.type
         rows.append(row)
     return rows
 
