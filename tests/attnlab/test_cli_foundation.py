@@ -82,7 +82,10 @@ def test_attention_table_json(capsys):
     assert [r["spec"] for r in rows] == ["1111", "0010", "w/o"]
     for r in rows:
         assert r["gflops"] == pytest.approx(r["measured_gflops"])
+        assert r["latency_ms"] > 0 and r["device"] == "cpu"  # the suite hides any GPU
     assert rows[0]["params"] > rows[1]["params"] > rows[2]["params"] == 0
+    # Full attention holds an (N, heads, HW, HW) map: more memory than 0010's per-key term.
+    assert rows[0]["peak_memory_mb"] > rows[1]["peak_memory_mb"] > 0
 
 
 @pytest.mark.parametrize(
