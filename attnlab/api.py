@@ -36,6 +36,16 @@ def _no_console(_: Any) -> ContextManager[None]:
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _libraries_to_log(_: Any):
+    """The libraries' messages and warnings (Lightning's tips, MLflow's INFO lines, deprecations) in
+    a log file under ./attnlab_runs/logs, as the CLI keeps them; attnlab's own lines stay."""
+    from .console import libraries_to, new_log_file
+
+    with libraries_to(new_log_file("train")):
+        yield None
+
+
 def train(
     task: str,
     attention: str | None = None,
@@ -46,12 +56,15 @@ def train(
     config_json: str | None = None,
     progress_bar: bool = False,
     console: Console | None = None,
+    verbose: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train and evaluate one task with one spec; returns run id, metrics, checkpoint folder and costs.
 
     `overrides` are TrainConfig keys, nested as dicts: `max_epochs=2, optim={"base_lr": 0.01}`;
     `data`: 'tiny' (generated; the default unless `config` names a folder) or a data set's folder.
+    As quiet as `attnlab train`: the libraries' messages go to a log file under
+    ./attnlab_runs/logs; `verbose=True` leaves them where the libraries send them.
     """
     from attnlab.pipeline.config.train import build_train_config
     from attnlab.pipeline.config.validation import merge
@@ -63,7 +76,7 @@ def train(
     checked = check_run(build_train_config(flags, config, preset, config_json=config_json))
     from attnlab.pipeline.training.run import run_training  # Lightning and MLflow: after the checks
 
-    with (console or _no_console)(checked):
+    with (console or (_no_console if verbose else _libraries_to_log))(checked):
         return run_training(checked.cfg, progress_bar=progress_bar, tracking_uri=checked.tracking_uri)
 
 

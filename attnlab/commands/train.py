@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from attnlab import api
 from attnlab.pipeline.tasks.registry import TASK_NAMES, task_help
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         config=args.config,
         config_json=args.config_json,
-        progress_bar=not args.no_progress,
+        # A bar only on a terminal: piped to a file, its redraws would be fragments between the lines.
+        progress_bar=not args.no_progress and sys.stdout.isatty(),
         console=train_console,
         **flags,
     )

@@ -30,7 +30,7 @@ from attnlab.pipeline.tracking.system_metrics import SystemMetrics
 from attnlab.pipeline.tracking.uri import check_tracking_uri
 from attnlab.pipeline.training import interrupts, user_callbacks
 from attnlab.pipeline.training.checkpoints import BestCheckpointToMlflow
-from attnlab.pipeline.training.run_lines import DeviceLine, EpochLine
+from attnlab.pipeline.training.run_lines import DeviceLine, EpochBar, EpochLine
 
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
 
@@ -231,6 +231,7 @@ def run_training(
                 StopOnSignal(),
                 LearningRateMonitor(),
                 *([EpochLine(task.metric)] if role.ends_run else []),
+                *([EpochBar()] if progress_bar else []),
                 *([SystemMetrics(run_id, uri)] if cfg.tracking.system_metrics else []),
                 *callbacks,
                 *user_callbacks.build(cfg.callbacks, **{**default_context, **(callback_context or {})}),

@@ -1,7 +1,8 @@
 """What a standalone run says on the terminal: where it trains (`DeviceLine`: `device: cpu` or
 `device: cuda:0 (NVIDIA H200), bf16-mixed`, once Lightning has placed the model) and one line per
 epoch (`EpochLine`: loss, the task's metric and the best so far, printed through the progress bar so
-the two never tear each other apart).
+the two never tear each other apart). The bar (`EpochBar`) is drawn only on a terminal: piped to
+a file, a run writes its epoch lines and nothing else.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 def describe_device(device: torch.device, precision: str) -> str:
@@ -55,3 +57,11 @@ class EpochLine(L.Callback):
         if note:
             parts.append(note)
         pl_module.print("  ".join(parts))
+
+
+class EpochBar(TQDMProgressBar):
+    """Lightning's progress bar, counting epochs as the epoch lines do (1-based, of the budget)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
