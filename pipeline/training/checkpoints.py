@@ -13,12 +13,14 @@ leave their best epoch in MLflow.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from attnlab.pipeline.tracking.spool import Spool
 
@@ -35,6 +37,51 @@ def torn(path: str | Path) -> str | None:
 
 ARTIFACT_DIR = "checkpoints"
 BEST_NAME = "best.ckpt"
+LAST_NAME = "last.ckpt"
+
+
+class BestAndLast(ModelCheckpoint):
+    """A standalone run's checkpoints: `best.ckpt` by the task's metric and `last.ckpt`, the last
+    epoch. Where the last epoch is the best, the two are one file (`one_file`): a run keeps one
+    checkpoint on disk and uploads one, not two identical ones."""
+
+    def __init__(self, folder: Path, metric: str):
+        super().__init__(
+            dirpath=folder,
+            filename="best",
+            monitor=metric,
+            mode="max",
+            save_last=True,
+            enable_version_counter=False,
+        )
+        self.best_epoch: int | None = None
+        self.last_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._noting(super().on_train_epoch_end, trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._noting(super().on_validation_end, trainer, pl_module)
+
+    def _noting(self, save, trainer, pl_module) -> None:
+        """Lightning saves at one of the two hooks (which depends on the validation schedule)."""
+        before = self.best_model_score
+        save(trainer, pl_module)
+        if self.best_model_score is not before:  # a new best was saved (ties keep the older one)
+            self.best_epoch = trainer.current_epoch
+        self.last_epoch = trainer.current_epoch  # last.ckpt is written every epoch
+
+    def one_file(self) -> list[str]:
+        """Make last.ckpt the best's file where they are the same epoch; the names to upload."""
+        folder = Path(self.dirpath)
+        best, last = folder / BEST_NAME, folder / LAST_NAME
+        if not (best.is_file() and last.is_file()) or self.best_epoch != self.last_epoch:
+            return [n for n in (BEST_NAME, LAST_NAME) if (folder / n).is_file()]
+        linked = folder / f".{LAST_NAME}.link"
+        linked.unlink(missing_ok=True)
+        os.link(best, linked)
+        os.replace(linked, last)
+        return [BEST_NAME]
 
 
 class BestCheckpointToMlflow(L.Callback):

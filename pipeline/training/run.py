@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import move_data_to_device
 from mlflow.tracking import MlflowClient
@@ -29,7 +29,7 @@ from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inpu
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
 from attnlab.pipeline.tracking.uri import check_tracking_uri
 from attnlab.pipeline.training import interrupts, user_callbacks
-from attnlab.pipeline.training.checkpoints import BestCheckpointToMlflow
+from attnlab.pipeline.training.checkpoints import BestAndLast, BestCheckpointToMlflow
 from attnlab.pipeline.training.run_lines import DeviceLine, EpochBar, EpochLine
 
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
@@ -201,14 +201,7 @@ def run_training(
         )
         if local_checkpoints:
             ckpt_dir = out_dir / "checkpoints" / run_id
-            checkpoint = ModelCheckpoint(
-                dirpath=ckpt_dir,
-                filename="best",
-                monitor=task.metric,
-                mode="max",
-                save_last=True,
-                enable_version_counter=False,
-            )
+            checkpoint = BestAndLast(ckpt_dir, task.metric)
         else:
             ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, spool, run_id)
         efficiency = EfficiencyStats(dm)
@@ -267,9 +260,8 @@ def run_training(
             raise SystemExit(_signal_exit_code(error, trainer)) from error
         raise
     if trainer.is_global_zero:
-        for name in ("best.ckpt", "last.ckpt") if ckpt_dir else ():
-            if (ckpt_dir / name).is_file():
-                spool.log_artifact(run_id, ckpt_dir / name, "checkpoints")
+        for name in checkpoint.one_file() if ckpt_dir else ():
+            spool.log_artifact(run_id, ckpt_dir / name, "checkpoints")
         if not spool.flush(wait_s=float(os.environ.get(TRACKING_WAIT_ENV, 1800))):
             raise RuntimeError(
                 f"the tracking server {uri} stayed unreachable; what this run could not send is kept in "
