@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +36,29 @@ from attnlab.pipeline.tracking.tags import DESCRIPTION, P_FRONT  # noqa: E402
 E2 = "0100"  # query content and relative position: the term the study sets deformable convolution against
 CONVS = {"deform": "deformable", "deform2": "deformable", "dynamic": "dynamic"}
 MARKERS = "osD^v<>phX*"
+COLOURS = plt.get_cmap("tab20").colors
+# The study's own names first, so each keeps its marker and colour in every plot of every report.
+KNOWN = ["w/o", *(format(i, "04b") for i in range(1, 16)), "deform", "dynamic", "0010+deform", "0010+dynamic"]
+
+
+def style_of(label: str) -> tuple[str, tuple]:
+    """(marker, colour) of a spec or site code: the same in every plot (a stable hash for others)."""
+    index = KNOWN.index(label) if label in KNOWN else len(KNOWN) + zlib.crc32(label.encode()) % 97
+    return MARKERS[index % len(MARKERS)], COLOURS[(index * 7) % len(COLOURS)]
+
+
+def _y_range(rows: list[Row]) -> tuple[float, float] | None:
+    """Limits that show differences at the scale of the seed spread, never magnified beyond it: at
+    least four times the widest half interval (with one seed, and so no interval, 5% of the mean)."""
+    lows = [r.metric - r.half_width for r in rows]
+    highs = [r.metric + r.half_width for r in rows]
+    spread = max((r.half_width for r in rows), default=0.0)
+    least = 4 * spread if spread > 0 else 0.05 * max(abs(r.metric) for r in rows)
+    low, high = min(lows), max(highs)
+    if high - low >= least or least == 0:
+        return None
+    middle = (low + high) / 2
+    return middle - least / 2, middle + least / 2
 
 
 def _conv_of(attention: str) -> str | None:
@@ -44,21 +68,23 @@ def _conv_of(attention: str) -> str | None:
         return None
 
 
-def scatter_figure(rows: list[Row], labels: list[str], title: str, metric: str, cost: str):
-    """Metric against cost, one marker per row with its 95% interval. Names and each row's
-    P(front) sit in a legend beside the axes, never on the points, so they cannot overlap however
-    close the points are."""
+def scatter_figure(rows: list[Row], labels: list[str], title: str | None, metric: str, cost: str):
+    """Metric against cost, one marker per row with its 95% interval, each label in the same marker
+    and colour in every plot (`style_of`). Names and each row's P(front) sit in a legend beside the
+    axes, never on the points, so they cannot overlap however close the points are. The y axis
+    never magnifies differences below the seed spread (`_y_range`); with one seed it says there is
+    no interval. `title`: None where a heading above says it."""
     unit = UNITS[cost]
     fig, ax = plt.subplots(figsize=(8.5, 4.5), dpi=110)
-    colours = plt.get_cmap("tab20").colors
-    for i, (r, label) in enumerate(zip(rows, labels)):
+    for r, label in zip(rows, labels):
+        marker, colour = style_of(label)
         ax.errorbar(
             unit.value(r.cost),
             r.metric,
             yerr=r.half_width or None,
-            fmt=MARKERS[i % len(MARKERS)],
-            color=colours[i % len(colours)],
-            markeredgecolor="black" if r.pareto else colours[i % len(colours)],
+            fmt=marker,
+            color=colour,
+            markeredgecolor="black" if r.pareto else colour,
             markersize=8,
             capsize=3,
             label=(f"{label} (Pareto)" if r.pareto else label)
@@ -70,31 +96,37 @@ def scatter_figure(rows: list[Row], labels: list[str], title: str, metric: str, 
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_xlabel(unit.label)
     ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=10)
+    if (limits := _y_range(rows)) is not None:
+        ax.set_ylim(*limits)
+    if not any(r.half_width for r in rows):
+        ax.text(0.01, 0.01, "one seed each: no interval", transform=ax.transAxes, fontsize=8, color="grey")
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def scatter(rows: list[Row], labels: list[str], title: str, metric: str, cost: str, path: Path) -> Path:
+def scatter(
+    rows: list[Row], labels: list[str], title: str | None, metric: str, cost: str, path: Path
+) -> Path:
     fig = scatter_figure(rows, labels, title, metric, cost)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def _bars(rows: list[Row], title: str, metric: str, path: Path) -> Path:
+def _bars(rows: list[Row], metric: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
     ax.bar(
         range(len(rows)),
         [r.metric for r in rows],
         yerr=[r.half_width for r in rows],
-        color=["tab:orange" if _conv_of(r.attention) else "tab:blue" for r in rows],
+        color=[style_of(r.attention)[1] for r in rows],
         capsize=3,
     )
     ax.set_xticks(range(len(rows)), [r.attention for r in rows], rotation=30, ha="right")
     ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
@@ -197,18 +229,16 @@ def _accuracy_vs_cost(task: str, rows: list[Row], cost: str, out: Path, when: st
     metric, unit, parts = TASKS[task].metric, UNITS[cost].label, []
     if TASKS[task].attention_sites:
         for site, fixed, chosen, labels in _site_views(rows):
-            title = f"{task}, {site} attention: {metric} against {unit} {when} ({fixed})"
             path = scatter(
-                chosen, labels, title, metric, cost, out / f"{task}-{site}-accuracy-vs-cost{suffix}.png"
+                chosen, labels, None, metric, cost, out / f"{task}-{site}-accuracy-vs-cost{suffix}.png"
             )
             parts.append(f"<h3>{site} attention: {html.escape(metric)} against {unit} {when}</h3>")
             parts.append(f"<p>Other sites held at {html.escape(fixed)}.</p>{_img(path, site)}")
-    elif len(rows) >= 2:
-        title = f"{task}: {metric} against {unit} per mechanism {when}"
+    if not parts and len(rows) >= 2:  # one network, or sites the grid never varies one at a time
         path = scatter(
             rows,
             [r.attention for r in rows],
-            title,
+            None,
             metric,
             cost,
             out / f"{task}-accuracy-vs-cost{suffix}.png",
@@ -257,7 +287,7 @@ def _task_section(task: str, rows: list[Row], rungs: list[Rung], cost: str, out:
     comparison = _e2_comparison(full)
     if comparison and len(comparison[1]) < len(full):  # bars of the very points above would repeat them
         title, chosen = comparison
-        path = _bars(chosen, f"{task}: {title}", metric, out / f"{task}-conv-vs-e2.png")
+        path = _bars(chosen, metric, out / f"{task}-conv-vs-e2.png")
         parts.append(f"<h3>{html.escape(title[0].upper() + title[1:])}</h3>{_img(path, title)}")
     return "\n".join(parts)
 
@@ -281,8 +311,7 @@ def _effects_figure(design, path: Path) -> Path:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(list(ys), [e.term for e in shown])
     ax.invert_yaxis()
-    ax.set_xlabel(f"effect on {design.metric} (95% CI)")
-    ax.set_title(heading(design), fontsize=9)
+    ax.set_xlabel(f"effect on {design.metric} (95% CI)")  # its heading is the section's <h3>
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

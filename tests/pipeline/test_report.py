@@ -139,3 +139,56 @@ def test_labels_never_overlap_even_when_points_coincide():
         assert _overlaps(fig) == []
     finally:
         plt.close(fig)
+
+
+def _legend_styles(fig) -> dict[str, tuple]:
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    out = {}
+    for handle, label in zip(handles, labels):
+        line = handle[0] if isinstance(handle, tuple) else handle.lines[0]
+        out[label.split(" ")[0].rstrip(",")] = (line.get_marker(), line.get_color())
+    return out
+
+
+def test_a_spec_keeps_its_marker_and_colour_in_every_plot():
+    def row(spec, metric):
+        return Row("segmentation", spec, metric, metric - 0.01, metric + 0.01, 1e8, 2, 4, False)
+
+    first = scatter_figure([row("w/o", 0.5), row("0010", 0.52)], ["w/o", "0010"], None, "val/mIoU", "flops")
+    second = scatter_figure(
+        [row("1111", 0.55), row("deform", 0.51), row("w/o", 0.5)],
+        ["1111", "deform", "w/o"],
+        None,
+        "val/mIoU",
+        "flops",
+    )
+    try:
+        a, b = _legend_styles(first), _legend_styles(second)
+        assert a["w/o"] == b["w/o"] and a["0010"] != b["1111"] != b["deform"]
+        assert first.axes[0].get_title() == ""  # the report's heading says what it shows
+    finally:
+        plt.close(first)
+        plt.close(second)
+
+
+def test_the_y_axis_never_magnifies_a_difference_below_the_seed_spread():
+    close = [
+        Row("segmentation", "w/o", 0.1710, 0.1610, 0.1810, 0.0, 2, 4, False),
+        Row("segmentation", "0010", 0.1715, 0.1615, 0.1815, 1e8, 2, 4, False),
+    ]
+    one_seed = [
+        Row("segmentation", s, 0.1710 + i * 0.0005, None, None, i * 1e8, 1, 4, False)
+        for i, s in enumerate(("w/o", "0010"))
+    ]
+    spread = scatter_figure(close, ["w/o", "0010"], None, "val/mIoU", "flops")
+    bare = scatter_figure(one_seed, ["w/o", "0010"], None, "val/mIoU", "flops")
+    try:
+        low, high = spread.axes[0].get_ylim()
+        assert high - low >= 4 * 0.01 - 1e-9  # at least four half intervals tall
+        low, high = bare.axes[0].get_ylim()
+        assert high - low >= 0.05 * 0.171  # one seed: at least 5% of the metric
+        assert "one seed each: no interval" in [t.get_text() for t in bare.axes[0].texts]
+    finally:
+        plt.close(spread)
+        plt.close(bare)
