@@ -171,6 +171,17 @@ def ray_stays_on_loopback() -> bool:
     return ray.util.get_node_ip_address() in ("127.0.0.1", "::1")
 
 
+def pin_ray_address() -> None:
+    """Runs in every worker process of the embedded Ray as it starts (its runtime env's
+    worker_process_setup_hook): RAY_ADDRESS names the worker's own cluster. Ray's State API, which
+    Ray Train's placement-group cleaner calls with no address, otherwise looks the cluster up by
+    auto-detection, which fails while another Ray runs on the machine ("Found multiple active Ray
+    instances")."""
+    import ray
+
+    os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+
+
 def init_ray(address: str | None) -> None:
     """Connect to RAY_ADDRESS / --ray-address, or start an embedded local Ray."""
     import ray
@@ -206,7 +217,7 @@ def init_ray(address: str | None) -> None:
         # bare ray.init() would join (it reads /tmp/ray/ray_current_cluster).
         ray.init(
             address="local",
-            runtime_env=env,
+            runtime_env={**env, "worker_process_setup_hook": f"{__name__}.pin_ray_address"},
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             log_to_driver=True,
