@@ -43,9 +43,10 @@ def sweep_source(preset: str | None, sweep_config: dict | None) -> list[str]:
 
 
 def entrypoint(source: list[str], sweep_name: str, storage: str | None) -> str:
-    """`attnlab sweep` on a fixed name: a retried job resumes the same sweep."""
+    """`attnlab sweep` on a fixed name: a retried job resumes the same sweep; its job log ends with
+    the sweep's JSON summary, for whatever reads the job."""
     where = ["--storage", storage] if storage else []
-    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, *where])
+    return shlex.join(["attnlab", "sweep", *source, "--name", sweep_name, *where, "--format", "json"])
 
 
 def _security() -> dict:

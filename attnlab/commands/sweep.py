@@ -12,7 +12,18 @@ from ..console import sweep_console
 from . import TRACKING_URI_HELP
 
 
+def add_format(p) -> None:
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="how it ends: table (the ranking, the report's path and the MLflow UI line; default) or "
+        "json (every trial's outcome: the sweep's summary, for scripts)",
+    )
+
+
 def _common(p) -> None:
+    add_format(p)
     p.add_argument("--storage", help="Ray storage path or URI (default ./attnlab_runs/sweeps)")
     p.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     p.add_argument(
@@ -85,9 +96,33 @@ def register(sub) -> None:
     r.set_defaults(func=run_resume_cmd)
 
 
-def _finish(summary) -> int:
-    print(json.dumps(summary.to_dict(), indent=2))
+def finish(summary, fmt: str = "table") -> int:
+    """How `sweep`, `resume` and `run` end: the ranking table (or the JSON summary), then the exit
+    status. An interrupted sweep prints no ranking that would read as its answer."""
+    if fmt == "json":
+        print(json.dumps(summary.to_dict(), indent=2))
+    elif not summary.unfinished:
+        _ranking(summary)
     return exit_status(summary)
+
+
+def _ranking(summary) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from attnlab.pipeline.analysis.ranking import render
+    from attnlab.pipeline.config.errors import ConfigError
+    from attnlab.pipeline.costs.axes import DEFAULT_COST
+    from attnlab.pipeline.tracking.store import experiment_url
+
+    uri, experiment = summary.tracking_uri, summary.sweep.experiment_name
+    try:
+        print(render(api.best(experiment, cost=DEFAULT_COST, tracking_uri=uri), None, DEFAULT_COST, "table"))
+    except ConfigError as exc:  # nothing finished to rank (every trial failed)
+        print(f"attnlab: no ranking: {exc}")
+    stopped = f"{len(summary.stopped)} stopped early by {summary.sweep.early_stopping.policy}"
+    print(f"\n{len(summary.trials)} trials ({stopped}); report: {summary.report}")
+    exp = MlflowClient(uri).get_experiment_by_name(experiment).experiment_id
+    print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
 
 
 def exit_status(summary) -> int:
@@ -139,7 +174,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         origin=f"preset {args.preset}" if args.preset else f"config {args.config or '(submitted)'}",
         console=sweep_console("sweep", args.verbose),
     )
-    return _finish(summary)
+    return finish(summary, args.format)
 
 
 def run_resume_cmd(args: argparse.Namespace) -> int:
@@ -151,4 +186,4 @@ def run_resume_cmd(args: argparse.Namespace) -> int:
         restart_errored=args.restart_errored,
         console=sweep_console("resume", args.verbose),
     )
-    return _finish(summary)
+    return finish(summary, args.format)

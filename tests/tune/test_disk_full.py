@@ -52,7 +52,7 @@ def test_a_full_disk_ends_the_sweep_with_one_line_and_resume_finishes_it(tmp_pat
     # Space freed: the same file system, grown.
     subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
     started = time.monotonic()
-    resumed = attnlab(["resume", "full", "--storage", str(small_disk)], tmp_path, env)
+    resumed = attnlab(["resume", "full", "--storage", str(small_disk), "--format", "json"], tmp_path, env)
     print(f"resumed and finished in {time.monotonic() - started:.1f} s")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     summary = json.JSONDecoder().raw_decode(resumed.stdout[resumed.stdout.index('{\n  "trials"') :])[0]

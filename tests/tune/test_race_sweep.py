@@ -66,7 +66,9 @@ def test_a_killed_race_resumes_to_the_end_its_values_decide(tmp_path):
         if r.data.tags.get("attnlab.trial_key") in done
     }
 
-    resumed = attnlab(["resume", "race", "--storage", str(tmp_path / "sweeps")], tmp_path, env)
+    resumed = attnlab(
+        ["resume", "race", "--storage", str(tmp_path / "sweeps"), "--format", "json"], tmp_path, env
+    )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout[resumed.stdout.index("{\n") :])
     assert summary["race"]["open"] is False

@@ -47,7 +47,7 @@ def _summary(stdout: str) -> dict:
 def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(tmp_path, monkeypatch):
     (tmp_path / "every.yaml").write_text(EVERY_TASK)
     env = with_faults(clean_env(), f"{TRANSLATION_KEY}:1")
-    proc = run_attnlab(["sweep", "--config", "every.yaml"], tmp_path, 1500, env=env)
+    proc = run_attnlab(["sweep", "--config", "every.yaml", "--format", "json"], tmp_path, 1500, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     trials = {t["trial"]: t for t in _summary(proc.stdout)["trials"]}
     assert sorted(trials) == ["detection-0010-s0", "segmentation-0010-s0", TRANSLATION_KEY]

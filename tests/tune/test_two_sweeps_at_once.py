@@ -33,7 +33,7 @@ def test_two_sweeps_at_once_keep_to_their_own_ray(tmp_path):
         folder.mkdir()
         (folder / "sweep.yaml").write_text(SWEEP.format(name=name))
         drivers[name] = subprocess.Popen(
-            [ATTNLAB, "sweep", "--config", "sweep.yaml"],
+            [ATTNLAB, "sweep", "--config", "sweep.yaml", "--format", "json"],
             cwd=folder,
             env=clean_env(),
             stdout=subprocess.PIPE,
