@@ -101,7 +101,8 @@ def sweep_console(command: str, verbose: bool = False):
             return
         log = new_log_file(command)
         most = run.sweep.most_trials()
-        trials = f"a race of at most {most} trials" if run.sweep.racing else f"{most} trials"
+        plural = "" if most == 1 else "s"
+        trials = f"a race of at most {most} trial{plural}" if run.sweep.racing else f"{most} trial{plural}"
         print(
             f"attnlab: sweep {run.sweep.name!r}, {trials}; Ray, Lightning and MLflow output: {log}",
             flush=True,

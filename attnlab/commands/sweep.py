@@ -120,7 +120,8 @@ def _ranking(summary) -> None:
     except ConfigError as exc:  # nothing finished to rank (every trial failed)
         print(f"attnlab: no ranking: {exc}")
     stopped = f"{len(summary.stopped)} stopped early by {summary.sweep.early_stopping.policy}"
-    print(f"\n{len(summary.trials)} trials ({stopped}); report: {summary.report}")
+    n = len(summary.trials)
+    print(f"\n{n} trial{'' if n == 1 else 's'} ({stopped}); report: {summary.report}")
     exp = MlflowClient(uri).get_experiment_by_name(experiment).experiment_id
     print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
 
