@@ -110,7 +110,7 @@ def _translation_specs(self_specs: list[str], enc_dec: list[str]) -> list[str]:
 
 
 MINI = {
-    # cpu: the whole grid inside 90 minutes on 2 cores (benchmarks/RESULTS.md): small images and
+    # cpu: the two-seed grid in 70 minutes on 2 cores (benchmarks/RESULTS.md): small images and
     # models, fp32 (bf16 autocast is slow on a CPU), 4 CamVid epochs and 6 Multi30k epochs; the
     # seed-to-seed spread measured at these budgets sized it (two seeds: main effects to about
     # +-0.009 mIoU).
