@@ -208,6 +208,7 @@ ENVIRONMENT_WRITERS = {
     "attnlab/cli.py": "the attnlab process's entry point configures its own process (Ray's switch)",
     "pipeline/tracking/runs.py": "a DDP run id for the ranks Lightning starts (they inherit it)",
     "tune/trial_process.py": "puts a reused trial process's environment back as it was",
+    "tune/local_services.py": "each embedded Ray worker names its own cluster (RAY_ADDRESS), as it starts",
 }
 WRITES = {"update", "pop", "setdefault", "clear", "popitem", "__setitem__", "__delitem__"}
 

@@ -67,7 +67,8 @@ def test_submit_dry_run_renders_a_valid_rayjob(preset, capsys):
         and worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
     )
     assert doc["metadata"]["namespace"] == "research" and doc["spec"]["backoffLimit"] >= 1
-    assert doc["spec"]["entrypoint"].endswith("--storage /shared/sweeps")  # the shared volume by default
+    # the shared volume by default; the job log ends with the sweep's JSON summary
+    assert doc["spec"]["entrypoint"].endswith("--storage /shared/sweeps --format json")
 
 
 def test_submit_puts_the_sweeps_where_storage_says(capsys):

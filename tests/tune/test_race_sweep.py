@@ -59,6 +59,13 @@ def test_a_killed_race_resumes_to_the_end_its_values_decide(tmp_path):
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     time.sleep(3)
+    # Trials the kill cut mid-epoch: Tune's record of their checkpoints may be a few seconds old, so
+    # a resume may train one epoch of theirs again (exact once is issue 38's).
+    cut = {
+        r["tags"]["attnlab.trial_key"]
+        for r in live_runs(tmp_path / "mlflow.db", "race")
+        if r["tags"].get("attnlab.kind") == "trial" and r["status"] == "RUNNING"
+    }
     client = MlflowClient(uri)
     before = {
         r.data.tags["attnlab.trial_key"]: (r.info.run_id, r.info.end_time)
@@ -91,7 +98,9 @@ def test_a_killed_race_resumes_to_the_end_its_values_decide(tmp_path):
         key = run.data.tags["attnlab.trial_key"]
         if key in before:
             assert (run.info.run_id, run.info.end_time) == before[key]
-        assert len(client.get_metric_history(run.info.run_id, "val/mIoU")) == 2
+        evaluated = len(client.get_metric_history(run.info.run_id, "val/mIoU"))
+        assert evaluated == 2 or (key in cut and evaluated == 3), (key, evaluated)
+        assert run.data.metrics["epochs_done"] == 2
     words = {c: s.describe() for c, s in race.latest.items()}
     # The round that said it first (a settled configuration keeps the round that settled it).
     said_in = {
