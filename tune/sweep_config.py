@@ -206,10 +206,8 @@ class SweepConfig(StrictModel):
         if not self.racing:
             return len(self.trials())
         races = self.race_configurations()
-        return sum(
-            min(self.race_budget(t) or len(ts) * self.seeds.max, sum(map(len, ts.values())))
-            for t, ts in races.items()
-        )
+        seeds = {t: sum(map(len, ts.values())) for t, ts in races.items()}  # every seed a race may reach
+        return sum(min(self.race_budget(t) or n, n) for t, n in seeds.items())
 
     def race_configurations(self) -> dict[str, dict[str, list["Trial"]]]:
         """task -> configuration (spec) -> its trials in the order a race gives them seeds."""

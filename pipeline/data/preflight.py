@@ -89,8 +89,8 @@ def check_pairs(pairs: list[tuple[Path, Path]], classes: Iterable[int], what: st
     for image, label in pairs:
         whole(image)
         whole(label)
-        if _size(image) != _size(label):
-            (iw, ih), (lw, lh) = _size(image), _size(label)
+        (iw, ih), (lw, lh) = _size(image), _size(label)
+        if (iw, ih) != (lw, lh):
             raise ConfigError(
                 f"label map {label} is {lw}x{lh} but its image {image} is {iw}x{ih}: a label map must "
                 "match its image pixel for pixel; re-export it at the image's size"

@@ -8,16 +8,17 @@ from repo import ATTNLAB
 from services import clean_env
 
 
-def test_a_piped_run_writes_whole_lines_and_no_bar(tmp_path):
-    out = subprocess.run(
-        [ATTNLAB, "train", "--task", "segmentation", "--attention", "0010", "--max-epochs", "2"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _piped(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`argv` run to the end with its output piped, as a log or CI captures it; it must succeed."""
+    out = subprocess.run(argv, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+def test_a_piped_run_writes_whole_lines_and_no_bar(tmp_path):
+    out = _piped(
+        [ATTNLAB, "train", "--task", "segmentation", "--attention", "0010", "--max-epochs", "2"], tmp_path
+    )
     assert "\r" not in out.stdout + out.stderr  # no bar's redraws
     lines = out.stdout.splitlines()
     epochs = [line for line in lines if "epoch " in line]
@@ -40,15 +41,7 @@ def test_the_python_api_is_as_quiet_as_the_cli_unless_asked(tmp_path):
     notes and deprecation warnings) go to the log file, or, with verbose=True, where they go."""
 
     def run(verbose: bool) -> str:
-        out = subprocess.run(
-            [str(Path(ATTNLAB).parent / "python"), "-c", API_RUN.format(verbose=verbose)],
-            cwd=tmp_path,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
+        out = _piped([str(Path(ATTNLAB).parent / "python"), "-c", API_RUN.format(verbose=verbose)], tmp_path)
         return out.stdout + out.stderr
 
     quiet = run(False).splitlines()
