@@ -7,9 +7,9 @@ beyond the rung, not stopped at an earlier rung, not ended). A trial that gets t
 paused (Tune saves its checkpoint and frees its slot for the next trial) and continues from that
 checkpoint once the rung is decided, so the decisions depend on the rung's results only: not on the
 machine's load, the concurrency or the order of the grid. The trial whose result completes the rung
-is paused too when it is kept, so every kept trial continues from its checkpoint: a resumed trial
-does not draw the random numbers an uninterrupted one would (checkpoints do not hold the
-generators' state yet, issue #38), and its training must not depend on whether it had to wait.
+is paused too when it is kept, so every kept trial continues from its checkpoint, alike (on a CPU a
+resumed trial draws what an uninterrupted one would, pipeline/training/randomness.py; on a GPU
+neither repeats bitwise, and its training must not depend on whether it had to wait).
 Asynchronous ASHA decides each trial against whoever arrived before it; the same sweep could then
 stop different trials in two runs (issue #36). The price is the pause: a paused trial restarts from
 its checkpoint in a reused process (seconds for a one-worker trial; a multi-worker trial starts its

@@ -19,6 +19,7 @@ import sys
 
 import ray.train
 import ray.tune
+import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -81,8 +82,12 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
 
 
 def worker_loop(config: dict) -> None:
-    """Runs on every Ray Train worker of a multi-worker trial."""
+    """Runs on every Ray Train worker of a multi-worker trial, with the trial's thread count (a
+    worker inherits the driver's OMP_NUM_THREADS, which Ray leaves as it finds it: the trial's
+    numbers, and its rerun command's, must not depend on the shell that started the sweep)."""
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    torch.set_num_threads(config["threads"])
 
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     rank0 = ray.train.get_context().get_world_rank() == 0
@@ -174,6 +179,7 @@ def run_trial(
         "trial_key": key,
         "scratch": store.scratch(),
         "started": entered,
+        "threads": threads,
         # the rungs early stopping kept it at: a trial restored there was paused, not faulted
         "rungs_passed": kept_at(store.decisions().get(key, [])),
     }

@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
 from attnlab.pipeline.data.layouts import check_coco_layout, unreadable
-from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_items
 
 SPLITS = ("train", "val")
 
@@ -120,23 +120,18 @@ class CocoDataModule(L.LightningDataModule):
         self.setup()
         return len(self.cat_to_label)
 
-    def _loader(self, dataset, batch_size: int, sampler, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, sampler) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             collate_fn=collate,
             **loader_options(self.trainer, self.num_workers),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(
-            self.train_set,
-            self.batch_size,
-            train_sampler(self.train_set, self.trainer, self.seed),
-            shuffle=True,
-        )
+        items, sampler = train_items(self.train_set, self.trainer, self.seed)
+        return self._loader(items, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, eval_sampler(self.val_set, self.trainer))

@@ -21,7 +21,7 @@ from attnlab.lightning_modules.serving import IMAGENET_MEAN as MEAN
 from attnlab.lightning_modules.serving import IMAGENET_STD as STD
 from attnlab.pipeline.data.inputs import DataInput, files_digest, split_input
 from attnlab.pipeline.data.layouts import unreadable
-from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, loader_options, train_items
 
 
 class PairedSegmentation(Dataset):
@@ -139,22 +139,18 @@ class SegmentationDataModule(L.LightningDataModule):
         self.train_set = PairedSegmentation(self.split_pairs["train"], self.lookup, transform)
         self.val_set = PairedSegmentation(self.split_pairs["val"], self.lookup, eval_transform(self.resize))
 
-    def _loader(self, dataset, batch_size, sampler, shuffle=False, drop_last=False):
+    def _loader(self, dataset, batch_size, sampler, drop_last=False):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             drop_last=drop_last,
             **loader_options(self.trainer, self.num_workers),
         )
 
     def train_dataloader(self):
-        sampler = train_sampler(self.train_set, self.trainer, self.seed)
-        share = len(sampler) if sampler is not None else len(self.train_set)
-        return self._loader(
-            self.train_set, self.batch_size, sampler, shuffle=True, drop_last=share > self.batch_size
-        )
+        items, sampler = train_items(self.train_set, self.trainer, self.seed)
+        return self._loader(items, self.batch_size, sampler, drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self):
         return self._loader(self.val_set, self.eval_batch_size, eval_sampler(self.val_set, self.trainer))

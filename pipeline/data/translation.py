@@ -10,14 +10,14 @@ splits whose rows hold {"translation": {src: ..., tgt: ...}} (WMT14's schema).
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 
 import lightning as L
 import sentencepiece as spm
 import torch
-from torch.utils.data import DataLoader, Sampler
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from attnlab.lightning_modules.labels import BOS, EOS, PAD, UNK
 from attnlab.pipeline.config.errors import ConfigError
@@ -79,11 +79,11 @@ def train_vocabulary(sentences: list[str], out: Path, vocab_size: int) -> spm.Se
 class TokenBuckets(Sampler):
     """Batches of similar length holding at most `max_tokens` padded tokens, sharded over DDP ranks.
 
-    Every epoch the batch list is shuffled from `seed + epoch` (the same order on every rank;
-    Lightning calls `set_epoch`, so a resumed run continues the same sequence). Rank r takes
-    batches r, r + world, ... With `pad` (training) the list is first wrapped round to a multiple
-    of the world size, so every rank takes the same number of steps and DDP never waits on a rank
-    that ran out; without it (evaluation) each batch is read by exactly one rank.
+    Which batches a rank reads, in which order, is its `sampler`'s: a DistributedSampler over the
+    batch list (training: shuffled from `seed + epoch`, the same order on every rank, wrapped round
+    so every rank takes the same number of steps and DDP never waits on a rank that ran out;
+    Lightning calls `sampler.set_epoch` before each epoch, also the first one after a resume) or
+    an unpadded one in order (evaluation: each batch read by exactly one rank).
     """
 
     def __init__(
@@ -113,29 +113,18 @@ class TokenBuckets(Sampler):
             big = max(self.batches, key=len)
             self.batches.remove(big)
             self.batches += [big[: len(big) // 2], big[len(big) // 2 :]]
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.rank, self.world, self.pad = rank, world, pad
+        share = DistributedSampler if pad else UnrepeatedDistributedSampler
+        self.sampler = share(self.batches, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _epoch_batches(self) -> list[list[int]]:
-        batches = list(self.batches)
-        if self.shuffle:
-            random.Random(self.seed + self.epoch).shuffle(batches)
-        if self.pad and len(batches) % self.world:
-            need = self.world - len(batches) % self.world
-            batches += (batches * (need // len(batches) + 1))[:need]
-        return batches[self.rank :: self.world]
+        self.sampler.set_epoch(epoch)
 
     def __iter__(self):
-        return iter(self._epoch_batches())
+        for b in self.sampler:  # a generator: the order is drawn when the epoch starts reading
+            yield self.batches[b]
 
     def __len__(self) -> int:
-        total = len(self.batches)
-        if self.pad:
-            return -(-total // self.world)
-        return len(range(self.rank, total, self.world))
+        return len(self.sampler)
 
 
 def collate(items):

@@ -35,45 +35,6 @@ def torn(path: str | Path) -> str | None:
     return None if bad is None else f"{bad} fails its CRC check"
 
 
-class RandomStreams(L.Callback):
-    """Every random stream a one-process trial draws from (torch's, CUDA's, numpy's, Python's), in
-    each checkpoint and back on a resume, so a trial resumed after epoch k draws epoch k+1's data
-    order, augmentations and dropout as an uninterrupted one does (a run reseeds at its start). The
-    states are saved as tensors and lists of ints, which `torch.load(..., weights_only=True)` reads.
-
-    What it cannot restore: DataLoader worker processes that persist across epochs hold their own
-    streams (num_workers > 0), and a DDP run's checkpoint holds rank 0's streams only."""
-
-    def state_dict(self) -> dict:
-        import random
-
-        import numpy as np
-        import torch
-
-        kind, keys, position, has_gauss, cached = np.random.get_state()
-        version, state, gauss = random.getstate()
-        return {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
-            "python": [int(version), list(state), gauss],
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        import random
-
-        import numpy as np
-        import torch
-
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        keys, position, has_gauss, cached = state["numpy"]
-        np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached))
-        version, values, gauss = state["python"]
-        random.setstate((version, tuple(values), gauss))
-
-
 ARTIFACT_DIR = "checkpoints"
 BEST_NAME = "best.ckpt"
 LAST_NAME = "last.ckpt"

@@ -29,7 +29,8 @@ from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inpu
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
 from attnlab.pipeline.tracking.uri import check_tracking_uri
 from attnlab.pipeline.training import interrupts, user_callbacks
-from attnlab.pipeline.training.checkpoints import BestAndLast, BestCheckpointToMlflow, RandomStreams
+from attnlab.pipeline.training.checkpoints import BestAndLast, BestCheckpointToMlflow
+from attnlab.pipeline.training.randomness import SeededSteps
 from attnlab.pipeline.training.run_lines import DeviceLine, EpochBar, EpochLine
 
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
@@ -217,7 +218,7 @@ def run_training(
             enable_checkpointing=local_checkpoints,
             callbacks=[
                 DeviceLine(),
-                RandomStreams(),  # a resume continues the random streams, not restarts them (issue 38)
+                SeededSteps(cfg.seed),  # a resumed run draws what an uninterrupted one draws (issue 38)
                 checkpoint,
                 efficiency,
                 EpochsDone(),

@@ -2,8 +2,9 @@
 equal step counts for training, every evaluation item on exactly one rank, reshuffled per epoch."""
 
 import pytest
+import torch
 
-from attnlab.pipeline.data.loaders import eval_sampler, train_sampler
+from attnlab.pipeline.data.loaders import eval_sampler, train_items
 from attnlab.pipeline.data.translation import TokenBuckets
 
 
@@ -64,8 +65,30 @@ def test_vision_evaluation_never_counts_an_image_twice(size, world):
     assert sorted(i for s in shares for i in s) == data
 
 
-def test_vision_training_shares_are_equal_and_single_process_needs_no_sampler():
+def test_vision_training_shares_are_equal_and_keyed_by_epoch_on_any_number_of_ranks():
     data = list(range(11))
-    shares = [list(train_sampler(data, FakeTrainer(r, 3), seed=0)) for r in range(3)]
+    shares = []
+    for rank in range(3):
+        items, sampler = train_items(data, FakeTrainer(rank, 3), seed=0)
+        sampler.set_epoch(2)
+        shares.append([items[key] for key in sampler])
+        assert {epoch for epoch, _ in sampler} == {2}  # the key an item's augmentation is seeded from
     assert len({len(s) for s in shares}) == 1 and set(i for s in shares for i in s) == set(data)
-    assert train_sampler(data, None, 0) is None and eval_sampler(data, FakeTrainer(0, 1)) is None
+    items, alone = train_items(data, None, 0)
+    assert sorted(items[key] for key in alone) == data and eval_sampler(data, FakeTrainer(0, 1)) is None
+
+
+def test_an_items_augmentation_follows_its_key_and_leaves_the_callers_stream_alone():
+    items, _ = train_items(_Noise(), None, seed=7)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert torch.equal(items[(1, 4)], items[(1, 4)]) and not torch.equal(items[(1, 4)], items[(2, 4)])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+class _Noise(torch.utils.data.Dataset):
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return torch.rand(3)
