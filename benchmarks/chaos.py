@@ -53,7 +53,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,19 +138,23 @@ KINDS = [
 ]
 
 
-def schedule(seed: int, trained: dict[str, int]) -> list[Fault]:
-    """The storm for `seed`: each fault at an anchor of its own, among the epochs the fault-free run
-    trained (`trained`: trial -> epochs), on a trial of its own where there are enough trials."""
+def schedule(seed: int, events: list[dict]) -> list[Fault]:
+    """The storm for `seed`: each fault at an anchor of its own, among the events the fault-free
+    run logged (an epoch's middle where it started one, its end where it ended one: a trial Tune
+    pauses at a rung never gets past its report there), on a trial of its own where there are
+    enough trials."""
     rng = random.Random(seed)
-    anchors = [(trial, epoch) for trial in sorted(trained) for epoch in range(1, trained[trial] + 1)]
+    at = {"start": "mid", "end": "end"}
+    anchors = sorted({(e["trial"], e["epoch"], at[e["event"]]) for e in events if e["rank"] == 0})
     used_trials, used = set(), set()
     faults = []
-    for i, (kind, at) in enumerate(KINDS):
-        fresh = [a for a in anchors if a[0] not in used_trials and (*a, at) not in used]
-        trial, epoch = rng.choice(fresh or [a for a in anchors if (*a, at) not in used])
+    for i, (kind, where) in enumerate(KINDS):
+        free = [a for a in anchors if a not in used]
+        mine = [a for a in free if a[2] == where] or free  # a small sweep: the other kind of anchor
+        trial, epoch, where = rng.choice([a for a in mine if a[0] not in used_trials] or mine)
         used_trials.add(trial)
-        used.add((trial, epoch, at))
-        fault = Fault(f"f{i:02d}", kind, trial, epoch, at)
+        used.add((trial, epoch, where))
+        fault = Fault(f"f{i:02d}", kind, trial, epoch, where)
         if kind == "tracking-stop":
             fault.seconds = round(rng.uniform(20, 60), 1)
         elif kind == "tracking-restart":
@@ -229,19 +232,21 @@ class Driver:
             return None
 
 
-def tagged_processes(tag: str) -> list[psutil.Process]:
-    """The processes whose environment carries this soak's tag (its drivers and what they started)."""
+def tagged_processes(env: dict) -> list[psutil.Process]:
+    """The processes whose environment carries this soak's tag or its Ray's temp dir (its drivers
+    and what they started; Ray's agents keep only the latter)."""
     found = []
     for proc in psutil.process_iter(["pid"]):
         with contextlib.suppress(psutil.Error):
-            if proc.pid != os.getpid() and proc.environ().get(DIR_ENV) == tag:
+            theirs = proc.environ()
+            if proc.pid != os.getpid() and any(theirs.get(k) == env[k] for k in (DIR_ENV, "RAY_TMPDIR")):
                 found.append(proc)
     return found
 
 
-def kill_leftovers(tag: str) -> int:
-    """SIGKILL what a killed driver left running (Ray's processes outside its group)."""
-    procs = tagged_processes(tag)
+def kill_leftovers(env: dict) -> int:
+    """SIGKILL what a driver left running (Ray's processes outside its group)."""
+    procs = tagged_processes(env)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -295,7 +300,7 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
     sweep_cmd = ["sweep", "--config", "sweep.yaml", *common]
     resume_cmd = ["resume", NAME, "--tracking-uri", tracking.url]
     pending = {f.id: f for f in faults if f.kind != "kill-trial"}
-    timers: list[threading.Timer] = []
+    due: list[tuple[float, object]] = []  # (when, what): the server's return, run by this thread
     start, drivers, unexpected = time.time(), 0, []
     driver = Driver(sweep_cmd, workdir, env, drivers)
     try:
@@ -313,7 +318,7 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
                 if fault.kind == "kill-driver":
                     driver.signal(signal.SIGKILL)
                     driver.wait(60)
-                    left = kill_leftovers(str(chaos_dir))
+                    left = kill_leftovers(env)
                     fault.hit += (
                         f"; driver pid {driver.proc.pid} and its group killed, {left} stray processes"
                     )
@@ -330,43 +335,43 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
                     if code is None:
                         driver.signal(signal.SIGKILL)
                         driver.wait(60)
-                    kill_leftovers(str(chaos_dir))
+                    kill_leftovers(env)
                     next_cmd = sweep_cmd
                 elif fault.kind == "tracking-stop":
                     tracking.signal(signal.SIGSTOP)
-                    timers.append(threading.Timer(fault.seconds, tracking.signal, (signal.SIGCONT,)))
-                    timers[-1].start()
+                    due.append((time.time() + fault.seconds, lambda: tracking.signal(signal.SIGCONT)))
                     fault.hit += f"; tracking server stopped for {fault.seconds:g} s"
                 elif fault.kind == "tracking-restart":
                     tracking.kill()
-                    timers.append(threading.Timer(fault.seconds, tracking.start))
-                    timers[-1].start()
+                    # Started again from this thread: the server dies with the thread that started it.
+                    due.append((time.time() + fault.seconds, tracking.start))
                     fault.hit += f"; tracking server killed, started again after {fault.seconds:g} s"
                 (chaos_dir / f"release-{fid}").write_text("")
                 say(f"  {fault.id} {fault.kind}: {fault.hit}")
                 if next_cmd is not None:
                     drivers += 1
                     driver = Driver(next_cmd, workdir, env, drivers)
+            for item in [d for d in due if d[0] <= time.time()]:
+                due.remove(item)
+                item[1]()
             code = driver.proc.poll()
             if code is not None:
-                if code == 0 and not any(t.is_alive() for t in timers):
+                if code == 0 and not due:
                     break
                 if code != 0:
                     unexpected.append(f"driver {drivers} ({' '.join(driver.args[:2])}) exited {code} unasked")
                     say(f"  {unexpected[-1]}: resuming (see {driver.log})")
-                    kill_leftovers(str(chaos_dir))
+                    kill_leftovers(env)
                     drivers += 1
                     driver = Driver(resume_cmd, workdir, env, drivers)
                     if drivers > len(faults) + 5:
                         raise RuntimeError(f"the sweep does not finish; see {workdir}/driver-*.log")
             time.sleep(0.2)
     finally:
-        for timer in timers:
-            timer.cancel()
         with contextlib.suppress(Exception):
             tracking.signal(signal.SIGCONT)
         driver.signal(signal.SIGKILL)
-        kill_leftovers(str(chaos_dir))
+        kill_leftovers(env)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     for fault in faults:  # the in-trial kills report themselves
         fired = chaos_dir / f"fired-{fault.id}"
@@ -566,15 +571,6 @@ def fault_free(config: str, cache: Path, workdir: Path, say) -> dict:
     return result
 
 
-def trained_epochs(result: dict) -> dict[str, int]:
-    """trial -> epochs it trained in a run (from its events)."""
-    last: dict[str, int] = {}
-    for e in result["events"]:
-        if e["event"] == "end" and e["rank"] == 0:
-            last[e["trial"]] = max(last.get(e["trial"], 0), e["epoch"])
-    return last
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1, help="the storm's seed")
@@ -592,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     config = sweep_config(args.race, args.quick)
     say(f"chaos soak, seed {args.seed}, {'race' if args.race else 'pareto-asha'}, in {workdir}")
     reference = fault_free(config, args.cache, workdir, say)
-    faults = schedule(args.seed, trained_epochs(reference))
+    faults = schedule(args.seed, reference["events"])
     say("\nschedule:")
     say(f"  {'id':4} {'fault':17} {'trial':58} {'epoch':>5} at")
     for f in faults:

@@ -178,7 +178,10 @@ class TrialBook:
         earlier driver saw it end (`trial_runs`: trial key -> run); otherwise it was interrupted."""
         settled: dict[str, TrialOutcome] = {}
         for result in results:
-            key = result.config["trial"]["trial_key"]
+            trial = (result.config or {}).get("trial")
+            if not trial:  # Tune restored the trial and was stopped before it started it
+                continue
+            key = trial["trial_key"]
             known, run, metrics = self.outcomes.get(key), trial_runs.get(key), result.metrics
             if result.error:
                 settled[key] = _failed(key, self.tasks[key], result, decided.get(key))

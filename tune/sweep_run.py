@@ -343,7 +343,8 @@ class SweepRun:
         outcomes = self.book.settle(results, trial_runs, _texts(decisions))
         for outcome in outcomes:
             run = trial_runs.get(outcome.trial)
-            if run is not None and run.info.status == "RUNNING":
+            if run is not None:  # ended where RUNNING; tagged with its decisions in any case (an
+                # earlier driver may have died between the trial's end and its tags)
                 self._close(outcome, decisions.get(outcome.trial), run)
             if outcome.status in (Status.FINISHED, Status.STOPPED):
                 self.store.drop_checkpoints(outcome.trial)

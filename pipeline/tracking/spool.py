@@ -58,6 +58,24 @@ class Spool:
         self.sender = QuickSender(uri)
         self.file = self.folder / "pending.jsonl"
         self.next_try = 0.0
+        self.logged: set[tuple[str, int]] = set()
+
+    def resuming(self, run_id: str) -> None:
+        """The run resumes from a checkpoint: its interrupted attempt may have logged metrics past
+        that checkpoint (sent, or still pending here) before it died; the retrained steps are not
+        logged again, so each metric's history holds each step once (on a CPU the values are the
+        same: pipeline/training/randomness.py). With the server unreachable now, nothing is known
+        and everything is logged."""
+        try:
+            client = MlflowClient(self.uri)
+            keys = client.get_run(run_id).data.metrics
+            self.logged = {(k, m.step) for k in keys for m in client.get_metric_history(run_id, k)}
+        except Exception as error:  # noqa: BLE001 - only unreachable-server errors are let go
+            if not unreachable(error):
+                raise
+        for op in self.pending:
+            if op["op"] == "log_batch" and op["run_id"] == run_id:
+                self.logged |= {(key, step) for key, _, _, step in op["metrics"]}
 
     @property
     def pending(self) -> list[dict]:
@@ -66,6 +84,9 @@ class Spool:
         return [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()]
 
     def log_batch(self, run_id: str, metrics=(), params=(), tags=()) -> None:
+        metrics = [m for m in metrics if (m.key, m.step) not in self.logged]
+        if not (metrics or params or tags):
+            return
         self._call(
             {
                 "op": "log_batch",

@@ -140,3 +140,22 @@ def test_events_reach_only_the_sweep_being_driven_and_a_failing_driver_never_sto
     with driving(SimpleNamespace(trial_ended=broken)):
         SweepEvents().on_trial_complete(0, [trial], trial)
     assert "trial_ended failed: tracking server gone" in caplog.text
+
+
+def test_a_driver_settling_tags_decisions_an_earlier_driver_died_before_tagging(sweep_run):
+    """Found by the chaos soak (benchmarks/chaos.py): a trial finished under a driver that was then
+    killed; the next driver's Tune restored it as ended and never reported its end, so its
+    early-stopping decision was never tagged. And a result Tune restored but never started (no
+    config: a driver interrupted during its restore) is left to the book, not a crash."""
+    uri, owner, open_trial = sweep_run
+    key, run_id, _ = open_trial(0)
+    runs.finish_run(uri, run_id, "FINISHED")  # the trial ends its own run; its driver dies then
+    decision = {"trial_key": key, "configuration": "w/o", "rung": 1, "rule": "metric", "metric": 0.5}
+    decision |= {"cost": 0.0, "dominated_by": None, "dominated_by_trials": None, "dominated_by_point": None}
+    owner.store.write_decisions({key: [{**decision, "why": ""}]})
+    restored = SimpleNamespace(config=None, error=None, metrics={}, path=None)
+    ended = SimpleNamespace(config=_trial(key, 3, 3).config, error=None, metrics={"epoch": 3}, path=None)
+    summary = owner._settle([restored, ended])
+    said = MlflowClient(uri).get_run(run_id).data.tags.get(tags.EARLY_STOPPING, "")
+    assert said.startswith("kept by the metric rule at epoch 1"), said
+    assert {o.trial: o.status for o in summary.trials}[key] == Status.FINISHED
