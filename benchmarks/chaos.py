@@ -302,18 +302,21 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
     pending = {f.id: f for f in faults if f.kind != "kill-trial"}
     due: list[tuple[float, object]] = []  # (when, what): the server's return, run by this thread
     start, drivers, unexpected = time.time(), 0, []
-    driver = Driver(sweep_cmd, workdir, env, drivers)
+    driver, waiting = Driver(sweep_cmd, workdir, env, drivers), None  # waiting: the next driver's command
     try:
         while True:
             for fid, fault in list(pending.items()):
                 parked = chaos_dir / f"parked-{fid}"
                 if not parked.exists():
                     continue
+                pid = int(parked.read_text())
+                if not psutil.pid_exists(pid):  # it parked as an earlier fault took its driver down:
+                    for marker in ("fired", "parked"):  # armed again, for when its event comes again
+                        (chaos_dir / f"{marker}-{fid}").unlink()
+                    continue
                 del pending[fid]
                 fault.fired_at = time.time()
-                fault.hit = (
-                    f"{fault.trial} (pid {parked.read_text()}) parked at epoch {fault.epoch} {fault.at}"
-                )
+                fault.hit = f"{fault.trial} (pid {pid}) parked at epoch {fault.epoch} {fault.at}"
                 next_cmd = None
                 if fault.kind == "kill-driver":
                     driver.signal(signal.SIGKILL)
@@ -349,16 +352,19 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
                 (chaos_dir / f"release-{fid}").write_text("")
                 say(f"  {fault.id} {fault.kind}: {fault.hit}")
                 if next_cmd is not None:
-                    drivers += 1
-                    driver = Driver(next_cmd, workdir, env, drivers)
+                    waiting = next_cmd
+            if waiting is not None and not any(what == tracking.start for _, what in due):
+                # (a driver started while the server is away would only be told so: exit 2)
+                drivers += 1
+                driver, waiting = Driver(waiting, workdir, env, drivers), None
             for item in [d for d in due if d[0] <= time.time()]:
                 due.remove(item)
                 item[1]()
             code = driver.proc.poll()
             if code is not None:
-                if code == 0 and not due:
+                if code == 0 and not due and waiting is None:
                     break
-                if code != 0:
+                if code != 0 and waiting is None:
                     unexpected.append(f"driver {drivers} ({' '.join(driver.args[:2])}) exited {code} unasked")
                     say(f"  {unexpected[-1]}: resuming (see {driver.log})")
                     kill_leftovers(env)

@@ -3,6 +3,7 @@ for a one-worker trial): report to Ray, and say when a trial resumes."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from attnlab.pipeline.training.run import measured_costs
 from .pareto_asha import BUDGET
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
+RESULT_NAME = "result.json"  # the epoch's report, beside its checkpoint: a restored trial says it again
 
 
 class ReportEpoch(L.Callback):
@@ -33,6 +35,12 @@ class ReportEpoch(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # Lightning logs the epoch's training means (`train/loss_epoch`) only after this hook, and
+        # a trial paused at a rung, or killed, never gets there: log them now, at Lightning's step
+        # (the run's spool drops Lightning's own copy of them).
+        epoch_means = {k: v for k, v in metrics.items() if k.endswith("_epoch")}
+        if epoch_means and trainer.logger is not None:
+            trainer.logger.log_metrics(epoch_means, step=trainer.global_step - 1)
         metrics["epoch"] = trainer.current_epoch + 1
         metrics[BUDGET] = trainer.max_epochs
         metrics.update(measured_costs(trainer))
@@ -40,6 +48,7 @@ class ReportEpoch(L.Callback):
             metrics["score"] = metrics[self.metric]
         with tempfile.TemporaryDirectory(prefix="attnlab-ckpt-") as tmp:
             trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
+            Path(tmp, RESULT_NAME).write_text(json.dumps(metrics))
             checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None
             self.report(metrics, checkpoint=checkpoint)
         ReportEpoch.reports += 1

@@ -13,9 +13,11 @@ into the trial as they are (Ray pickles them once, at its boundary): nothing is 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sys
+from pathlib import Path
 
 import ray.train
 import ray.tune
@@ -34,7 +36,7 @@ from attnlab.pipeline.training.run import run_tags, run_training
 
 from .checkpoints import newest_on_disk, restorable
 from .pareto_asha import BUDGET, kept_at
-from .ray_callbacks import CHECKPOINT_NAME, ReportEpoch, SayResumed
+from .ray_callbacks import CHECKPOINT_NAME, RESULT_NAME, ReportEpoch, SayResumed
 from .storage import SweepStore
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
@@ -58,6 +60,7 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
         say(tags.TORN_CHECKPOINT, skipped)
     if checkpoint is not None:
         decided = set(config.get("rungs_passed", ()))
+        _report_again(checkpoint, decided, in_tune)
 
         def resumed(epoch: int) -> None:  # a pause at a decided rung is not a fault
             if epoch in decided:
@@ -102,16 +105,40 @@ def worker_loop(config: dict) -> None:
     )
 
 
+def _report_again(checkpoint, decided: set[int], in_tune: bool) -> None:
+    """A trial restored from epoch k's checkpoint that early stopping has no decision for at k
+    (its driver died, or was stopped, between the trial's report there and the scheduler saving it)
+    reports epoch k's result again before it trains on: a rung at k is then decided on epoch k's
+    score, as without the fault, and the trial waits there (or stops) as it would have."""
+    with checkpoint.as_directory() as folder:
+        saved = Path(folder, RESULT_NAME)
+        result = json.loads(saved.read_text()) if saved.exists() else None
+    if result is None or int(result["epoch"]) in decided or result["epoch"] >= result.get(BUDGET, 0):
+        return
+    (ray.tune.report if in_tune else ray.train.report)(result)
+
+
+def _newer(tune_checkpoint, on_disk):
+    """The newer of the checkpoint Tune hands a trial and the newest in its folder (Tune names
+    them checkpoint_000000, checkpoint_000001, ... in order): a trial killed after its report and
+    before Tune recorded that checkpoint goes on from it, not from the one before."""
+    found = [c for c in (tune_checkpoint, on_disk) if c is not None]
+    return max(found, key=lambda c: c.path.rstrip("/").rsplit("/", 1)[-1], default=None)
+
+
 def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
     """A one-worker trial in this (Tune's, reused) process, isolated from the trials before it.
-    `folder`: the trial's folder in the sweep's storage; with `recover`, a trial Tune hands no
-    checkpoint restores from the newest one there (Tune's record of it was lost with its driver)."""
+    `folder`: the trial's folder in the sweep's storage; with `recover`, a trial restores from the
+    newer of the checkpoint Tune hands it and the newest whole one there (Tune's record of the
+    trial's last checkpoints can be lost with its driver)."""
     started = trial_started_at(config["started"])
     cfg: TrainConfig = config["train"]
     set_tags(
         cfg.tracking.tracking_uri, config["run_id"], {tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"}
     )
-    latest = ray.tune.get_checkpoint() or (newest_on_disk(folder) if recover else None)
+    latest = ray.tune.get_checkpoint()
+    if recover:
+        latest = _newer(latest, newest_on_disk(folder))
     reported = ReportEpoch.reports
     with isolated(threads):
         _train(config, latest, True, True, started, trainer_kwargs={"devices": 1})

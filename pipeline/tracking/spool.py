@@ -84,7 +84,9 @@ class Spool:
         return [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()]
 
     def log_batch(self, run_id: str, metrics=(), params=(), tags=()) -> None:
+        """Each metric's step once per run: a point at a (key, step) already logged is dropped."""
         metrics = [m for m in metrics if (m.key, m.step) not in self.logged]
+        self.logged |= {(m.key, m.step) for m in metrics}
         if not (metrics or params or tags):
             return
         self._call(

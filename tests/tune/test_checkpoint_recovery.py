@@ -1,12 +1,19 @@
-"""A resumed one-worker trial that Tune hands no checkpoint (its driver died before Tune saved its
-record of them: a full disk, a kill within Tune's 10 s save period) goes on from the newest whole
-checkpoint in its folder, on a path or a URI, instead of training its epochs again."""
+"""A resumed one-worker trial that Tune hands no checkpoint, or an older one than its last report
+(its driver died before Tune saved its record of them: a full disk, a kill within Tune's 10 s save
+period), goes on from the newest whole checkpoint in its folder, on a path or a URI, instead of
+training its epochs again; one restored where early stopping never decided says its result there
+again."""
+
+import json
 
 import pytest
+import ray.tune
 import torch
 
 from attnlab.tune.checkpoints import newest_on_disk, restorable
-from attnlab.tune.ray_callbacks import CHECKPOINT_NAME
+from attnlab.tune.pareto_asha import BUDGET
+from attnlab.tune.ray_callbacks import CHECKPOINT_NAME, RESULT_NAME
+from attnlab.tune.trainable import _newer, _report_again
 
 
 def _write(folder, name: str, torn: bool = False):
@@ -50,3 +57,34 @@ def test_a_torn_newest_one_gives_way_to_the_one_before(location):
     checkpoint, said = restorable(newest_on_disk(where))
     assert checkpoint.path.rstrip("/").endswith(str(first))
     assert "skipped torn checkpoint(s)" in said and "checkpoint_000001" in said
+
+
+def test_a_checkpoint_newer_than_tunes_record_wins(location):
+    """Found by the chaos soak: a trial killed right after its last report was handed the checkpoint
+    before it and trained its last epoch again."""
+    folder, where = location
+    older = _write(folder, "checkpoint_000000")
+    _write(folder, "checkpoint_000001")
+    tunes = ray.tune.Checkpoint(str(older))
+    assert _newer(tunes, newest_on_disk(where)).path.rstrip("/").endswith("checkpoint_000001")
+    assert _newer(None, newest_on_disk(where)).path.rstrip("/").endswith("checkpoint_000001")
+    assert _newer(tunes, None) is tunes and _newer(None, None) is None
+
+
+@pytest.mark.parametrize(
+    "epoch, decided, reported",
+    [(1, set(), True), (1, {1}, False), (4, set(), False)],  # undecided; decided; its last epoch
+)
+def test_a_trial_restored_where_early_stopping_never_decided_reports_that_epoch_again(
+    tmp_path, monkeypatch, epoch, decided, reported
+):
+    """Found by the chaos soak: a trial Tune paused at a rung, whose driver was then stopped before
+    the scheduler saved its arrival, trained past the rung undecided; the rung was later decided on
+    a later epoch's score."""
+    folder = tmp_path / "checkpoint_000000"
+    folder.mkdir()
+    (folder / RESULT_NAME).write_text(json.dumps({"epoch": epoch, "score": 0.5, BUDGET: 4}))
+    said = []
+    monkeypatch.setattr(ray.tune, "report", said.append)  # the Tune session's call, as it is made
+    _report_again(ray.tune.Checkpoint(str(folder)), decided, in_tune=True)
+    assert said == ([{"epoch": epoch, "score": 0.5, BUDGET: 4}] if reported else [])
