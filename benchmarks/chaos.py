@@ -1,13 +1,15 @@
 """The chaos soak (issue 38): one sweep under a seeded storm of faults, and a checker that asks
 whether its answer is still the answer of the same sweep without faults.
 
-The sweep: 24 short trials (CamVid-like segmentation and translation on generated data, 4
-configurations x 3 seeds each, 4 epochs, pareto-asha, 2 at a time), every trial carrying
+The sweep: 27 short trials (CamVid-like segmentation and translation on generated data, 4 and 5
+configurations x 3 seeds, 4 epochs, pareto-asha, 2 at a time; one translation configuration's 3
+trials on 2 Ray Train workers each, the rest on one), every trial carrying
 benchmarks/chaos_faults.py's callback. The faults, drawn from `--seed` and anchored to events
 (trial K at the middle or end of its epoch N: chaos_faults.py), so a seed replays the same storm
 on a loaded machine; each anchor is an epoch the fault-free run trained, so it is reached:
 
-- `kill-trial`: the trial's process SIGKILLs itself (Tune's trial actor; 3 times, once mid-epoch);
+- `kill-trial`: the trial's process SIGKILLs itself (3 times, once mid-epoch: Tune's trial actor,
+  or a Ray Train worker of a two-worker trial, whose rank is drawn too; at least once);
 - `kill-driver`: the driver's process group SIGKILLed, then `attnlab resume NAME` (twice; once
   with the newest checkpoint of the trial at the anchor truncated to half, as a crash mid-write
   leaves it);
@@ -98,6 +100,12 @@ grid:
     seeds: {seeds}
     preset: tiny
     overrides: {{limit_train_batches: 6, translation: {{max_tokens: 512, beam: 2}}}}
+  - task: translation
+    specs: ["enc_self=1111,dec_self=1111,enc_dec=1000"]
+    seeds: {seeds}
+    preset: tiny
+    overrides: {{limit_train_batches: 6, translation: {{max_tokens: 512, beam: 2}}}}
+    resources: {{workers_per_trial: 2, cpus_per_worker: 1}}
 {policy}
 max_concurrent_trials: 2
 max_failures: 4
@@ -146,15 +154,22 @@ def schedule(seed: int, events: list[dict]) -> list[Fault]:
     rng = random.Random(seed)
     at = {"start": "mid", "end": "end"}
     anchors = sorted({(e["trial"], e["epoch"], at[e["event"]]) for e in events if e["rank"] == 0})
+    ranks: dict[str, int] = {}
+    for e in events:
+        ranks[e["trial"]] = max(ranks.get(e["trial"], 0), e["rank"])
     used_trials, used = set(), set()
     faults = []
     for i, (kind, where) in enumerate(KINDS):
         free = [a for a in anchors if a not in used]
+        if i == 0 and any(ranks.values()):  # the first trial kill hits a Ray Train worker
+            free = [a for a in free if ranks[a[0]] > 0] or free
         mine = [a for a in free if a[2] == where] or free  # a small sweep: the other kind of anchor
         trial, epoch, where = rng.choice([a for a in mine if a[0] not in used_trials] or mine)
         used_trials.add(trial)
         used.add((trial, epoch, where))
         fault = Fault(f"f{i:02d}", kind, trial, epoch, where)
+        if kind == "kill-trial":
+            fault.rank = rng.randint(0, ranks.get(trial, 0))
         if kind == "tracking-stop":
             fault.seconds = round(rng.uniform(20, 60), 1)
         elif kind == "tracking-restart":
@@ -599,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  {'id':4} {'fault':17} {'trial':58} {'epoch':>5} at")
     for f in faults:
         extra = f" ({f.seconds:g} s)" if f.seconds else (" + truncate" if f.truncate else "")
+        extra += f" (rank {f.rank})" if f.rank else ""
         say(f"  {f.id:4} {f.kind:17} {f.trial:58} {f.epoch:>5} {f.at}{extra}")
     say("\nthe storm:")
     chaos = run_sweep(workdir / f"storm-{args.seed}", config, faults, say)

@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune import PlacementGroupFactory
 
 from attnlab.pipeline.config.errors import ConfigError
 
@@ -24,24 +25,36 @@ from .outcomes import SweepEvents, tell
 from .race import RaceSearcher
 from .schedulers import PerTaskScheduler, TrialSlots, early_stopping
 from .storage import SweepStore
-from .sweep_config import SweepConfig
+from .sweep_config import Resources, SweepConfig
 from .trial_entry import trial_function
 
 
 def concurrency(sweep: SweepConfig) -> int:
-    """The sweep's max_concurrent_trials, else as many trials as the cluster's CPUs (and GPUs) fit."""
+    """The sweep's max_concurrent_trials, else as many of its largest trials as the cluster's CPUs
+    (and GPUs) fit."""
     if sweep.max_concurrent_trials:
         return sweep.max_concurrent_trials
-    res, r = ray.cluster_resources(), sweep.resources
-    fits = [int(res.get("CPU", 0) // (r.workers_per_trial * r.cpus_per_worker))]
-    if r.gpus_per_worker:
-        fits.append(int(res.get("GPU", 0) // (r.workers_per_trial * r.gpus_per_worker)))
+    res, fits = ray.cluster_resources(), []
+    for r in sweep.all_resources():
+        fits.append(int(res.get("CPU", 0) // (r.workers_per_trial * r.cpus_per_worker)))
+        if r.gpus_per_worker:
+            fits.append(int(res.get("GPU", 0) // (r.workers_per_trial * r.gpus_per_worker)))
     return max(1, min(fits))
+
+
+def trial_bundle(r: Resources) -> PlacementGroupFactory:
+    """What one trial's Tune process holds: a one-worker trial trains in it (its CPUs and GPUs); a
+    multi-worker trial's function only drives a TorchTrainer whose workers hold the real resources
+    (a zero-CPU request needs some resource to be a valid bundle: a little memory)."""
+    if r.workers_per_trial == 1:
+        return PlacementGroupFactory([{"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}])
+    return PlacementGroupFactory([{"CPU": 0, "memory": 64 * 2**20}])
 
 
 def trainable(sweep: SweepConfig, store: SweepStore, tracking_uri: str, parent_id: str, recover: bool):
     """The trial function with what every trial shares (typed: Ray pickles it once, into its object
-    store, and each trial process reads it back as it was) and the resources one trial holds."""
+    store, and each trial process reads it back as it was) and the resources each trial holds (its
+    grid entry's)."""
     fn = tune.with_parameters(
         trial_function,
         sweep=sweep,
@@ -50,12 +63,7 @@ def trainable(sweep: SweepConfig, store: SweepStore, tracking_uri: str, parent_i
         parent_id=parent_id,
         recover=recover,
     )
-    r = sweep.resources
-    if r.workers_per_trial == 1:  # the trial trains in its own (reused) process: it holds the resources
-        return tune.with_resources(fn, {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker})
-    # The trial function only drives a TorchTrainer; its workers hold the real resources.
-    # A zero-CPU request needs some resource to be a valid bundle: a little memory.
-    return tune.with_resources(fn, {"cpu": 0, "memory": 64 * 2**20})
+    return tune.with_resources(fn, lambda config: trial_bundle(sweep.trial_resources(config["trial"])))
 
 
 def _trial_name(trial) -> str:

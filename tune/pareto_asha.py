@@ -187,9 +187,15 @@ class ParetoASHA(FIFOScheduler):
             if earlier.rule == "stopped":
                 return TrialScheduler.STOP
         # Kept at a rung decided by this very result, it goes on from its checkpoint as the others do.
-        if self.pause and (waits or decided_now):
+        if self._pauses(trial) and (waits or decided_now):
             return TrialScheduler.PAUSE
         return TrialScheduler.CONTINUE
+
+    def _pauses(self, trial) -> bool:
+        """Whether `trial` waits paused at a rung: a one-worker trial (its grid entry's resources;
+        the sweep's `pause` for a trial that carries none)."""
+        resources = trial.config["trial"].get("resources")
+        return resources["workers_per_trial"] == 1 if resources else self.pause
 
     def on_trial_complete(self, tune_controller, trial, result):
         self._ended(tune_controller, trial)

@@ -23,6 +23,12 @@ from .storage import absolute
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+class Resources(StrictModel):
+    workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+
+
 class TaskGrid(StrictModel):
     """One task's part of the grid: every spec x every seed, with shared overrides."""
 
@@ -32,6 +38,9 @@ class TaskGrid(StrictModel):
     preset: Literal["tiny", "paper"] = "paper"
     data: str = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict, description="any TrainConfig keys")
+    resources: Resources | None = Field(
+        None, description="this entry's trials' resources (default: the sweep's `resources`)"
+    )
 
     @model_validator(mode="after")
     def _normalise_specs(self):
@@ -44,12 +53,6 @@ class TaskGrid(StrictModel):
                 raise ValueError(f"spec {spec!r}: {exc}") from None
         object.__setattr__(self, "specs", normal)
         return self
-
-
-class Resources(StrictModel):
-    workers_per_trial: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(1.0, gt=0)
-    gpus_per_worker: float = Field(0.0, ge=0)
 
 
 class EarlyStopping(StrictModel):
@@ -190,8 +193,25 @@ class SweepConfig(StrictModel):
     def trials(self) -> list["Trial"]:
         """Every trial the sweep may run: the grid, or when racing every seed a race may reach."""
         return [
-            Trial(g.task, spec, seed, g) for g in self.grid for spec in g.specs for seed in self.seed_pool(g)
+            Trial(g.task, spec, seed, g, self.resources_of(g))
+            for g in self.grid
+            for spec in g.specs
+            for seed in self.seed_pool(g)
         ]
+
+    def resources_of(self, grid: TaskGrid) -> Resources:
+        """What each trial of a grid entry holds: the entry's own resources, else the sweep's."""
+        return grid.resources or self.resources
+
+    def trial_resources(self, param: dict[str, Any]) -> Resources:
+        """What a trial holds, from the parameters Tune carries for it (a trial of a sweep started
+        before grid entries had resources carries none: the sweep's)."""
+        given = param.get("resources")
+        return Resources.model_validate(given) if given else self.resources
+
+    def all_resources(self) -> list[Resources]:
+        """Each distinct resource request of the sweep's trials."""
+        return list({r.model_dump_json(): r for r in map(self.resources_of, self.grid)}.values())
 
     def race_budget(self, task: str) -> int | None:
         """A task's share of the race's budget, in proportion to its configurations (rounded down;
@@ -239,8 +259,8 @@ class SweepConfig(StrictModel):
 class Trial:
     """One point of the grid; `trial_key` is its deterministic name (Tune trial, Train run, MLflow tag)."""
 
-    def __init__(self, task: str, spec: str, seed: int, grid: TaskGrid):
-        self.task, self.spec, self.seed, self.grid = task, spec, seed, grid
+    def __init__(self, task: str, spec: str, seed: int, grid: TaskGrid, resources: Resources):
+        self.task, self.spec, self.seed, self.grid, self.resources = task, spec, seed, grid, resources
 
     @property
     def trial_key(self) -> str:
@@ -257,6 +277,7 @@ class Trial:
             "preset": self.grid.preset,
             "data": self.grid.data if self.grid.data == "tiny" else absolute(self.grid.data),
             "overrides": _with_absolute_paths(self.grid.overrides),
+            "resources": self.resources.model_dump(),
         }
 
 
@@ -279,7 +300,7 @@ def trial_train_config(
         "data": {"path": param["data"]},
         "out_dir": out_dir,
         # A trial trains where its resources say, never on a GPU Ray did not give it.
-        "accelerator": "gpu" if sweep.resources.gpus_per_worker > 0 else "cpu",
+        "accelerator": "gpu" if sweep.trial_resources(param).gpus_per_worker > 0 else "cpu",
         "tracking": {
             "tracking_uri": tracking_uri,
             "experiment": sweep.experiment_name,
@@ -302,19 +323,19 @@ def check_resources(sweep: SweepConfig, ray_address: str | None) -> None:
         return
     from attnlab.pipeline.training.gpus import local_gpu_count
 
-    r = sweep.resources
     cpus, gpus = os.cpu_count() or 1, local_gpu_count()
-    need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
-    if need_cpu > cpus:
-        raise ConfigError(
-            f"a trial needs {need_cpu:g} CPUs ({r.workers_per_trial} workers x {r.cpus_per_worker:g}) "
-            f"but this machine has {cpus}; lower resources.workers_per_trial or cpus_per_worker"
-        )
-    if need_gpu > gpus:
-        raise ConfigError(
-            f"a trial needs {need_gpu:g} GPUs but this machine has {gpus}; set "
-            "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)"
-        )
+    for r in sweep.all_resources():
+        need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
+        if need_cpu > cpus:
+            raise ConfigError(
+                f"a trial needs {need_cpu:g} CPUs ({r.workers_per_trial} workers x {r.cpus_per_worker:g}) "
+                f"but this machine has {cpus}; lower resources.workers_per_trial or cpus_per_worker"
+            )
+        if need_gpu > gpus:
+            raise ConfigError(
+                f"a trial needs {need_gpu:g} GPUs but this machine has {gpus}; set "
+                "resources.gpus_per_worker: 0 or run on a GPU cluster (--ray-address)"
+            )
 
 
 def default_size() -> str:

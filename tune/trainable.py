@@ -197,7 +197,7 @@ def run_trial(
     if ended is not None:  # a resumed sweep never retrains a finished or early-stopped trial
         _report_logged(ended, cfg)
         return
-    r = sweep.resources
+    r = sweep.trial_resources(param)
     threads = max(1, int(r.cpus_per_worker))
     set_tags(uri, run_id, {tags.RERUN: rerun_command(cfg, threads, r.workers_per_trial)})
     loop_config = {

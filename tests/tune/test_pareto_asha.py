@@ -70,7 +70,7 @@ def _sweep(policy: str, specs=PLANTED, workers: int = 1, **settings) -> SweepCon
     )
 
 
-def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[str, int]:
+def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED, workers=None) -> dict[str, int]:
     trials = [
         {
             "task": "segmentation",
@@ -79,6 +79,7 @@ def _epochs(scheduler, tmp_path, specs, name="front", planted=PLANTED) -> dict[s
             "final": planted[s][0],
             "cost": planted[s][1],
             "starts": str(tmp_path / "starts"),
+            **({"resources": {"workers_per_trial": workers[s]}} if workers else {}),
         }
         for s in specs
     ]
@@ -119,6 +120,14 @@ def test_multi_worker_trials_train_on_while_their_rung_waits_and_get_the_same_de
     assert _epochs(on, tmp_path / "w", PLANTED) == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}
     assert _starts(tmp_path / "w") == {"1111": 1, "0010": 1, "0100": 1}  # never paused
     assert _rules(on) == _rules(paused)
+
+
+def test_in_a_sweep_of_both_only_one_worker_trials_are_paused(local_ray, tmp_path):
+    """Grid entries with resources of their own: a trial's own workers say whether it waits paused."""
+    mixed = early_stopping(_sweep("pareto-asha"))
+    workers = {"1111": 2, "0010": 1, "0100": 1}
+    assert _epochs(mixed, tmp_path, PLANTED, workers=workers) == {"1111": EPOCHS, "0010": EPOCHS, "0100": 1}
+    assert _starts(tmp_path) == {"1111": 1, "0010": 3, "0100": 1}
 
 
 def test_a_second_tuner_starts_from_the_saved_rungs(local_ray, tmp_path):

@@ -5,7 +5,8 @@ import torch
 import yaml
 
 from attnlab.cli import main
-from attnlab.tune.sweep_config import load_sweep
+from attnlab.pipeline.config.errors import ConfigError
+from attnlab.tune.sweep_config import check_resources, load_sweep
 
 
 def _write(tmp_path, data):
@@ -90,3 +91,21 @@ def test_a_trial_carries_local_paths_absolute_from_where_the_sweep_runs(tmp_path
     weights = str(tmp_path / "weights/resnet18.pth")
     assert first["overrides"]["backbone"] == {"pretrained": weights, "depth": 18}
     assert second["data"] == "tiny" and second["overrides"] == {}
+
+
+def test_a_grid_entry_can_hold_resources_of_its_own(tmp_path):
+    """Two-worker translation beside one-worker segmentation in one sweep: each trial carries its
+    entry's resources (Tune's bundle, the rerun's --devices, whether early stopping pauses it)."""
+    grid = [
+        {"task": "segmentation", "specs": ["w/o"], "preset": "tiny"},
+        {"task": "translation", "specs": ["w/o"], "preset": "tiny", "resources": {"workers_per_trial": 2}},
+    ]
+    sweep = load_sweep(None, _write(tmp_path, {"name": "mixed", "grid": grid}), None, None, None)
+    seg, trans = (sweep.trial_resources(t.param()) for t in sweep.trials())
+    assert (seg.workers_per_trial, trans.workers_per_trial) == (1, 2)
+    assert sweep.trial_resources({}) == sweep.resources  # a trial of an older sweep carries none
+    assert len(sweep.all_resources()) == 2
+    greedy = [grid[0], {**grid[1], "resources": {"workers_per_trial": 64, "cpus_per_worker": 4}}]
+    big = load_sweep(None, _write(tmp_path, {"name": "big", "grid": greedy}), None, None, None)
+    with pytest.raises(ConfigError, match="a trial needs 256 CPUs"):
+        check_resources(big, None)
