@@ -259,6 +259,12 @@ def tagged_processes(env: dict) -> list[psutil.Process]:
     return found
 
 
+def _alive(proc: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return proc.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
 def kill_leftovers(env: dict) -> int:
     """SIGKILL what a driver left running (Ray's processes outside its group)."""
     procs = tagged_processes(env)
@@ -378,6 +384,12 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
             code = driver.proc.poll()
             if code is not None:
                 if code == 0 and not due and waiting is None:
+                    time.sleep(10)  # Ray's own shutdown, then nothing of the sweep may be left running
+                    left = [f"{p.name()} (pid {p.pid})" for p in tagged_processes(env) if _alive(p)]
+                    if left:
+                        unexpected.append(
+                            f"{len(left)} processes outlived the finished sweep: {', '.join(left)}"
+                        )
                     break
                 if code != 0 and waiting is None:
                     unexpected.append(f"driver {drivers} ({' '.join(driver.args[:2])}) exited {code} unasked")

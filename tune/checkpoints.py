@@ -46,14 +46,16 @@ def _why_torn(checkpoint) -> str | None:
 
 
 def newest_on_disk(trial_folder: str):
-    """The newest `checkpoint_*` folder in a one-worker trial's folder (path or URI) as a Tune
-    checkpoint, or None. Tune saves its record of a trial's checkpoints every 10 s or more, so a
-    driver that died (a full disk, a kill) can leave checkpoints on disk that its record does not
-    name yet; a resumed trial that Tune hands no checkpoint restores from these instead of training
-    its epochs again."""
+    """The newest `checkpoint_*` folder in a trial's folder (path or URI: Tune's for a one-worker
+    trial, Ray Train's for a multi-worker one) as a checkpoint, or None. Ray saves its record of a
+    trial's checkpoints later than the checkpoints (Tune every 10 s or more; a worker killed right
+    after its report), so a trial can be handed an older checkpoint than its folder holds, or none;
+    it restores from the newer one instead of training its epochs again."""
     with contextlib.suppress(OSError):
         fs, folders = checkpoint_folders(trial_folder)
-        numbered = [f for f in folders if posixpath.basename(f).removeprefix("checkpoint_").isdigit()]
+        # Tune's checkpoint_000001 or Ray Train's checkpoint_2026-12-06_03-12-44.387911: both sort by
+        # age; a staging folder (checkpoint_tmp...) is neither.
+        numbered = [f for f in folders if posixpath.basename(f).removeprefix("checkpoint_")[:1].isdigit()]
         if numbered:
             return ray.tune.Checkpoint(numbered[0], fs)
     return None

@@ -37,7 +37,7 @@ from attnlab.pipeline.training.run import run_tags, run_training
 from .checkpoints import newest_on_disk, restorable
 from .pareto_asha import BUDGET, kept_at
 from .ray_callbacks import CHECKPOINT_NAME, RESULT_NAME, ReportEpoch, SayResumed
-from .storage import SweepStore
+from .storage import SweepStore, join
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at
 
@@ -91,12 +91,15 @@ def worker_loop(config: dict) -> None:
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
     torch.set_num_threads(config["threads"])
+    latest = ray.train.get_checkpoint()
+    if config["recover"]:  # as a one-worker trial does (train_here), in Ray Train's folder
+        latest = _newer(latest, newest_on_disk(config["train_folder"]))
 
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     rank0 = ray.train.get_context().get_world_rank() == 0
     _train(
         config,
-        ray.train.get_checkpoint(),
+        latest,
         rank0,
         False,
         config["started"],
@@ -207,6 +210,8 @@ def run_trial(
         "scratch": store.scratch(),
         "started": entered,
         "threads": threads,
+        "recover": recover,
+        "train_folder": join(store.train_storage, key),
         # the rungs early stopping kept it at: a trial restored there was paused, not faulted
         "rungs_passed": kept_at(store.decisions().get(key, [])),
     }

@@ -197,8 +197,8 @@ def run_training(
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         out_dir = Path(cfg.out_dir).resolve()
         spool = Spool(uri, out_dir / "spool" / run_id)
-        if ckpt_path and not role.ends_run:  # a trial's retry or resume logs into the same run
-            spool.resuming(run_id)
+        if not role.ends_run:  # a trial's retry or resume (from a checkpoint or from scratch) logs
+            spool.resuming(run_id)  # into the same run
         logger = RunLogger(
             experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id, spool=spool
         )

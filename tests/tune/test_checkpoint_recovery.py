@@ -88,3 +88,14 @@ def test_a_trial_restored_where_early_stopping_never_decided_reports_that_epoch_
     monkeypatch.setattr(ray.tune, "report", said.append)  # the Tune session's call, as it is made
     _report_again(ray.tune.Checkpoint(str(folder)), decided, in_tune=True)
     assert said == ([{"epoch": epoch, "score": 0.5, BUDGET: 4}] if reported else [])
+
+
+def test_ray_trains_timestamped_checkpoints_are_found_too(location):
+    """A multi-worker trial's folder (Ray Train's names), found by the chaos soak: a worker killed
+    right after its report left the trial to restart from scratch."""
+    folder, where = location
+    _write(folder, "checkpoint_2026-12-06_03-12-40.100000")
+    newest = _write(folder, "checkpoint_2026-12-06_03-12-44.387911")
+    (folder / "checkpoint_tmp_staging").mkdir()
+    checkpoint, said = restorable(newest_on_disk(where))
+    assert checkpoint.path.rstrip("/").endswith(newest.name) and said is None
