@@ -26,8 +26,8 @@ The fault-free run is cached under ~/.cache/attnlab/chaos, keyed by the code (ev
 of the package and these two scripts) and the sweep config, and reused while both are unchanged.
 
 The checker, on both MLflow stores and the trials' event logs (`check`):
-1. every trial has exactly one run, FINISHED, and the fault-free run's status and early-stopping
-   decision;
+1. every trial has exactly one run, FINISHED (or KILLED and tagged stopped early by the policy),
+   with the fault-free run's status and early-stopping decision;
 2. each of its metric histories (train/*, val/*) has no gap and no repeated step, and equals the
    fault-free run's value for value;
 3. no epoch was trained twice, except one a fault interrupted (started, never ended) and those a
@@ -538,8 +538,9 @@ def check(chaos: dict, reference: dict, faults: list[Fault]) -> list[str]:
         if ref is None:
             problems.append(f"{trial}: not in the fault-free run")
             continue
-        if run["status"] != "FINISHED":
-            problems.append(f"{trial}: run {run['status']}")
+        stopped = run["status"] == "KILLED" and run["stopped_early"] == "true"
+        if run["status"] != ref["status"] or not (run["status"] == "FINISHED" or stopped):
+            problems.append(f"{trial}: run {run['status']}, fault-free {ref['status']}")
         for key in ("early_stopping", "stopped_early"):
             if run[key] != ref[key]:
                 problems.append(f"{trial}: {key} {run[key]!r}, fault-free {ref[key]!r}")

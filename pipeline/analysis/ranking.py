@@ -148,6 +148,7 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
         for r in runs:
             if r.data.tags.get(TASK) == t and key in r.data.metrics and COSTS[cost] in r.data.metrics:
                 groups.setdefault((r.data.tags.get(ATTENTION, "?"), stopped_early(r)), []).append(r)
+        groups = {k: sorted(members, key=_by_seed) for k, members in groups.items()}
         rows = [
             _row(
                 t,
@@ -165,6 +166,13 @@ def rank(runs: list, task: str | None, metric: str | None, cost: str) -> dict[st
         cut = sorted((r for r in rows if r.stopped_early), key=lambda r: (-r.epochs, -r.metric, r.cost))
         out[t] = full + cut
     return out
+
+
+def _by_seed(run) -> tuple[int, str]:
+    """A configuration's runs by seed (then run id): the order MLflow returns them in follows when
+    they started, which a resumed sweep changes."""
+    seed = run.data.tags.get(SEED, "")
+    return (int(seed) if seed.lstrip("-").isdigit() else 0, run.info.run_id)
 
 
 def _row(

@@ -184,3 +184,13 @@ def test_p_front_bootstraps_four_seeds_or_more(tmp_path):
         },
     )
     assert 0.2 < p["0010"] < 0.8
+
+
+def test_a_configurations_runs_are_listed_by_seed_whatever_order_the_store_returns(runs):
+    """Found by the chaos soak: after a resume MLflow returned a configuration's runs in another
+    order, and `attnlab best --format json` listed its runs and reruns in it."""
+    forward = rank(runs, None, None, "attention_flops")["segmentation"]
+    backward = rank(list(reversed(runs)), None, None, "attention_flops")["segmentation"]
+    assert [(r.runs, r.reruns, r.values) for r in forward] == [(r.runs, r.reruns, r.values) for r in backward]
+    (both,) = [r for r in forward if r.attention == "0010"]
+    assert both.values == [0.40, 0.44]  # seed 0, then seed 1
