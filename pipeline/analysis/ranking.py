@@ -273,7 +273,7 @@ def rungs(uri: str, runs: list, tasks: Iterable[str], metric: str | None, cost: 
     for t in tasks:
         key = metric or TASKS[t].metric
         at: dict[int, dict[str, list[tuple]]] = {}
-        for r in runs:
+        for r in sorted(runs, key=_by_seed):  # whatever order the store returned them in
             if r.data.tags.get(TASK) != t or COSTS[cost] not in r.data.metrics:
                 continue
             for epochs, value in metric_by_epoch(client, r.info.run_id, key).items():

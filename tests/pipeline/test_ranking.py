@@ -88,6 +88,10 @@ def test_every_rung_ranks_the_trials_that_reached_it_at_their_metric_then(tmp_pa
     assert full_one.attention == "1111" and full_one.rank == 1 and all(r.rank is None for r in cut)
     got = rungs(uri, runs, ranking, None, "added_flops")["segmentation"]
     assert [g.epochs for g in got] == [1, 2]  # epoch 3: one configuration, nothing to compare
+    backward = rungs(uri, list(reversed(runs)), ranking, None, "added_flops")["segmentation"]
+    assert [[(r.runs, r.values) for r in g.ranking] for g in backward] == [
+        [(r.runs, r.values) for r in g.ranking] for g in got
+    ]  # by seed, whatever order the store returns the runs in
     one = {r.attention: r for r in got[0].ranking}
     assert [r.attention for r in got[0].ranking] == ["0010", "1111", "deform"]
     assert one["0010"].metric == pytest.approx(0.26) and one["0010"].seeds == 2 and one["0010"].stopped_early
