@@ -61,11 +61,11 @@ class Spool:
         self.logged: set[tuple[str, int]] = set()
 
     def resuming(self, run_id: str) -> None:
-        """The run resumes from a checkpoint: its interrupted attempt may have logged metrics past
-        that checkpoint (sent, or still pending here) before it died; the retrained steps are not
-        logged again, so each metric's history holds each step once (on a CPU the values are the
-        same: pipeline/training/randomness.py). With the server unreachable now, nothing is known
-        and everything is logged."""
+        """A trial's run trains again (a retry or a resume, from a checkpoint or from scratch): an
+        earlier attempt may have logged metrics past where this one starts (sent, or still pending
+        here) before it died; the retrained steps are not logged again, so each metric's history
+        holds each step once (on a CPU the values are the same: pipeline/training/randomness.py).
+        With the server unreachable now, nothing is known and everything is logged."""
         try:
             client = MlflowClient(self.uri)
             keys = client.get_run(run_id).data.metrics
