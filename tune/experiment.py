@@ -51,6 +51,14 @@ def trial_bundle(r: Resources) -> PlacementGroupFactory:
     return PlacementGroupFactory([{"CPU": 0, "memory": 64 * 2**20}])
 
 
+def reuse_actors(sweep: SweepConfig) -> bool:
+    """Whether a finished trial's process, its imports warm, waits to train the next trial: yes,
+    unless the sweep mixes one-worker and multi-worker entries. There a waiting one-worker process
+    holds its CPU (or GPU) outside what Ray Train sees, and a multi-worker trial's workers, which
+    Tune does not count, can wait for it for ever (issue 38: a race's round that waits for them)."""
+    return len({r.workers_per_trial == 1 for r in sweep.all_resources()}) == 1
+
+
 def trainable(sweep: SweepConfig, store: SweepStore, tracking_uri: str, parent_id: str, recover: bool):
     """The trial function with what every trial shares (typed: Ray pickles it once, into its object
     store, and each trial process reads it back as it was) and the resources each trial holds (its
@@ -102,8 +110,7 @@ def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool, part
         "scheduler": parts.scheduler,
         "search_alg": parts.algorithm,
         "max_concurrent_trials": None,
-        # A one-worker trial's process, its imports warm, trains the next trial too.
-        "reuse_actors": True,
+        "reuse_actors": reuse_actors(sweep),
         # A race ends when its Searcher says so.
         "num_samples": -1 if sweep.racing else 1,
     }
