@@ -9,7 +9,8 @@ benchmarks/chaos_faults.py's callback. The faults, drawn from `--seed` and ancho
 on a loaded machine; each anchor is an epoch the fault-free run trained, so it is reached:
 
 - `kill-trial`: the trial's process SIGKILLs itself (3 times, once mid-epoch: Tune's trial actor,
-  or a Ray Train worker of a two-worker trial, whose rank is drawn too; at least once);
+  or a Ray Train worker of a two-worker trial, whose rank is drawn too; at least once; once the
+  soak kills it, after cutting its newest checkpoint to half, as a crash mid-upload leaves it);
 - `kill-driver`: the driver's process group SIGKILLed, then `attnlab resume NAME` (twice; once
   with the newest checkpoint of the trial at the anchor truncated to half, as a crash mid-write
   leaves it);
@@ -125,24 +126,24 @@ class Fault:
     epoch: int  # 1-based
     at: str  # mid | end
     seconds: float = 0.0  # tracking faults: how long the server is away
-    truncate: bool = False  # kill-driver: the anchor trial's newest checkpoint cut to half
+    truncate: bool = False  # kill-trial, kill-driver: the anchor trial's newest checkpoint cut to half
     rank: int = 0
     hit: str = ""  # what it hit, filled in as it fires
     fired_at: float | None = None
     recovered_s: float | None = None
 
 
-KINDS = [
-    ("kill-trial", "end"),
-    ("kill-trial", "end"),
-    ("kill-trial", "mid"),
-    ("kill-driver", "end"),
-    ("kill-driver", "end"),
-    ("interrupt", "end"),
-    ("interrupt", "mid"),
-    ("tracking-stop", "end"),
-    ("tracking-stop", "mid"),
-    ("tracking-restart", "end"),
+KINDS = [  # (fault, anchor, the anchor trial's newest checkpoint truncated with it)
+    ("kill-trial", "end", False),
+    ("kill-trial", "end", True),
+    ("kill-trial", "mid", False),
+    ("kill-driver", "end", True),
+    ("kill-driver", "end", False),
+    ("interrupt", "end", False),
+    ("interrupt", "mid", False),
+    ("tracking-stop", "end", False),
+    ("tracking-stop", "mid", False),
+    ("tracking-restart", "end", False),
 ]
 
 
@@ -159,7 +160,7 @@ def schedule(seed: int, events: list[dict]) -> list[Fault]:
         ranks[e["trial"]] = max(ranks.get(e["trial"], 0), e["rank"])
     used_trials, used = set(), set()
     faults = []
-    for i, (kind, where) in enumerate(KINDS):
+    for i, (kind, where, truncate) in enumerate(KINDS):
         free = [a for a in anchors if a not in used]
         if i == 0 and any(ranks.values()):  # the first trial kill hits a Ray Train worker
             free = [a for a in free if ranks[a[0]] > 0] or free
@@ -167,7 +168,7 @@ def schedule(seed: int, events: list[dict]) -> list[Fault]:
         trial, epoch, where = rng.choice([a for a in mine if a[0] not in used_trials] or mine)
         used_trials.add(trial)
         used.add((trial, epoch, where))
-        fault = Fault(f"f{i:02d}", kind, trial, epoch, where)
+        fault = Fault(f"f{i:02d}", kind, trial, epoch, where, truncate=truncate)
         if kind == "kill-trial":
             fault.rank = rng.randint(0, ranks.get(trial, 0))
         if kind == "tracking-stop":
@@ -175,7 +176,6 @@ def schedule(seed: int, events: list[dict]) -> list[Fault]:
         elif kind == "tracking-restart":
             fault.seconds = round(rng.uniform(5, 20), 1)
         faults.append(fault)
-    next(f for f in faults if f.kind == "kill-driver").truncate = True
     return faults
 
 
@@ -320,7 +320,8 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
     common = ["--tracking-uri", tracking.url, "--no-system-metrics"]
     sweep_cmd = ["sweep", "--config", "sweep.yaml", *common]
     resume_cmd = ["resume", NAME, "--tracking-uri", tracking.url]
-    pending = {f.id: f for f in faults if f.kind != "kill-trial"}
+    storage = workdir / "attnlab_runs/sweeps"
+    pending = {f.id: f for f in faults if f.kind != "kill-trial" or f.truncate}  # the rest kill themselves
     due: list[tuple[float, object]] = []  # (when, what): the server's return, run by this thread
     start, drivers, unexpected = time.time(), 0, []
     driver, waiting = Driver(sweep_cmd, workdir, env, drivers), None  # waiting: the next driver's command
@@ -339,7 +340,12 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
                 fault.fired_at = time.time()
                 fault.hit = f"{fault.trial} (pid {pid}) parked at epoch {fault.epoch} {fault.at}"
                 next_cmd = None
-                if fault.kind == "kill-driver":
+                if fault.kind == "kill-trial":  # with a truncation: its checkpoint cut, then killed
+                    fault.hit += "; " + truncate_newest_checkpoint(storage, fault.trial)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    fault.hit += "; SIGKILLed"
+                elif fault.kind == "kill-driver":
                     driver.signal(signal.SIGKILL)
                     driver.wait(60)
                     left = kill_leftovers(env)
@@ -347,9 +353,7 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
                         f"; driver pid {driver.proc.pid} and its group killed, {left} stray processes"
                     )
                     if fault.truncate:
-                        fault.hit += "; " + truncate_newest_checkpoint(
-                            workdir / "attnlab_runs/sweeps", fault.trial
-                        )
+                        fault.hit += "; " + truncate_newest_checkpoint(storage, fault.trial)
                     next_cmd = resume_cmd
                 elif fault.kind == "interrupt":
                     driver.signal(signal.SIGINT)
@@ -408,7 +412,7 @@ def run_sweep(workdir: Path, config: str, faults: list[Fault], say) -> dict:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     for fault in faults:  # the in-trial kills report themselves
         fired = chaos_dir / f"fired-{fault.id}"
-        if fault.kind == "kill-trial" and fired.exists():
+        if fault.kind == "kill-trial" and not fault.truncate and fired.exists():
             info = json.loads(fired.read_text())
             fault.fired_at = info["t"]
             fault.hit = f"{fault.trial} (pid {info['pid']}) killed itself at epoch {fault.epoch} {fault.at}"

@@ -7,7 +7,8 @@ hook. Everything goes through one folder, ATTNLAB_CHAOS_DIR:
 - `schedule.json`: the faults, each anchored to an event (`trial`, `epoch`, 1-based, `at`: "mid",
   its second training batch, or "end", after its result and checkpoint went to Tune), never to
   a moment, so a seed replays the same storm on a loaded machine. A `kill-trial` fault makes the
-  process SIGKILL itself (Tune's trial actor, or a Ray Train worker: `rank`); any other parks the
+  process SIGKILL itself (Tune's trial actor, or a Ray Train worker: `rank`); any other (a
+  `kill-trial` with a truncated checkpoint too: the soak truncates, then kills) parks the
   trial at its event, writes `parked-ID`, and waits for the soak to apply the fault and write
   `release-ID` (or to kill it with the driver);
 - `fired-ID`: each fault fires once, across retries and drivers.
@@ -61,7 +62,7 @@ class ChaosFaults(L.Callback):
             fired = self.folder / f"fired-{fault['id']}"
             if fault["epoch"] != epoch or fault["at"] != at or fired.exists():
                 continue
-            if fault["kind"] == "kill-trial":
+            if fault["kind"] == "kill-trial" and not fault.get("truncate"):
                 if trainer.global_rank != fault.get("rank", 0):
                     continue
                 fired.write_text(json.dumps({"pid": os.getpid(), "t": time.time()}))

@@ -45,16 +45,28 @@ def _why_torn(checkpoint) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
+def going_on_from(handed, trial_folder: str, recover: bool):
+    """The checkpoint a trial goes on from: the one Ray hands it (`handed`, or None), and with
+    `recover` (a retried trial, a resumed sweep) the newer of that and the newest in its folder.
+    Ray saves its record of a trial's checkpoints later than the checkpoints (Tune every 10 s or
+    more; a worker killed right after its report), so a trial can be handed an older checkpoint
+    than its folder holds, or none; it goes on from the newer one instead of training its epochs
+    again. Checkpoint folders sort by age: Tune's checkpoint_000001, Ray Train's
+    checkpoint_2026-12-06_03-12-44.387911."""
+    found = [handed, newest_on_disk(trial_folder) if recover else None]
+    return max((c for c in found if c is not None), key=_folder_name, default=None)
+
+
+def _folder_name(checkpoint) -> str:
+    return posixpath.basename(checkpoint.path.rstrip("/"))
+
+
 def newest_on_disk(trial_folder: str):
     """The newest `checkpoint_*` folder in a trial's folder (path or URI: Tune's for a one-worker
-    trial, Ray Train's for a multi-worker one) as a checkpoint, or None. Ray saves its record of a
-    trial's checkpoints later than the checkpoints (Tune every 10 s or more; a worker killed right
-    after its report), so a trial can be handed an older checkpoint than its folder holds, or none;
-    it restores from the newer one instead of training its epochs again."""
+    trial, Ray Train's for a multi-worker one) as a checkpoint, or None."""
     with contextlib.suppress(OSError):
         fs, folders = checkpoint_folders(trial_folder)
-        # Tune's checkpoint_000001 or Ray Train's checkpoint_2026-12-06_03-12-44.387911: both sort by
-        # age; a staging folder (checkpoint_tmp...) is neither.
+        # A staging folder (checkpoint_tmp...) is no checkpoint.
         numbered = [f for f in folders if posixpath.basename(f).removeprefix("checkpoint_")[:1].isdigit()]
         if numbered:
             return ray.tune.Checkpoint(numbered[0], fs)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,9 +112,10 @@ ENDED = (Trial.TERMINATED, Trial.ERROR)
 class ParetoASHA(FIFOScheduler):
     """One task's synchronous rungs. `cohort`: the task's trial keys (the sweep's grid), which a
     rung waits for; `cost_metric` None: the metric alone decides (attnlab's `asha` policy).
-    `pause` False (multi-worker trials: a Ray Train run does not stop cleanly when Tune pauses its
-    trial): a trial trains on while its rung waits, and stops at its next result if the rung cuts
-    it; the decisions are the same, the epochs a cut trial trains past its rung are not."""
+    `pauses(trial parameters)` False (a multi-worker trial: a Ray Train run does not stop cleanly
+    when Tune pauses its trial; None: every trial pauses): the trial trains on while its rung waits,
+    and stops at its next result if the rung cuts it; the decisions are the same, the epochs a cut
+    trial trains past its rung are not."""
 
     def __init__(
         self,
@@ -127,13 +129,13 @@ class ParetoASHA(FIFOScheduler):
         metric: str | None = None,
         mode: str | None = None,
         cohort: list[str] | tuple[str, ...] = (),
-        pause: bool = True,
+        pauses: Callable[[dict], bool] | None = None,
     ):
         super().__init__()
         self._metric, self._mode = metric, mode
         self.cost_metric, self.max_epochs, self.eta = cost_metric, max_epochs, reduction_factor
         self.front_fraction, self.tolerance, self.time_attr = front_fraction, tolerance, time_attr
-        self.cohort, self.pause = list(cohort), pause
+        self.cohort, self.pauses = list(cohort), pauses
         milestones, m = [], float(grace_period)
         while m < max_epochs:  # never a rung at the final epoch: a trial that gets there ends itself
             milestones.append(m)
@@ -192,10 +194,8 @@ class ParetoASHA(FIFOScheduler):
         return TrialScheduler.CONTINUE
 
     def _pauses(self, trial) -> bool:
-        """Whether `trial` waits paused at a rung: a one-worker trial (its grid entry's resources;
-        the sweep's `pause` for a trial that carries none)."""
-        resources = trial.config["trial"].get("resources")
-        return resources["workers_per_trial"] == 1 if resources else self.pause
+        """Whether `trial` waits paused at a rung."""
+        return self.pauses is None or self.pauses(trial.config["trial"])
 
     def on_trial_complete(self, tune_controller, trial, result):
         self._ended(tune_controller, trial)

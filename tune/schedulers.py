@@ -56,7 +56,7 @@ def early_stopping(
         es.reduction_factor,
         es.front_fraction,
         es.tolerance,
-        pause=sweep.resources.workers_per_trial == 1,
+        pauses=sweep.trains_in_tune,
     )
     return PerTaskScheduler(make, store, cohorts, limit)
 

@@ -209,6 +209,11 @@ class SweepConfig(StrictModel):
         given = param.get("resources")
         return Resources.model_validate(given) if given else self.resources
 
+    def trains_in_tune(self, param: dict[str, Any]) -> bool:
+        """Whether a trial (the parameters Tune carries for it) trains in Tune's own trial process
+        (one worker), rather than driving Ray Train workers that Tune does not count."""
+        return self.trial_resources(param).workers_per_trial == 1
+
     def all_resources(self) -> list[Resources]:
         """Each distinct resource request of the sweep's trials."""
         return list({r.model_dump_json(): r for r in map(self.resources_of, self.grid)}.values())

@@ -34,7 +34,7 @@ from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.store import flatten, set_tags
 from attnlab.pipeline.training.run import run_tags, run_training
 
-from .checkpoints import newest_on_disk, restorable
+from .checkpoints import going_on_from, restorable
 from .pareto_asha import BUDGET, kept_at
 from .ray_callbacks import CHECKPOINT_NAME, RESULT_NAME, ReportEpoch, SayResumed
 from .storage import SweepStore, join
@@ -91,9 +91,7 @@ def worker_loop(config: dict) -> None:
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
     torch.set_num_threads(config["threads"])
-    latest = ray.train.get_checkpoint()
-    if config["recover"]:  # as a one-worker trial does (train_here), in Ray Train's folder
-        latest = _newer(latest, newest_on_disk(config["train_folder"]))
+    latest = going_on_from(ray.train.get_checkpoint(), config["train_folder"], config["recover"])
 
     trainer_kwargs = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
     rank0 = ray.train.get_context().get_world_rank() == 0
@@ -121,14 +119,6 @@ def _report_again(checkpoint, decided: set[int], in_tune: bool) -> None:
     (ray.tune.report if in_tune else ray.train.report)(result)
 
 
-def _newer(tune_checkpoint, on_disk):
-    """The newer of the checkpoint Tune hands a trial and the newest in its folder (Tune names
-    them checkpoint_000000, checkpoint_000001, ... in order): a trial killed after its report and
-    before Tune recorded that checkpoint goes on from it, not from the one before."""
-    found = [c for c in (tune_checkpoint, on_disk) if c is not None]
-    return max(found, key=lambda c: c.path.rstrip("/").rsplit("/", 1)[-1], default=None)
-
-
 def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
     """A one-worker trial in this (Tune's, reused) process, isolated from the trials before it.
     `folder`: the trial's folder in the sweep's storage; with `recover`, a trial restores from the
@@ -139,9 +129,7 @@ def train_here(config: dict, threads: int, folder: str, recover: bool) -> None:
     set_tags(
         cfg.tracking.tracking_uri, config["run_id"], {tags.PROCESS: f"{socket.gethostname()}:{os.getpid()}"}
     )
-    latest = ray.tune.get_checkpoint()
-    if recover:
-        latest = _newer(latest, newest_on_disk(folder))
+    latest = going_on_from(ray.tune.get_checkpoint(), folder, recover)
     reported = ReportEpoch.reports
     with isolated(threads):
         _train(config, latest, True, True, started, trainer_kwargs={"devices": 1})

@@ -10,10 +10,10 @@ import pytest
 import ray.tune
 import torch
 
-from attnlab.tune.checkpoints import newest_on_disk, restorable
+from attnlab.tune.checkpoints import going_on_from, newest_on_disk, restorable
 from attnlab.tune.pareto_asha import BUDGET
 from attnlab.tune.ray_callbacks import CHECKPOINT_NAME, RESULT_NAME
-from attnlab.tune.trainable import _newer, _report_again
+from attnlab.tune.trainable import _report_again
 
 
 def _write(folder, name: str, torn: bool = False):
@@ -66,9 +66,11 @@ def test_a_checkpoint_newer_than_tunes_record_wins(location):
     older = _write(folder, "checkpoint_000000")
     _write(folder, "checkpoint_000001")
     tunes = ray.tune.Checkpoint(str(older))
-    assert _newer(tunes, newest_on_disk(where)).path.rstrip("/").endswith("checkpoint_000001")
-    assert _newer(None, newest_on_disk(where)).path.rstrip("/").endswith("checkpoint_000001")
-    assert _newer(tunes, None) is tunes and _newer(None, None) is None
+    assert going_on_from(tunes, where, True).path.rstrip("/").endswith("checkpoint_000001")
+    assert going_on_from(None, where, True).path.rstrip("/").endswith("checkpoint_000001")
+    # A first attempt goes on from what Ray hands it, or nothing (the folder is not looked at).
+    assert going_on_from(tunes, where, False) is tunes and going_on_from(None, where, False) is None
+    assert going_on_from(None, where + "-missing", True) is None
 
 
 @pytest.mark.parametrize(
