@@ -119,9 +119,9 @@ def _ranking(summary) -> None:
         print(render(api.best(experiment, cost=DEFAULT_COST, tracking_uri=uri), None, DEFAULT_COST, "table"))
     except ConfigError as exc:  # nothing finished to rank (every trial failed)
         print(f"attnlab: no ranking: {exc}")
-    stopped = f"{len(summary.stopped)} stopped early by {summary.sweep.early_stopping.policy}"
-    n = len(summary.trials)
-    print(f"\n{n} trial{'' if n == 1 else 's'} ({stopped}); report: {summary.report}")
+    n, policy = len(summary.trials), summary.sweep.early_stopping.policy
+    stopped = "" if policy == "none" else f" ({len(summary.stopped)} stopped early by {policy})"
+    print(f"\n{n} trial{'' if n == 1 else 's'}{stopped}; report: {summary.report}")
     exp = MlflowClient(uri).get_experiment_by_name(experiment).experiment_id
     print(f"MLflow UI: mlflow ui --backend-store-uri {uri}, then open {experiment_url(uri, exp)}")
 
