@@ -123,7 +123,7 @@ class PerTaskScheduler(FIFOScheduler):
         return rungs is not None and rungs.holds(trial)
 
     def _restore(self, task: str, scheduler: ParetoASHA) -> None:
-        data = self._store.read_bytes(self._store.rungs_file(task)) if self._store else None
+        data = self._store.read_moved(self._store.rungs_file(task)) if self._store else None
         if data is None:
             return
         with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:

@@ -5,14 +5,20 @@
 
     <root>/<name>/attnlab_sweep.json             the sweep's config, tracking URI and parent run
     <root>/<name>/driver.lock                    the driver that holds the sweep (tune/sweep_lock.py)
-    <root>/<name>/early_stopping-<task>.pkl      each task's early-stopping rungs (Tune keeps none)
-    <root>/<name>/early_stopping-decisions.json  what cost-aware early stopping decided per trial
+    <root>/<name>/early_stopping/<task>.pkl      each task's early-stopping rungs (Tune keeps none)
+    <root>/<name>/early_stopping/decisions.json  what cost-aware early stopping decided per trial
     <root>/<name>/tuner.pkl, experiment_state-*  Tune's own experiment
     <root>/<name>/<trial key>/checkpoint_*       a one-worker trial's checkpoints (Tune's)
     <root>/<name>/train/<trial key>/             a multi-worker trial's checkpoints (Ray Train's)
     <root>/<name>/runs/, report/, faults/        scratch: spools, the report, files callbacks keep
 
-Ray stores the Tune experiment there; attnlab keeps its own small files beside it. Both go through
+Ray stores the Tune experiment there; attnlab keeps its own small files beside it. What changes
+while a sweep runs lives in a folder of its own (early_stopping/): a restored Tune experiment copies
+every *.json and *.pkl file of the sweep's top folder into its driver's staging folder and uploads
+that folder back over them each time it saves (Ray 2.60, `sync_down_experiment_state`), which put
+the early-stopping rungs back as they were when the driver started (found by the chaos soak).
+attnlab_sweep.json, written once per driver before Tune restores, is left where `find` looks for
+it. Both go through
 pyarrow's file systems, the ones Ray itself uses, so a sweep on S3/MinIO resumes as one on a local
 disk does. Scratch folders stay on a local disk (`scratch`): beside the sweep when it is on one.
 """
@@ -125,7 +131,8 @@ class SweepStore:
     reads and atomic writes. It pickles (Tune keeps it with the experiment's scheduler)."""
 
     STATE = "attnlab_sweep.json"
-    DECISIONS = "early_stopping-decisions.json"
+    EARLY_STOPPING = "early_stopping"
+    DECISIONS = f"{EARLY_STOPPING}/decisions.json"
     LOCK = "driver.lock"
     TUNER = "tuner.pkl"
 
@@ -200,10 +207,17 @@ class SweepStore:
         with self.fs.open_input_stream(self._file(name)) as f:
             return f.read()
 
+    def read_moved(self, name: str) -> bytes | None:
+        """A file of early_stopping/, or where an attnlab before 2026-12-06 kept it (its name with
+        a dash, in the top folder), for a sweep that one started."""
+        data = self.read_bytes(name)
+        return data if data is not None else self.read_bytes(name.replace("/", "-", 1))
+
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a temporary file, then move it into place: a reader never sees half a file."""
-        self.fs.create_dir(self.path, recursive=True)
-        tmp = self._file(f".{name}.tmp")
+        folder, _, base = name.rpartition("/")
+        self.fs.create_dir(self._file(folder) if folder else self.path, recursive=True)
+        tmp = self._file(f"{folder}/.{base}.tmp" if folder else f".{base}.tmp")
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
         self.fs.move(tmp, self._file(name))
@@ -234,12 +248,12 @@ class SweepStore:
     @staticmethod
     def rungs_file(task: str) -> str:
         """Where one task's early-stopping scheduler is saved (tune/schedulers.py)."""
-        return f"early_stopping-{task}.pkl"
+        return f"{SweepStore.EARLY_STOPPING}/{task}.pkl"
 
     def decisions(self) -> dict[str, list[dict]]:
         """Trial key -> what cost-aware early stopping decided for it at each rung (none: {})."""
-        text = self.read_text(self.DECISIONS)
-        return json.loads(text) if text else {}
+        data = self.read_moved(self.DECISIONS)
+        return json.loads(data) if data else {}
 
     def write_decisions(self, made: dict[str, list[dict]]) -> None:
         self.write_text(self.DECISIONS, json.dumps(made))

@@ -1,5 +1,6 @@
-"""Cluster engines for real, on loopback, as the cluster deployment wires them: a small sweep (three
-tiny segmentation trials of three epochs, no early stopping) is sent with
+"""Cluster engines for real, on loopback, as the cluster deployment wires them: a small racing sweep
+(two tiny segmentation configurations, two seeds each, three epochs, no early stopping; its
+Searcher on the cluster reads the race's finished trials back from the server) is sent with
 `attnlab submit --ray-address` to a two-node Ray cluster (token auth), and its trials log
 to an `mlflow server` with basic-auth on PostgreSQL, which refuses anonymous writes.
 
@@ -44,10 +45,11 @@ name: cluster
 max_epochs: 3
 grid:
   - task: segmentation
-    specs: ["w/o", "0010", "1111"]
+    specs: ["w/o", "0010"]
     preset: tiny
     overrides: {segmentation: {crop_size: 64}, data: {batch_size: 4}, limit_train_batches: 4}
 early_stopping: {policy: none}
+seeds: {policy: race, min: 2, max: 2}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
 max_failures: 2
 callbacks: ["fault_injection:HoldOnce"]
@@ -313,7 +315,7 @@ def test_anonymous_writes_are_refused(auth_server, monkeypatch):
 
 def test_the_sweep_completes_on_a_two_node_cluster_that_loses_a_node(cluster_sweep):
     trials = cluster_sweep["summary"]["trials"]
-    assert len(trials) == 3 and all(t["status"] == "finished" and t["epochs"] == 3 for t in trials), trials
+    assert len(trials) == 4 and all(t["status"] == "finished" and t["epochs"] == 3 for t in trials), trials
     cluster = cluster_sweep["cluster"]
     assert cluster["alive"] == 1  # the worker node is gone
     assert cluster["train_worker_nodes"] == 2, cluster  # trials were spread over both nodes
@@ -327,7 +329,7 @@ def test_the_postgres_backed_server_records_the_sweep(cluster_sweep, auth_server
     runs = client.search_runs([client.get_experiment_by_name("cluster").experiment_id])
     parents = [r for r in runs if r.data.tags.get("attnlab.kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("attnlab.kind") == "trial"]
-    assert len(parents) == 1 and len(children) == 3 and len(runs) == 4  # none duplicated
+    assert len(parents) == 1 and len(children) == 4 and len(runs) == 5  # none duplicated
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     for child in children:
         assert child.info.status == "FINISHED"  # none left RUNNING
@@ -350,7 +352,7 @@ def test_the_postgres_backed_server_records_the_sweep(cluster_sweep, auth_server
 def test_a_head_without_its_job_agent_is_named_and_nothing_is_submitted(tmp_path):
     """Another process holds the head's agent port, so the head has no job agent: `attnlab submit`
     waits its while, then says so and how to start the head instead of Ray's bare HTTP 500."""
-    (tmp_path / "one.yaml").write_text(CLUSTER_SWEEP.replace('"w/o", "0010", "1111"', '"w/o"'))
+    (tmp_path / "one.yaml").write_text(CLUSTER_SWEEP.replace('"w/o", "0010"', '"w/o"'))
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()

@@ -3,6 +3,8 @@
 Real Ray Tune runs a trainable that reports task-scaled scores (BLEU-like 0-100 for translation,
 mIoU-like 0-1 for segmentation), one trial at a time, translation first."""
 
+from pathlib import Path
+
 import pytest
 from one_at_a_time import one_at_a_time
 from ray import tune
@@ -84,10 +86,10 @@ def test_early_stopping_rungs_survive_a_driver_restart(local_ray, tmp_path):
 
     before = {"a": 0.9}
     _epochs_by_trial(in_store("state"), tmp_path / "run1", before)
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
-        "early_stopping-decisions.json",
-        "early_stopping-segmentation.pkl",
-        "early_stopping-translation.pkl",
+    assert sorted(p.name for p in (tmp_path / "state" / "early_stopping").iterdir()) == [
+        "decisions.json",
+        "segmentation.pkl",
+        "translation.pkl",
     ]
     weak = {"c": 0.3}
     fresh = _epochs_by_trial(in_store("elsewhere"), tmp_path / "run2", weak)
@@ -107,3 +109,55 @@ def test_a_corrupt_early_stopping_state_never_blocks_a_resume(tmp_path):
         assert isinstance(
             scheduler.scheduler_of(SimpleNamespace(config={"trial": {"task": "segmentation"}})), ParetoASHA
         )
+
+
+def _fails_until_allowed(config):
+    """Reports 4 epochs; trial 'late' raises before its first report until its folder allows it."""
+    trial = config["trial"]
+    if trial["attention"] == "0010" and not Path(trial["allow"]).exists():
+        raise RuntimeError("not yet")
+    for epoch in range(1, EPOCHS + 1):
+        tune.report({"epoch": epoch, "score": trial["quality"] * epoch / EPOCHS})
+
+
+def test_a_restored_tune_experiment_does_not_put_the_rungs_back_as_they_were(local_ray, tmp_path):
+    """Found by the chaos soak (seed 2): a restored Tune experiment copies the sweep folder's top-level
+    *.json and *.pkl files to its driver's staging folder and uploads them back as it saves, so the
+    rungs and decisions a resumed driver recorded were put back as they were when it started, and
+    the next driver decided its rungs again on later epochs' scores. Driver 1: trial 0010 fails,
+    the rung is decided on w/o alone. Driver 2 (Tune restores the experiment): 0010 reports and is
+    decided at the rung; what the store holds afterwards must include it."""
+    from attnlab.tune.schedulers import TrialSlots
+
+    sweep = validate(
+        SweepConfig,
+        {
+            "name": "late",
+            "max_epochs": EPOCHS,
+            "grid": [{"task": "segmentation", "specs": ["w/o", "0010"], "preset": "tiny"}],
+            "early_stopping": {"policy": "asha", "grace_period": 1, "reduction_factor": 2},
+        },
+        "sweep",
+    )
+    store = SweepStore.from_folder(str(tmp_path / "late"))
+    allow = tmp_path / "allow"
+    trials = [
+        {"task": "segmentation", "attention": spec, "trial_key": key, "quality": q, "allow": str(allow)}
+        for spec, key, q in (("w/o", "segmentation-wo-s0", 0.9), ("0010", "segmentation-0010-s0", 0.3))
+    ]
+    scheduler = early_stopping(sweep, store)
+    first = tune.Tuner(
+        tune.with_resources(_fails_until_allowed, {"cpu": 1}),
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", scheduler=scheduler, search_alg=TrialSlots(scheduler, 1)
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="late", verbose=0),
+    )
+    first.fit()
+    assert "segmentation-0010-s0" not in store.decisions()
+    allow.touch()
+    tune.Tuner.restore(str(tmp_path / "late"), _fails_until_allowed, resume_errored=True).fit()
+    decided = store.decisions()
+    assert [d["rung"] for d in decided["segmentation-0010-s0"]] == [1], decided
+    assert [d["rung"] for d in decided["segmentation-wo-s0"]] == [1, 2], decided
