@@ -64,12 +64,22 @@ class BestAndLast(ModelCheckpoint):
         self._noting(super().on_validation_end, trainer, pl_module)
 
     def _noting(self, save, trainer, pl_module) -> None:
-        """Lightning saves at one of the two hooks (which depends on the validation schedule)."""
-        before = self.best_model_score
+        """Lightning saves at one of the two hooks (which depends on the validation schedule). Each
+        file's own stamp says whether this save wrote it: Lightning rewrites the best on a tie, and
+        writes nothing for an epoch with no step (one a Ctrl-C cut at its start)."""
+        before = self._stamp(BEST_NAME), self._stamp(LAST_NAME)
         save(trainer, pl_module)
-        if self.best_model_score is not before:  # a new best was saved (ties keep the older one)
+        if self._stamp(BEST_NAME) != before[0]:
             self.best_epoch = trainer.current_epoch
-        self.last_epoch = trainer.current_epoch  # last.ckpt is written every epoch
+        if self._stamp(LAST_NAME) != before[1]:
+            self.last_epoch = trainer.current_epoch
+
+    def _stamp(self, name: str) -> tuple[int, int, int] | None:
+        try:
+            found = (Path(self.dirpath) / name).stat()
+        except (OSError, TypeError):  # not written yet (or no folder yet)
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
 
     def one_file(self) -> list[str]:
         """Make last.ckpt the best's file where they are the same epoch; the names to upload."""

@@ -193,7 +193,7 @@ def run_training(
         tags=run_tags(cfg),
     )
     local_checkpoints = role.keeps_local_checkpoints
-    trainer, ckpt_dir = None, None
+    trainer, ckpt_dir, checkpoint = None, None, None
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         out_dir = Path(cfg.out_dir).resolve()
         spool = Spool(uri, out_dir / "spool" / run_id)
@@ -254,6 +254,8 @@ def run_training(
             role.end(uri, run_id, _ending(error))
         if role.ends_run and _interrupted(error):
             if trainer is None or trainer.is_global_zero:
+                if isinstance(checkpoint, BestAndLast):  # one file where best and last are one epoch
+                    checkpoint.one_file()
                 kept = f"; its checkpoints stay in {ckpt_dir}" if ckpt_dir and ckpt_dir.is_dir() else ""
                 epochs = f" after {trainer.current_epoch} epoch(s)" if trainer is not None else ""
                 print(

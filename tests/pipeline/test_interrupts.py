@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from store_probe import live_runs
 
@@ -66,6 +67,11 @@ def test_a_signal_mid_training_ends_the_run_killed(tmp_path, sig, code):
     assert "Traceback" not in out, out[-3000:]
     said = [line for line in out.splitlines() if line.startswith("attnlab: interrupted after ")]
     assert len(said) == 1 and f"run {run.info.run_id} ended KILLED" in said[0], out[-3000:]
+    # One checkpoint on disk where the best epoch is the last one, as a finished run keeps it.
+    folder = tmp_path / "runs" / "checkpoints" / run.info.run_id
+    best, last = folder / "best.ckpt", folder / "last.ckpt"
+    epochs = [torch.load(f, weights_only=True, map_location="cpu")["global_step"] for f in (best, last)]
+    assert (best.stat().st_ino == last.stat().st_ino) == (epochs[0] == epochs[1]), (epochs, out[-2000:])
 
 
 def test_a_run_a_sigkill_left_running_is_named_by_a_reader_and_marked_failed_by_the_next_run(tmp_path):
