@@ -65,8 +65,8 @@ class BestAndLast(ModelCheckpoint):
 
     def _noting(self, save, trainer, pl_module) -> None:
         """Lightning saves at one of the two hooks (which depends on the validation schedule). Each
-        file's own stamp says whether this save wrote it: Lightning rewrites the best on a tie, and
-        writes nothing for an epoch with no step (one a Ctrl-C cut at its start)."""
+        file's own stamp says whether this save wrote it: Lightning writes nothing for an epoch
+        with no optimizer step (one a Ctrl-C cut at its start), so last.ckpt is not always new."""
         before = self._stamp(BEST_NAME), self._stamp(LAST_NAME)
         save(trainer, pl_module)
         if self._stamp(BEST_NAME) != before[0]:
