@@ -11,6 +11,7 @@
     <root>/<name>/<trial key>/checkpoint_*       a one-worker trial's checkpoints (Tune's)
     <root>/<name>/train/<trial key>/             a multi-worker trial's checkpoints (Ray Train's)
     <root>/<name>/runs/, report/, faults/        scratch: spools, the report, files callbacks keep
+    <root>/<name>/staging/<trial key>/           scratch: each epoch's checkpoint before Ray copies it
 
 Ray stores the Tune experiment there; attnlab keeps its own small files beside it. What changes
 while a sweep runs lives in a folder of its own (early_stopping/): a restored Tune experiment copies
@@ -276,6 +277,10 @@ class SweepStore:
             return join(self.location, *parts)
         return str(Path(self._local_scratch, *parts))
 
+    def staging(self, key: str) -> str:
+        """Where a trial's processes stage each epoch's checkpoint before Ray copies it in."""
+        return self.scratch("staging", key)
+
     def drop_checkpoints(self, key: str) -> None:
         """A trial that finished or was stopped early never resumes: its Ray checkpoints can go (its
         best epoch is already in MLflow), Tune's (one worker) or Ray Train's (several). Best effort: a
@@ -284,6 +289,8 @@ class SweepStore:
             remove_tree(join(self.train_storage, key))
         with contextlib.suppress(OSError):
             remove_checkpoints(self.trial_folder(key))
+        # on this node; on another, the trial's next start clears its own
+        shutil.rmtree(self.staging(key), ignore_errors=True)
 
     def full(self) -> StorageFull | None:
         """The error a full storage gives (how little room is left, what is intact, how to go on),

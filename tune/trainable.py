@@ -47,7 +47,7 @@ def _train(config: dict, latest, rank0: bool, in_tune: bool, started: float, **r
     `started`: when Tune started the trial (for `trial/startup_s`)."""
     cfg: TrainConfig = config["train"]
     callbacks = [
-        ReportEpoch(TASKS[cfg.task].metric, in_tune),
+        ReportEpoch(TASKS[cfg.task].metric, config["staging"], in_tune),
         StartupTime(started),
     ]
     checkpoint, skipped = restorable(latest)
@@ -196,6 +196,7 @@ def run_trial(
         "run_id": run_id,
         "trial_key": key,
         "scratch": store.scratch(),
+        "staging": store.staging(key),
         "started": entered,
         "threads": threads,
         "recover": recover,
