@@ -1,7 +1,7 @@
 """attnlab: the ICCV 2019 study of spatial attention mechanisms as a training pipeline.
 
 Public API (imported on first use, so `import attnlab` stays fast):
-`train`, `sweep`, `resume`, `run`, `best`, `effects`, `findings`, `report`, `register_best`
+`train`, `resume_train`, `sweep`, `resume`, `run`, `best`, `effects`, `findings`, `report`, `register_best`
 (attnlab/api.py: the CLI's commands, as functions), and the attention
 factory's `build_attention`, `parse_spec` and `register_mechanism` (lightning_modules/attention).
 """
@@ -12,6 +12,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "train": "attnlab.api",
+    "resume_train": "attnlab.api",
     "sweep": "attnlab.api",
     "resume": "attnlab.api",
     "run": "attnlab.api",

@@ -80,6 +80,39 @@ def train(
         return run_training(checked.cfg, progress_bar=progress_bar, tracking_uri=checked.tracking_uri)
 
 
+def resume_train(
+    run: str,
+    *,
+    out_dir: str | None = None,
+    progress_bar: bool = False,
+    console: Console | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Go on with a standalone run that stopped before its last epoch, into the same MLflow run,
+    from its last checkpoint; returns what `train` returns. `run`: the run's id (its checkpoints
+    under `out_dir`, default ./attnlab_runs) or its checkpoint folder. Its own config is used; a
+    finished run, or one still training, is refused before anything trains."""
+    from attnlab.pipeline.training import resume
+    from attnlab.pipeline.training.checks import check_run
+
+    found = resume.find(run, out_dir)
+    checked = check_run(found.cfg)
+    resume.check_unfinished(
+        checked.tracking_uri, found.run_id, resume.checkpoint_folder(found.cfg.out_dir, found.run_id)
+    )
+    from attnlab.pipeline.tracking.runs import RunRole
+    from attnlab.pipeline.training.run import run_training
+
+    with (console or (_no_console if verbose else _libraries_to_log))(checked):
+        return run_training(
+            checked.cfg,
+            role=RunRole.resumed(found.run_id),
+            ckpt_path=found.ckpt_path,
+            progress_bar=progress_bar,
+            tracking_uri=checked.tracking_uri,
+        )
+
+
 def _source(preset: str | None, size: str | None, config: str | None) -> str:
     """The flags that chose the grid, as a command line takes them: what a sweep of more seeds repeats."""
     if preset:

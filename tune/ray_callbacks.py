@@ -1,12 +1,11 @@
-"""Lightning callbacks that run inside a trial (a Ray Train worker, or the Tune trial's own process
-for a one-worker trial): report to Ray, and say when a trial resumes."""
+"""The Lightning callback that reports a trial's epochs to Ray, from inside the trial (a Ray Train
+worker, or the Tune trial's own process for a one-worker trial)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -61,16 +60,3 @@ class ReportEpoch(L.Callback):
             checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None
             self.report(metrics, checkpoint=checkpoint)
         ReportEpoch.reports += 1
-
-
-class SayResumed(L.Callback):
-    """A trial restored from a checkpoint says after which epoch it goes on (once Lightning has
-    restored it: `say(epoch)`), so a resume after a fault is visible in MLflow, not only in the
-    epoch numbers."""
-
-    def __init__(self, say: Callable[[int], None]):
-        self.say = say
-
-    def on_train_start(self, trainer, pl_module):
-        if trainer.ckpt_path and trainer.is_global_zero:
-            self.say(trainer.current_epoch)

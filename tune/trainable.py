@@ -33,10 +33,11 @@ from attnlab.pipeline.tracking import runs, tags
 from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.store import flatten, set_tags
 from attnlab.pipeline.training.run import run_tags, run_training
+from attnlab.pipeline.training.run_lines import SayResumed
 
 from .checkpoints import going_on_from, restorable
 from .pareto_asha import BUDGET, kept_at
-from .ray_callbacks import CHECKPOINT_NAME, RESULT_NAME, ReportEpoch, SayResumed
+from .ray_callbacks import CHECKPOINT_NAME, RESULT_NAME, ReportEpoch
 from .storage import SweepStore, join
 from .sweep_config import SweepConfig, trial_train_config
 from .trial_process import StartupTime, isolated, rerun_command, trial_started_at

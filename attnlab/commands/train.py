@@ -7,6 +7,7 @@ import json
 import sys
 
 from attnlab import api
+from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.tasks.registry import TASK_NAMES, task_help
 
 from ..console import train_console
@@ -14,8 +15,20 @@ from . import TRACKING_URI_HELP
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train and evaluate one task with one attention spec")
-    p.add_argument("--task", required=True, choices=TASK_NAMES, help=task_help())
+    p = sub.add_parser(
+        "train",
+        help="train and evaluate one task with one attention spec",
+        description="Train and evaluate one task with one attention spec (--task is required), or go on "
+        "with a run that stopped before its last epoch (--resume RUN, which takes nothing else but "
+        "--out-dir and --no-progress).",
+    )
+    p.add_argument("--task", choices=TASK_NAMES, help=task_help())
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="go on with an interrupted run, into the same MLflow run, from its last checkpoint: its "
+        "id (as the interrupt line printed it) or its checkpoint folder; its own config is used",
+    )
     p.add_argument("--attention", help="attention spec (see README), e.g. 1111, 0010+deform, w/o")
     p.add_argument("--data", help="'tiny' (generated, the default) or the data set's folder")
     p.add_argument(
@@ -74,20 +87,40 @@ def flags_to_config(args: argparse.Namespace) -> dict:
     return flags
 
 
-def run(args: argparse.Namespace) -> int:
+RESUME_KEEPS = {"resume", "out_dir", "no_progress", "func", "command"}
 
-    flags = flags_to_config(args)
-    result = api.train(
-        flags.pop("task"),
-        data=args.data,
-        preset=args.preset,
-        config=args.config,
-        config_json=args.config_json,
-        # A bar only on a terminal: piped to a file, its redraws would be fragments between the lines.
-        progress_bar=not args.no_progress and sys.stdout.isatty(),
-        console=train_console,
-        **flags,
-    )
+
+def run(args: argparse.Namespace) -> int:
+    # A bar only on a terminal: piped to a file, its redraws would be fragments between the lines.
+    progress_bar = not args.no_progress and sys.stdout.isatty()
+    if args.resume:
+        given = sorted(
+            f"--{k.replace('_', '-')}"
+            for k, v in vars(args).items()
+            if k not in RESUME_KEEPS and v not in (None, False)
+        )
+        if given:
+            raise ConfigError(
+                f"--resume goes on with the run's own config: drop {' '.join(given)} (to train something "
+                "else, start a new run without --resume)"
+            )
+        result = api.resume_train(
+            args.resume, out_dir=args.out_dir, progress_bar=progress_bar, console=train_console
+        )
+    elif args.task is None:
+        raise ConfigError("--task is required (or --resume RUN, to go on with an interrupted run)")
+    else:
+        flags = flags_to_config(args)
+        result = api.train(
+            flags.pop("task"),
+            data=args.data,
+            preset=args.preset,
+            config=args.config,
+            config_json=args.config_json,
+            progress_bar=progress_bar,
+            console=train_console,
+            **flags,
+        )
     if result["global_rank"] != 0:
         return 0
     summary = {

@@ -49,6 +49,12 @@ class RunRole:
         """Training inside a sweep's trial, into the run the trial opened (`open_trial`)."""
         return cls(TRIAL_ROLE, run_id)
 
+    @classmethod
+    def resumed(cls, run_id: str) -> RunRole:
+        """A standalone run that goes on where it stopped (`attnlab train --resume`): reopened here,
+        ended here."""
+        return cls(STANDALONE, run_id)
+
     def here(self) -> RunRole:
         """The role as this process holds it: a process Lightning launched for `--devices N`
         (LOCAL_RANK >= 1, with rank 0's run in its environment) is a rank of that run."""
@@ -61,6 +67,11 @@ class RunRole:
         return self.kind == STANDALONE
 
     @property
+    def continues_run(self) -> bool:
+        """Whether the run may hold steps already (a trial's retry, a rank's, a resumed run's)."""
+        return self.kind != STANDALONE or self.run_id is not None
+
+    @property
     def keeps_local_checkpoints(self) -> bool:
         """A trial's checkpoints are Ray's (and its best weights go to MLflow); the others keep
         best.ckpt and last.ckpt in the run's folder, then in MLflow."""
@@ -71,12 +82,15 @@ class RunRole:
     ) -> str:
         """The run this process trains into, open (RUNNING): a trial's and a rank's are open already
         (the trial opened its run with these params and tags; a rank logs into rank 0's); a
-        standalone run is created here, after reaping the runs this host's dead processes left
-        RUNNING (a trial never reaps: its workers may live on other machines)."""
+        standalone run is created here, or reopened when it resumes, after reaping the runs this
+        host's dead processes left RUNNING (a trial never reaps: its workers may live on other
+        machines)."""
         if self.kind != STANDALONE:
             return self.run_id
         reap_stale(uri, experiment)
-        run_id, _ = open_run(uri, experiment, name=name, params=params, tags={**tags, **owner_tags()})
+        run_id, _ = open_run(
+            uri, experiment, name=name, params=params, tags={**tags, **owner_tags()}, run_id=self.run_id
+        )
         return run_id
 
     def end(self, uri: str, run_id: str, status: str) -> None:

@@ -23,6 +23,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from attnlab.pipeline.tracking.spool import Spool
+from attnlab.pipeline.training.resume import BEST_NAME, LAST_NAME
 
 
 def torn(path: str | Path) -> str | None:
@@ -36,8 +37,6 @@ def torn(path: str | Path) -> str | None:
 
 
 ARTIFACT_DIR = "checkpoints"
-BEST_NAME = "best.ckpt"
-LAST_NAME = "last.ckpt"
 
 
 class BestAndLast(ModelCheckpoint):

@@ -28,10 +28,10 @@ from attnlab.pipeline.tracking.spool import Spool, SpooledClient
 from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inputs
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
 from attnlab.pipeline.tracking.uri import check_tracking_uri
-from attnlab.pipeline.training import interrupts, user_callbacks
+from attnlab.pipeline.training import interrupts, resume, user_callbacks
 from attnlab.pipeline.training.checkpoints import BestAndLast, BestCheckpointToMlflow
 from attnlab.pipeline.training.randomness import SeededSteps
-from attnlab.pipeline.training.run_lines import DeviceLine, EpochBar, EpochLine
+from attnlab.pipeline.training.run_lines import DeviceLine, EpochBar, EpochLine, SayResumed
 
 TRACKING_WAIT_ENV = "ATTNLAB_TRACKING_WAIT_S"  # how long a finished run waits for a server that is down
 
@@ -197,14 +197,16 @@ def run_training(
     try:  # from here on the run is open: whatever stops it, it ends with the right status
         out_dir = Path(cfg.out_dir).resolve()
         spool = Spool(uri, out_dir / "spool" / run_id)
-        if not role.ends_run:  # a trial's retry or resume (from a checkpoint or from scratch) logs
+        if role.continues_run:  # a retry or resume (from a checkpoint or from scratch) logs
             spool.resuming(run_id)  # into the same run
         logger = RunLogger(
             experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id, spool=spool
         )
         if local_checkpoints:
-            ckpt_dir = out_dir / "checkpoints" / run_id
+            ckpt_dir = resume.checkpoint_folder(out_dir, run_id)
             checkpoint = BestAndLast(ckpt_dir, task.metric)
+            if role.ends_run and not role.continues_run:  # what `attnlab train --resume` goes on with
+                resume.save_config(ckpt_dir, cfg, uri)
         else:
             ckpt_dir, checkpoint = None, BestCheckpointToMlflow(task.metric, spool, run_id)
         efficiency = EfficiencyStats(dm)
@@ -228,6 +230,11 @@ def run_training(
                 StopOnSignal(),
                 LearningRateMonitor(),
                 *([EpochLine(task.metric)] if role.ends_run else []),
+                *(
+                    [SayResumed(lambda epoch: print(f"attnlab: run {run_id} goes on after epoch {epoch}"))]
+                    if role.ends_run and ckpt_path
+                    else []
+                ),
                 *([EpochBar()] if progress_bar else []),
                 *([SystemMetrics(run_id, uri)] if cfg.tracking.system_metrics else []),
                 *callbacks,
@@ -256,10 +263,12 @@ def run_training(
             if trainer is None or trainer.is_global_zero:
                 if isinstance(checkpoint, BestAndLast):  # one file where best and last are one epoch
                     checkpoint.one_file()
-                kept = f"; its checkpoints stay in {ckpt_dir}" if ckpt_dir and ckpt_dir.is_dir() else ""
+                saved = ckpt_dir is not None and any(ckpt_dir.glob("*.ckpt"))
+                kept = f"; its checkpoints stay in {ckpt_dir}" if saved else ""
+                go_on = f"; go on with: {resume.resume_command(ckpt_dir, run_id)}" if ckpt_dir else ""
                 epochs = f" after {trainer.current_epoch} epoch(s)" if trainer is not None else ""
                 print(
-                    f"attnlab: interrupted{epochs}: run {run_id} ended KILLED{kept}",
+                    f"attnlab: interrupted{epochs}: run {run_id} ended KILLED{kept}{go_on}",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -8,6 +8,7 @@ a file, a run writes its epoch lines and nothing else.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -65,3 +66,16 @@ class EpochBar(TQDMProgressBar):
     def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
         self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+
+class SayResumed(L.Callback):
+    """A run restored from a checkpoint (a sweep's trial, a resumed `attnlab train`) says after which
+    epoch it goes on, once Lightning has restored it (`say(epoch)`): a resume is visible, not only in
+    the epoch numbers."""
+
+    def __init__(self, say: Callable[[int], None]):
+        self.say = say
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.ckpt_path and trainer.is_global_zero:
+            self.say(trainer.current_epoch)

@@ -4,6 +4,7 @@ the next run that logs into it."""
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_injection import INTERRUPT_ENV, INTERRUPT_SPEC
 from mlflow.tracking import MlflowClient
+from services import clean_env
 from store_probe import live_runs
 
 BIN = Path(sys.executable).parent
@@ -129,3 +132,58 @@ def test_a_signal_a_library_wrapped_in_its_own_exception_still_ends_the_run_kill
     assert stop.value.code == 130
     (run,) = _runs(uri)
     assert run.info.status == "KILLED"
+
+
+def test_an_interrupted_run_goes_on_with_the_command_it_printed_and_ends_as_if_never_stopped(tmp_path):
+    """Ctrl-C at the start of epoch 2 of 3, then the command the interrupt line names: the same run
+    goes on from epoch 1's checkpoint and ends FINISHED with exactly the metrics of a run that was
+    never stopped, each step logged once (budget: about 60 s here)."""
+    (tmp_path / "faults.yaml").write_text(f'callbacks: ["{INTERRUPT_SPEC}"]\n')
+    train = ["train", "--task", "translation", "--max-epochs", "3", "--no-progress"]
+    env = clean_env(PYTHONPATH=str(Path(__file__).parents[1] / "helpers"), **{INTERRUPT_ENV: "1"})
+
+    def attnlab(args: list[str], folder: Path, env: dict = env) -> subprocess.CompletedProcess:
+        folder.mkdir(exist_ok=True)
+        uri = ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"] if "--resume" not in args else []
+        return subprocess.run(
+            [str(BIN / "attnlab"), *args, *uri],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    quiet = {k: v for k, v in env.items() if k != INTERRUPT_ENV}
+    whole = attnlab([*train, "--config", str(tmp_path / "faults.yaml")], tmp_path / "whole", quiet)
+    stopped = attnlab([*train, "--config", str(tmp_path / "faults.yaml")], tmp_path / "stopped")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    (said,) = [line for line in stopped.stderr.splitlines() if line.startswith("attnlab: interrupted")]
+    assert said.startswith("attnlab: interrupted after 1 epoch(s)"), said
+    command = said.split("go on with: ", 1)[1]
+    (run,) = _runs(f"sqlite:///{tmp_path / 'stopped/mlflow.db'}")
+    assert command == f"attnlab train --resume {run.info.run_id}"  # by id: the default out folder
+
+    again = attnlab(shlex.split(command)[1:], tmp_path / "stopped")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"attnlab: run {run.info.run_id} goes on after epoch 1" in again.stdout, again.stdout
+    assert [line.split()[1] for line in again.stdout.splitlines() if line.startswith("epoch ")] == [
+        "2/3",
+        "3/3",
+    ]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'stopped/mlflow.db'}")
+    (resumed,) = _runs(f"sqlite:///{tmp_path / 'stopped/mlflow.db'}")  # the same run, no second one
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    (reference,) = _runs(f"sqlite:///{tmp_path / 'whole/mlflow.db'}")
+    val = {k: v for k, v in resumed.data.metrics.items() if k.startswith("val/")}
+    assert val and val == {k: v for k, v in reference.data.metrics.items() if k.startswith("val/")}
+    for key in ("val/bleu", "train/loss_step"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), (key, steps)  # each step once
+    assert len(client.get_metric_history(run.info.run_id, "val/bleu")) == 3
+
+    finished = attnlab(shlex.split(command)[1:], tmp_path / "stopped")  # nothing left to go on with
+    assert finished.returncode == 2 and "finished: there is nothing to resume" in finished.stderr, (
+        finished.stderr
+    )
