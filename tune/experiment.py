@@ -46,7 +46,7 @@ def trial_bundle(r: Resources) -> PlacementGroupFactory:
     """What one trial's Tune process holds: a one-worker trial trains in it (its CPUs and GPUs); a
     multi-worker trial's function only drives a TorchTrainer whose workers hold the real resources
     (a zero-CPU request needs some resource to be a valid bundle: a little memory)."""
-    if r.workers_per_trial == 1:
+    if r.trains_in_tune:
         return PlacementGroupFactory([{"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}])
     return PlacementGroupFactory([{"CPU": 0, "memory": 64 * 2**20}])
 
@@ -56,7 +56,7 @@ def reuse_actors(sweep: SweepConfig) -> bool:
     unless the sweep mixes one-worker and multi-worker entries. There a waiting one-worker process
     holds its CPU (or GPU) outside what Ray Train sees, and a multi-worker trial's workers, which
     Tune does not count, can wait for it for ever (issue 38: a race's round that waits for them)."""
-    return len({r.workers_per_trial == 1 for r in sweep.all_resources()}) == 1
+    return len({r.trains_in_tune for r in sweep.all_resources()}) == 1
 
 
 def trainable(sweep: SweepConfig, store: SweepStore, tracking_uri: str, parent_id: str, recover: bool):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import posixpath
 import shlex
 import shutil
 from pathlib import Path
@@ -216,9 +217,9 @@ class SweepStore:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a temporary file, then move it into place: a reader never sees half a file."""
-        folder, _, base = name.rpartition("/")
-        self.fs.create_dir(self._file(folder) if folder else self.path, recursive=True)
-        tmp = self._file(f"{folder}/.{base}.tmp" if folder else f".{base}.tmp")
+        folder, base = posixpath.split(self._file(name))
+        self.fs.create_dir(folder, recursive=True)
+        tmp = posixpath.join(folder, f".{base}.tmp")
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
         self.fs.move(tmp, self._file(name))

@@ -28,6 +28,12 @@ class Resources(StrictModel):
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(0.0, ge=0)
 
+    @property
+    def trains_in_tune(self) -> bool:
+        """One worker trains in Tune's own trial process; several are Ray Train workers, which Tune
+        does not count."""
+        return self.workers_per_trial == 1
+
 
 class TaskGrid(StrictModel):
     """One task's part of the grid: every spec x every seed, with shared overrides."""
@@ -212,7 +218,7 @@ class SweepConfig(StrictModel):
     def trains_in_tune(self, param: dict[str, Any]) -> bool:
         """Whether a trial (the parameters Tune carries for it) trains in Tune's own trial process
         (one worker), rather than driving Ray Train workers that Tune does not count."""
-        return self.trial_resources(param).workers_per_trial == 1
+        return self.trial_resources(param).trains_in_tune
 
     def all_resources(self) -> list[Resources]:
         """Each distinct resource request of the sweep's trials."""

@@ -205,7 +205,7 @@ def run_trial(
         # the rungs early stopping kept it at: a trial restored there was paused, not faulted
         "rungs_passed": kept_at(store.decisions().get(key, [])),
     }
-    if r.workers_per_trial == 1:
+    if r.trains_in_tune:
         folder = store.trial_folder(key)
         train_here(loop_config, threads=threads, folder=folder, recover=recover)
     else:
