@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -186,7 +186,9 @@ class TrialBook:
             if result.error:
                 settled[key] = _failed(key, self.tasks[key], result, decided.get(key))
             elif known is not None:
-                settled[key] = known
+                # with what early stopping decided by now: a multi-worker trial trains on while its
+                # rung waits, so it may have ended before its rungs were decided
+                settled[key] = replace(known, early_stopping=decided.get(key, known.early_stopping))
             else:
                 status = Status.INTERRUPTED
                 if run is not None and run.info.status == "FINISHED":

@@ -52,6 +52,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from attnlab.pipeline.analysis.estimates import pareto_front
+from attnlab.pipeline.analysis.racing import RaceRules
 from attnlab.pipeline.costs.axes import Unit
 
 BUDGET = "budget"  # what a trial reports as its epoch budget (tune.ray_callbacks.ReportEpoch)
@@ -71,6 +72,7 @@ class Decision:
     dominated_by_trials: list[str] | None = None  # its trials at the rung
     dominated_by_point: tuple[float, float] | None = None  # its (metric, cost) there
     why: str = ""
+    p_dominated: float | None = None  # the interval rule's Holm-adjusted p (a race's rungs)
 
     def describe(self, unit: Unit) -> str:
         """One line, costs in `unit` (GFLOPs, ms, ...)."""
@@ -81,9 +83,14 @@ class Decision:
         if self.dominated_by:
             score, their_cost = self.dominated_by_point
             trials = ", ".join(self.dominated_by_trials)
+            their = f"score {score:.4g}" + (
+                "" if their_cost is None else f", {unit.show(their_cost)} {unit.label}"
+            )
             why = (
-                f"below the top 1/eta and dominated by {self.dominated_by} ({trials}: "
-                f"score {score:.4g}, {unit.show(their_cost)} {unit.label})"
+                f"below the top 1/eta and dominated by {self.dominated_by} ({trials}: {their})"
+                if self.p_dominated is None
+                else f"dominated with confidence by {self.dominated_by} ({trials}: {their}), p = "
+                f"{self.p_dominated:.2g}"
             )
         return f"stopped at epoch {self.rung} (score {self.metric:.4g}{cost}): {why}"
 
@@ -115,7 +122,8 @@ class ParetoASHA(FIFOScheduler):
     `pauses(trial parameters)` False (a multi-worker trial: a Ray Train run does not stop cleanly
     when Tune pauses its trial; None: every trial pauses): the trial trains on while its rung waits,
     and stops at its next result if the rung cuts it; the decisions are the same, the epochs a cut
-    trial trains past its rung are not."""
+    trial trains past its rung are not. `intervals` (a race's round): the interval rule decides
+    instead of the top 1/eta and the front (`_decide_on_intervals`)."""
 
     def __init__(
         self,
@@ -130,12 +138,13 @@ class ParetoASHA(FIFOScheduler):
         mode: str | None = None,
         cohort: list[str] | tuple[str, ...] = (),
         pauses: Callable[[dict], bool] | None = None,
+        intervals: RaceRules | None = None,
     ):
         super().__init__()
         self._metric, self._mode = metric, mode
         self.cost_metric, self.max_epochs, self.eta = cost_metric, max_epochs, reduction_factor
         self.front_fraction, self.tolerance, self.time_attr = front_fraction, tolerance, time_attr
-        self.cohort, self.pauses = list(cohort), pauses
+        self.cohort, self.pauses, self.intervals = list(cohort), pauses, intervals
         milestones, m = [], float(grace_period)
         while m < max_epochs:  # never a rung at the final epoch: a trial that gets there ends itself
             milestones.append(m)
@@ -270,6 +279,8 @@ class ParetoASHA(FIFOScheduler):
         """Every trial at `rung`, decided on the configurations' means there: a function of the
         rung's results alone."""
         arrived = {k: a for k, a in self.rungs[rung].items() if not self._cut_before(k, rung)}
+        if self.intervals is not None:
+            return self._decide_on_intervals(rung, arrived)
         by_config: dict[str, list[tuple[float, float | None]]] = {}
         for config, score, cost in arrived.values():
             by_config.setdefault(config, []).append((score, cost))
@@ -322,6 +333,41 @@ class ParetoASHA(FIFOScheduler):
                 decision.dominated_by = names[j]
                 decision.dominated_by_trials = sorted(k for k, a in arrived.items() if a[0] == names[j])
                 decision.dominated_by_point = (float(points[j, 0]), float(points[j, 1]))
+            out[key] = decision
+        return out
+
+    def _decide_on_intervals(self, rung: float, arrived: dict[str, Arrival]) -> dict[str, Decision]:
+        """A race's rung: a configuration is cut only when another one, at most as costly, is more
+        accurate with confidence on the seeds at the rung (the race's own test, racing.dominance_p:
+        the variance pooled across the rung's configurations, one-sided t, Holm-adjusted across
+        them); the others are tied within their seeds' spread (as in PASHA) and go on, for the race
+        to settle at full budget. Without a cost (`asha`, or none reported) the metric alone."""
+        from statsmodels.stats.multitest import multipletests
+
+        from attnlab.pipeline.analysis.racing import dominance_p
+
+        by_config: dict[str, list[tuple[float, float | None]]] = {}
+        for config, score, cost in arrived.values():
+            by_config.setdefault(config, []).append((score, cost))
+        names = sorted(by_config)
+        values = {n: [s for s, _ in by_config[n]] for n in names}
+        known = {n: [c for _, c in by_config[n] if c is not None] for n in names}
+        with_cost = self.cost_metric is not None and all(known.values())
+        costs = {n: float(np.mean(known[n])) if with_cost else 0.0 for n in names}
+        tests = dominance_p(values, costs)
+        adjusted = dict(
+            zip(names, multipletests([tests[n][0] for n in names], self.intervals.alpha, "holm")[1])
+        )
+        out = {}
+        for key, (config, _, _) in arrived.items():
+            p, by = float(adjusted[config]), tests[config][1]
+            mean, cost = float(np.mean(values[config])), costs[config] if with_cost else None
+            decision = Decision(key, config, int(rung), "interval", mean, cost, p_dominated=p)
+            if by is not None and p < self.intervals.alpha:
+                decision.rule = "stopped"
+                decision.dominated_by = by
+                decision.dominated_by_trials = sorted(k for k, a in arrived.items() if a[0] == by)
+                decision.dominated_by_point = (float(np.mean(values[by])), costs[by] if with_cost else None)
             out[key] = decision
         return out
 

@@ -8,6 +8,10 @@ the front with P(front) >= 0.95), and each open one below `seeds.max` gets one m
 until none is open or the task's share of `seeds.budget` (trials) is spent. Under a budget that cannot cover
 a round, the most open configurations (P(front) nearest 1/2) come first.
 
+With early stopping on, each round's trials share rungs of their own (`schedulers.cohort_of`), where
+the interval rule cuts only what is dominated with confidence (`ParetoASHA._decide_on_intervals`); a
+cut trial (`Cut`) settles its configuration for the race.
+
 `plan` replays the rounds from the finished trials' values alone. The Searcher keeps no state of its
 own worth saving: on a restore (Tune saves a Searcher only with its periodic experiment checkpoint)
 it reads the sweep's finished trials back from MLflow (`RaceHistory`), so the race continues exactly
@@ -26,11 +30,23 @@ from attnlab.pipeline.analysis.racing import RaceRules, Standing, standings, wan
 from attnlab.pipeline.costs.axes import COSTS
 
 from .pareto_asha import BUDGET
+from .schedulers import COHORT, ROUND
 from .sweep_config import SeedPolicy, SweepConfig
 
 COST_PREFIX = "cost/"
 
-Results = dict[str, float | None]  # trial key -> its full-budget score; None: it failed
+
+@dataclass(frozen=True)
+class Cut:
+    """A trial early stopping cut at a rung of its round (the interval rule): its configuration is
+    settled for the race, dominated there, and gets no more seeds."""
+
+    epoch: int
+    by: str | None
+    p: float | None
+
+
+Results = dict[str, "float | Cut | None"]  # trial key -> its full-budget score; a Cut; None: it failed
 Costs = dict[str, dict[str, float]]  # trial key -> its cost metrics (cost/added_flops, cost/flops, ...)
 
 
@@ -110,7 +126,12 @@ def plan(
         state.proposals = [k for k in keys if k not in results]
         if state.proposals:
             return state
-        ran = {c: [k for k in configs[c][: given[c]] if results[k] is not None] for c in configs}
+        given_keys = {c: configs[c][: given[c]] for c in configs}
+        ran = {c: [k for k in ks if _scored(results[k])] for c, ks in given_keys.items()}
+        for c, ks in given_keys.items():
+            cut = next((results[k] for k in ks if isinstance(results[k], Cut)), None)
+            if cut is not None and c not in settled:
+                settled[c] = Standing(c, len(ran[c]), "dominated", None, cut.p, cut.by, stopped_at=cut.epoch)
         decided = (tuple((c, tuple(ks)) for c, ks in sorted(ran.items())), tuple(sorted(settled)), cost_key)
         if decided not in memo:
             memo[decided] = _decide(configs, ran, results, costs, cost_key, settled, rules, questions)
@@ -126,11 +147,13 @@ def plan(
         asked = [answered.get(q.label, q) for q in asked]
         state.questions.append(asked)
         targets = {c: given[c] + 1 for c in wanted(standing, rules)}
+        stopped = {c for c, s in standing.items() if s.stopped_at is not None}
         for q in asked:
             if q.label not in answered and q.members:
-                # Every code of its design gets the same next seed: the laggards catch up to it.
+                # Every code of its design gets the same next seed: the laggards catch up to it (not
+                # one early stopping cut: it is settled for the race, and the comparison stays open).
                 level = max(given[c] for c in q.members) + 1
-                targets.update({c: max(targets.get(c, 0), level) for c in q.members})
+                targets.update({c: max(targets.get(c, 0), level) for c in q.members - stopped})
         targets = {c: min(t, len(configs[c])) for c, t in targets.items() if c in configs}
         order = sorted(
             targets, key=lambda c: (c not in standing or standing[c].settled, _openness(standing.get(c)), c)
@@ -144,8 +167,14 @@ def _decide(configs, ran, results, costs, cost_key, settled, rules, questions):
     values = {c: [results[k] for k in ks] for c, ks in ran.items() if ks}  # every seed failed: out
     cost = {c: statistics.fmean(costs[k][cost_key] for k in ran[c]) for c in values}
     standing = standings(values, cost, settled, rules) if values else {}
+    standing.update({c: s for c, s in settled.items() if c not in standing})  # cut before any value
     finished = [(c, configs[c].index(k), results[k], costs[k]) for c in ran for k in ran[c]]
     return standing, questions(finished) if questions else []
+
+
+def _scored(result) -> bool:
+    """A trial that ended at its budget with a score (not failed, not cut)."""
+    return result is not None and not isinstance(result, Cut)
 
 
 def _openness(standing: Standing | None) -> float:
@@ -196,15 +225,22 @@ class RaceHistory:
     sweep: str
     cost_key: str
     metrics: dict[str, str]  # task -> the metric its trials report as `score`
+    decisions: Callable[[], dict[str, list[dict]]] | None = None  # early stopping's (SweepStore.decisions)
 
     def __call__(self) -> tuple[Results, Costs]:
         from attnlab.pipeline.analysis.ranking import full_budget
         from attnlab.pipeline.tracking import tags
+        from attnlab.pipeline.tracking.runs import stopped_early
         from attnlab.pipeline.tracking.store import find_runs
 
         results, costs = {}, {}
+        decided = self.decisions() if self.decisions else {}
         for run in find_runs(self.uri, self.experiment, {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: self.sweep}):
             key, metrics = run.data.tags.get(tags.TRIAL), run.data.metrics
+            cut = next((d for d in decided.get(key, []) if d["rule"] == "stopped"), None)
+            if cut is not None and stopped_early(run):
+                results[key] = Cut(cut["rung"], cut.get("dominated_by"), cut.get("p_dominated"))
+                continue
             metric = self.metrics.get(run.data.tags.get(tags.TASK, ""))
             if key and full_budget(run) and metric in metrics and self.cost_key in metrics:
                 results[key] = float(metrics[metric])
@@ -278,7 +314,9 @@ class RaceSearcher(Searcher):
         for task in sorted(plans):
             for key in plans[task].proposals:
                 if key not in held and key not in self._results:
-                    return {"trial": self._params[key]}
+                    # Its round and the round's trials: early stopping decides a round's rungs alone.
+                    cohort = {ROUND: len(plans[task].rounds), COHORT: plans[task].rounds[-1]}
+                    return {"trial": {**self._params[key], **cohort}}
         return None  # the round's trials are all out: its decision waits for them
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -286,7 +324,10 @@ class RaceSearcher(Searcher):
         if key is None or key not in self._params:
             return
         self.plans()
-        if error:
+        cut = self._scheduler.cut(key)
+        if cut is not None:
+            self._results[key] = Cut(cut.rung, cut.dominated_by, cut.p_dominated)
+        elif error:
             self._results[key] = None
         elif result and result.get("score") is not None and result.get("epoch", 0) >= result.get(BUDGET, 0):
             self._results[key] = float(result["score"])

@@ -30,9 +30,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 
+from attnlab.pipeline.analysis.racing import RaceRules
 from attnlab.pipeline.costs.axes import COSTS
 
-from .pareto_asha import ParetoASHA
+from .pareto_asha import Decision, ParetoASHA
 from .storage import SweepStore
 from .sweep_config import SweepConfig
 
@@ -57,8 +58,22 @@ def early_stopping(
         es.front_fraction,
         es.tolerance,
         pauses=sweep.trains_in_tune,
+        # a race's rounds: the interval rule, at the race's own level
+        intervals=RaceRules() if sweep.racing else None,
     )
     return PerTaskScheduler(make, store, cohorts, limit)
+
+
+ROUND, COHORT = "race_round", "race_cohort"  # what a race's Searcher adds to a trial's parameters
+
+
+def cohort_of(param: dict) -> tuple[str, list[str] | None]:
+    """(the rungs a trial shares, their cohort): its task's, whose cohort is the grid; or in a race,
+    its task's round's, whose cohort is the round's trials (a rung of round 1 never waits for a
+    seed round 2 may add, and round 2's trials never meet round 1's decided rungs)."""
+    if ROUND in param:
+        return f"{param['task']}-round{param[ROUND]}", list(param[COHORT])
+    return param["task"], None
 
 
 class PerTaskScheduler(FIFOScheduler):
@@ -85,18 +100,26 @@ class PerTaskScheduler(FIFOScheduler):
         return super().set_search_properties(metric, mode, **spec) and all(ok)
 
     def scheduler_of(self, trial) -> ParetoASHA | None:
-        """The rungs of this trial's task (None without early stopping)."""
-        task = trial.config["trial"]["task"]
+        """The rungs of this trial's group (None without early stopping)."""
         if self._make is None:
             return None
-        if task not in self._schedulers:
-            scheduler = self._make(cohort=self._cohorts.get(task, ()))
+        group, cohort = cohort_of(trial.config["trial"])
+        if group not in self._schedulers:
+            scheduler = self._make(cohort=self._cohorts.get(group, ()) if cohort is None else cohort)
             if self._search:
                 metric, mode, spec = self._search
                 scheduler.set_search_properties(metric, mode, **spec)
-            self._restore(task, scheduler)
-            self._schedulers[task] = scheduler
-        return self._schedulers[task]
+            self._restore(group, scheduler)
+            self._schedulers[group] = scheduler
+        return self._schedulers[group]
+
+    def cut(self, key: str) -> Decision | None:
+        """The decision that stopped trial `key` at a rung, if one did."""
+        for scheduler in self._schedulers.values():
+            found = next((d for d in scheduler.decisions.get(key, []) if d.rule == "stopped"), None)
+            if found is not None:
+                return found
+        return None
 
     def known_keys(self) -> set[str]:
         """The trial keys of every trial Tune holds (new, restored, ended)."""
@@ -122,8 +145,8 @@ class PerTaskScheduler(FIFOScheduler):
         rungs = self.scheduler_of(trial)
         return rungs is not None and rungs.holds(trial)
 
-    def _restore(self, task: str, scheduler: ParetoASHA) -> None:
-        data = self._store.read_moved(self._store.rungs_file(task)) if self._store else None
+    def _restore(self, group: str, scheduler: ParetoASHA) -> None:
+        data = self._store.read_moved(self._store.rungs_file(group)) if self._store else None
         if data is None:
             return
         with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
@@ -133,19 +156,19 @@ class PerTaskScheduler(FIFOScheduler):
                 scheduler.restore(str(local))
             except Exception as exc:  # noqa: BLE001 - bookkeeping must never block a resume
                 warnings.warn(
-                    f"could not restore early-stopping state {self._store.rungs_file(task)} from "
-                    f"{self._store.location} ({exc}); {task} trials start with empty rungs"
+                    f"could not restore early-stopping state {self._store.rungs_file(group)} from "
+                    f"{self._store.location} ({exc}); {group} trials start with empty rungs"
                 )
 
     def _save_rungs(self, trial, answer=None):
         """Save the trial's task rungs into the store (atomically), and every task's decisions
         (for the trials' tags and the live view), then pass `answer`."""
         if self._store and self._make is not None:
-            task = trial.config["trial"]["task"]
+            group, _ = cohort_of(trial.config["trial"])
             with tempfile.TemporaryDirectory(prefix="attnlab-asha-") as tmp:
                 local = Path(tmp, "state.pkl")
                 self.scheduler_of(trial).save(str(local))
-                self._store.write_bytes(self._store.rungs_file(task), local.read_bytes())
+                self._store.write_bytes(self._store.rungs_file(group), local.read_bytes())
             made = {
                 key: [asdict(d) for d in ds]
                 for s in self._schedulers.values()

@@ -162,11 +162,6 @@ class SweepConfig(StrictModel):
         return self
 
     def _check_race(self) -> None:
-        if self.early_stopping.policy != "none":
-            raise ValueError(
-                "seeds.policy race decides on each trial's full-budget value; set early_stopping.policy: "
-                "none (early stopping inside a race's rounds is not built yet)"
-            )
         races = self.race_configurations()
         for task, specs in races.items():
             share = self.race_budget(task)

@@ -207,6 +207,7 @@ class SweepRun:
                 sweep.name,
                 COSTS[sweep.early_stopping.cost],
                 {g.task: TASKS[g.task].metric for g in sweep.grid},
+                store.decisions,
             )
             parts = search(sweep, store, history if sweep.racing else None)
             self.race = parts.race

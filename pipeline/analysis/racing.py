@@ -49,6 +49,7 @@ class Standing:
     p_front: float | None = None
     p_dominated: float | None = None  # Holm-adjusted p of the dominance test
     dominated_by: str | None = None
+    stopped_at: int | None = None  # the epoch early stopping cut it at (a race's rung), if it did
 
     @property
     def settled(self) -> bool:
@@ -57,6 +58,9 @@ class Standing:
     def describe(self) -> str:
         """One line: "settled: dominated by 0010, p = 0.01", "settled: on the front, P = 0.97",
         "open at 8 seeds"."""
+        if self.state == "dominated" and self.stopped_at is not None:
+            p = "" if self.p_dominated is None else f", p = {self.p_dominated:.2g}"
+            return f"settled: stopped at epoch {self.stopped_at}, dominated by {self.dominated_by}{p}"
         if self.state == "dominated":
             return f"settled: dominated by {self.dominated_by}, p = {self.p_dominated:.2g}"
         if self.state == "front":

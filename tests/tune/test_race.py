@@ -11,7 +11,7 @@ from ray import tune
 from attnlab.pipeline.config.errors import ConfigError
 from attnlab.pipeline.config.validation import validate
 from attnlab.tune.experiment import search
-from attnlab.tune.race import FindingQuestions, Question, plan
+from attnlab.tune.race import Cut, FindingQuestions, Question, plan
 from attnlab.tune.sweep_config import SweepConfig
 
 # seed -> its offset from the configuration's mean (sd about 0.014, as CamVid's seeds spread)
@@ -20,15 +20,15 @@ OFFSET = [0.02, -0.02, 0.01, -0.01, 0.015, -0.015, 0.005, -0.005]
 PLANTED = {"w/o": (0.30, 0.0), "0010": (0.50, 1.0), "0100": (0.49, 5.0), "1111": (0.20, 10.0)}
 
 
-def _sweep(**seeds) -> SweepConfig:
+def _sweep(early_stopping: str = "none", max_epochs: int = 1, eta: int = 2, **seeds) -> SweepConfig:
     return validate(
         SweepConfig,
         {
             "name": "race",
-            "max_epochs": 1,
+            "max_epochs": max_epochs,
             "grid": [{"task": "segmentation", "specs": list(PLANTED), "preset": "tiny"}],
             "seeds": {"policy": "race", "min": 2, "max": 6, "findings": False, **seeds},
-            "early_stopping": {"policy": "none"},
+            "early_stopping": {"policy": early_stopping, "grace_period": 1, "reduction_factor": eta},
             "max_concurrent_trials": 2,
         },
         "sweep",
@@ -143,12 +143,6 @@ def test_a_budget_that_cannot_cover_a_round_gives_the_most_open_first():
 
 
 def test_race_settings_are_checked_before_anything_runs():
-    with pytest.raises(ConfigError, match="early_stopping.policy: none"):
-        validate(
-            SweepConfig,
-            {**_sweep().model_dump(mode="json"), "early_stopping": {"policy": "asha"}},
-            "sweep",
-        )
     with pytest.raises(ConfigError, match="less than 2 seeds each.*at least 8"):
         _sweep(budget=5)
     with pytest.raises(ConfigError, match="below seeds.min"):
@@ -184,11 +178,23 @@ def _planted(config):
     tune.report({"epoch": 1, "budget": 1, "score": value, "cost/added_flops": cost})
 
 
-def _tune_race(sweep, storage, name, history=None) -> list[str]:
-    """The trial keys Tune ran, in the order they started, with the real race Searcher."""
-    parts = search(sweep, None, history)
+CURVE_EPOCHS = 4
+
+
+def _planted_curves(config):
+    """Each epoch a step from half the planted value to all of it: a configuration's seeds keep
+    their offsets (halved at epoch 1), so the first rung already tells 1111 from 0010."""
+    value, cost = _value(config["trial"]["trial_key"])
+    for epoch in range(1, CURVE_EPOCHS + 1):
+        score = value * (0.5 + 0.5 * (epoch - 1) / (CURVE_EPOCHS - 1))
+        tune.report({"epoch": epoch, "budget": CURVE_EPOCHS, "score": score, "cost/added_flops": cost})
+
+
+def _tune_race(sweep, storage, name, history=None, fn=_planted, parts=None) -> dict[str, int]:
+    """The trials Tune ran with the real race Searcher: trial key -> the epochs it trained."""
+    parts = parts or search(sweep, None, history)
     tuner = tune.Tuner(
-        tune.with_resources(_planted, {"cpu": 1}),
+        tune.with_resources(fn, {"cpu": 1}),
         param_space={},
         tune_config=tune.TuneConfig(
             metric="score",
@@ -202,7 +208,7 @@ def _tune_race(sweep, storage, name, history=None) -> list[str]:
     )
     results = tuner.fit()
     assert parts.race.finished()
-    return [r.config["trial"]["trial_key"] for r in results]
+    return {r.config["trial"]["trial_key"]: int(r.metrics["epoch"]) for r in results}
 
 
 def test_tune_runs_the_race_and_a_resumed_race_reruns_no_seed(local_ray, tmp_path):
@@ -217,4 +223,78 @@ def test_tune_runs_the_race_and_a_resumed_race_reruns_no_seed(local_ray, tmp_pat
     history = {k: _value(k)[0] for k in done}, {k: _costs(k) for k in done}
     rest = _tune_race(sweep, str(tmp_path), "resumed", lambda: history)
     assert not set(rest) & set(done)
-    assert sorted(rest + done) == sorted(results)
+    assert sorted([*rest, *done]) == sorted(results)
+
+
+def test_a_cut_configuration_is_settled_for_the_race_and_gets_no_more_seeds():
+    """A trial early stopping cut (a `Cut`, as RaceHistory reads it back) settles its configuration,
+    dominated, at the epoch it was cut; the race never gives it another seed."""
+    sweep = _sweep()
+    results, costs = {}, {}
+    state = plan(_configs(sweep), results, costs, sweep.seeds)
+    for key in state.proposals:
+        if key.startswith("segmentation-1111-"):
+            results[key] = Cut(1, "0010", 0.001)
+        else:
+            results[key], costs[key] = _value(key)[0], _costs(key)
+    state = plan(_configs(sweep), results, costs, sweep.seeds)
+    cut = state.standings[0]["1111"]
+    assert cut.settled and cut.stopped_at == 1 and cut.dominated_by == "0010"
+    assert cut.describe() == "settled: stopped at epoch 1, dominated by 0010, p = 0.001"
+    assert not any(k.startswith("segmentation-1111-") for r in state.rounds[1:] for k in r)
+
+
+def test_early_stopping_in_a_race_cuts_a_dominated_configuration_at_its_first_rung_whatever_the_order(
+    local_ray, tmp_path
+):
+    """pareto-asha inside a race: each round's rungs wait for the round's trials and cut only what the
+    race's own test says is dominated with confidence there: 1111 (far below 0010 and dearer) at epoch
+    1 of round 1, never 0100 (0010's near tie, within the seeds' spread: the rung's means alone, below
+    the top 1/4 and dominated, would cut it) nor w/o (the cheapest). The same trials and epochs at one
+    trial at a time and two, and the race settles 1111 as cut (budget: about 60 s here)."""
+    runs = {}
+    for limit in (1, 2):
+        sweep = _sweep("pareto-asha", CURVE_EPOCHS, eta=4)
+        sweep = sweep.model_copy(update={"max_concurrent_trials": limit})
+        parts = search(sweep, None)
+        runs[limit] = _tune_race(sweep, str(tmp_path), f"es{limit}", fn=_planted_curves, parts=parts)
+        standing = parts.race.plans()["segmentation"].standings[0]
+        assert standing["1111"].stopped_at == 1 and standing["1111"].dominated_by == "0010", standing
+        assert not any(s.stopped_at for c, s in standing.items() if c != "1111")
+    assert runs[1] == runs[2]
+    epochs = runs[1]
+    assert {k: e for k, e in epochs.items() if k.startswith("segmentation-1111-")} == {
+        "segmentation-1111-s0": 1,
+        "segmentation-1111-s1": 1,
+    }
+    assert all(e == CURVE_EPOCHS for k, e in epochs.items() if not k.startswith("segmentation-1111-"))
+
+
+def test_a_resumed_race_reads_its_cut_trials_back_as_cuts(tmp_path):
+    """RaceHistory, what a restored race replays: a trial early stopping cut (KILLED, tagged stopped
+    early, its decision in the sweep's decisions file) comes back as the same Cut, a finished one as
+    its value, so the replayed race settles the cut configuration as the first driver did."""
+    from mlflow.tracking import MlflowClient
+
+    from attnlab.pipeline.tracking import runs, store, tags
+    from attnlab.tune.race import RaceHistory
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store.ensure_experiment(MlflowClient(uri), "race", uri)
+    for key, status in (("segmentation-1111-s0", "KILLED"), ("segmentation-0010-s0", "FINISHED")):
+        trial = {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: "race", tags.TRIAL: key, tags.TASK: "segmentation"}
+        run_id, _ = runs.open_run(uri, "race", name=key, params={}, tags=trial)
+        for name, value in {"val/mIoU": 0.4, "cost/added_flops": 1.0}.items():
+            MlflowClient(uri).log_metric(run_id, name, value)
+        runs.finish_run(uri, run_id, status, {tags.STOPPED_EARLY: "true"} if status == "KILLED" else None)
+    decided = {
+        "segmentation-1111-s0": [
+            {"rung": 1, "rule": "stopped", "dominated_by": "0010", "p_dominated": 0.002},
+        ]
+    }
+    history = RaceHistory(
+        uri, "race", "race", "cost/added_flops", {"segmentation": "val/mIoU"}, lambda: decided
+    )
+    results, costs = history()
+    assert results == {"segmentation-1111-s0": Cut(1, "0010", 0.002), "segmentation-0010-s0": 0.4}
+    assert set(costs) == {"segmentation-0010-s0"}

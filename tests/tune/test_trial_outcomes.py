@@ -57,6 +57,16 @@ def test_a_failed_trial_is_failed_whatever_its_epoch():
     assert book.end(_trial("t", 2, 2), failed=True).status == Status.FAILED
 
 
+def test_the_summary_says_what_early_stopping_decided_after_a_trial_ended():
+    """A multi-worker trial trains on while its rung waits, and may end before the rung is decided:
+    the sweep's summary gives what was decided by the end, not what was known at the trial's end."""
+    book = TrialBook(["t"], {"t": "translation"}, 2)
+    assert book.end(_trial("t", 2, 2), failed=False, decided={}).early_stopping is None
+    result = SimpleNamespace(config={"trial": {"trial_key": "t"}}, error=None, metrics={"epoch": 2})
+    (outcome,) = book.settle([result], {}, {"t": "kept by the interval rule at epoch 1 (score 0.5)"})
+    assert outcome.status == Status.FINISHED and outcome.early_stopping.startswith("kept by the interval")
+
+
 @pytest.fixture
 def sweep_run(tmp_path):
     """A sweep's owner as its driver holds it mid-sweep: a store, a parent run, its book."""
