@@ -37,7 +37,7 @@ The checker, on both MLflow stores and the trials' event logs (`check`):
    --format json` equal the fault-free run's.
 Where they differ it names which numbers and where.
 
-    python benchmarks/chaos.py --seed 1 [--workdir DIR] [--race]
+    python benchmarks/chaos.py --seed 1 [--workdir DIR] [--race | --race-stops]
 
 Prints the schedule, what each fault hit and how long the sweep took to recover from it, and the
 checker's verdict; exits 1 when the checker finds a difference.
@@ -75,18 +75,19 @@ TRANSLATION = (
 )
 
 
-def sweep_config(race: bool, quick: bool = False) -> str:
-    """The soak's sweep: pareto-asha, or (`race`) seeds raced with no early stopping; `quick`: two
-    configurations per task, one seed, two epochs (to try the soak's own plumbing)."""
+def sweep_config(race: bool, quick: bool = False, race_stops: bool = False) -> str:
+    """The soak's sweep: pareto-asha, or (`race`) seeds raced with no early stopping, or
+    (`race_stops`) raced with pareto-asha inside each round; `quick`: two configurations per task,
+    one seed, two epochs (to try the soak's own plumbing)."""
     seg, trans, seeds, epochs = SEGMENTATION, TRANSLATION, "[0, 1, 2]", 4
     if quick:
         seg, seeds, epochs = '["w/o", "0010"]', "[0]", 2
         trans = TRANSLATION.split(', "enc_self=1000')[0] + "]"
-    policy = (
-        "early_stopping: {policy: none}\nseeds: {policy: race, min: 2, max: 4, budget: 24}"
-        if race
-        else "early_stopping: {policy: pareto-asha, cost: added_flops, grace_period: 1, reduction_factor: 2}"
-    )
+    pareto = "early_stopping: {policy: pareto-asha, cost: added_flops, grace_period: 1, reduction_factor: 2}"
+    seeds_raced = "seeds: {policy: race, min: 2, max: 4, budget: 24}"
+    policy = pareto
+    if race or race_stops:
+        policy = f"{pareto if race_stops else 'early_stopping: {policy: none}'}\n{seeds_raced}"
     return f"""
 name: {NAME}
 max_epochs: {epochs}
@@ -615,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/attnlab/chaos")
     parser.add_argument("--race", action="store_true", help="race the seeds instead of pareto-asha")
+    parser.add_argument("--race-stops", action="store_true", help="race the seeds, pareto-asha in each round")
     parser.add_argument("--quick", action="store_true", help="4 trials of 2 epochs: the soak's plumbing only")
     args = parser.parse_args(argv)
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="attnlab-chaos-"))).resolve()
@@ -623,8 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    config = sweep_config(args.race, args.quick)
-    say(f"chaos soak, seed {args.seed}, {'race' if args.race else 'pareto-asha'}, in {workdir}")
+    config = sweep_config(args.race, args.quick, args.race_stops)
+    kind = "race with pareto-asha" if args.race_stops else "race" if args.race else "pareto-asha"
+    say(f"chaos soak, seed {args.seed}, {kind}, in {workdir}")
     reference = fault_free(config, args.cache, workdir, say)
     faults = schedule(args.seed, reference["events"])
     say("\nschedule:")
