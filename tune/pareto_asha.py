@@ -210,6 +210,12 @@ class ParetoASHA(FIFOScheduler):
         self._ended(tune_controller, trial)
 
     def on_trial_error(self, tune_controller, trial):
+        # Tune tells a scheduler of every failure, the ones it retries too (it stops the trial, says
+        # so here, then queues it again and adds it back): a trial it retries is not gone, and a
+        # rung that waits for it must not be decided without it (found by the chaos soak: a trial
+        # killed before its first rung, the rest of its round paused there).
+        if trial.status == Trial.ERROR and trial.should_recover():
+            return
         self._ended(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller, trial):

@@ -216,3 +216,37 @@ def test_a_trial_resumed_past_a_rung_its_driver_never_saw_arrives_at_every_rung_
     rungs.on_trial_remove(None, b)  # Tune ends the stopped trial: rung 2 waited for a alone
     assert [(d.rung, d.rule) for d in rungs.decisions["a"]] == [(1, "metric"), (2, "metric")]
     assert not rungs.holds(a) and rungs.on_trial_result(None, a, result(3, 0.5)) == TrialScheduler.CONTINUE
+
+
+def test_a_trial_tune_retries_after_a_failure_is_waited_for_and_one_that_fails_for_good_is_not():
+    """Tune calls `on_trial_error` for a failure it retries as well (then queues the trial again):
+    the rung its round waits at is decided once the retried trial arrives, on both trials' values,
+    as without the failure. A trial that fails for good no longer holds the rung (the chaos soak's
+    storm decided a rung without the killed trial)."""
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from attnlab.tune.pareto_asha import ParetoASHA
+
+    def trial(key, spec, status="RUNNING", retried=True):
+        config = {"trial": {"trial_key": key, "attention": spec, "task": "segmentation"}}
+        return SimpleNamespace(trial_id=key, status=status, config=config, should_recover=lambda: retried)
+
+    def result(epoch, score):
+        return {"epoch": epoch, "score": score, "budget": 3, "cost/added_flops": 1.0}
+
+    rungs = ParetoASHA("cost/added_flops", 3, 1, 2, 0.25, 0.0, metric="score", mode="max", cohort=["a", "b"])
+    a = trial("a", "0010")
+    assert rungs.on_trial_result(None, a, result(1, 0.3)) == TrialScheduler.PAUSE
+    rungs.on_trial_error(None, trial("b", "0010", Trial.ERROR))  # killed before its rung; Tune retries it
+    rungs.on_trial_add(None, trial("b", "0010", Trial.PENDING))
+    assert 1.0 not in rungs.closed and rungs.holds(a)  # the rung waits for the retried trial
+    assert rungs.on_trial_result(None, trial("b", "0010"), result(1, 0.5)) == TrialScheduler.PAUSE
+    assert [d.metric for d in rungs.decisions["a"]] == [0.4]  # decided on both seeds
+
+    rungs = ParetoASHA("cost/added_flops", 3, 1, 2, 0.25, 0.0, metric="score", mode="max", cohort=["a", "b"])
+    assert rungs.on_trial_result(None, a, result(1, 0.3)) == TrialScheduler.PAUSE
+    rungs.on_trial_error(None, trial("b", "0010", "RUNNING", retried=False))  # out of retries
+    assert 1.0 in rungs.closed and [d.metric for d in rungs.decisions["a"]] == [0.3]
