@@ -136,6 +136,11 @@ class TrialBook:
     def __init__(self, keys: list[str] | None, tasks: dict[str, str], max_epochs: int | None):
         self.keys, self.tasks, self.max_epochs = keys, tasks, max_epochs
         self.outcomes: dict[str, TrialOutcome] = {}
+        self.retried: set[str] = set()  # trials Tune retried after a failure, in this driver
+
+    def retry(self, trial) -> None:
+        """Tune retries the trial after a failure (its result keeps that failure's error)."""
+        self.retried.add(_param(trial)["trial_key"])
 
     def end(self, trial, failed: bool = False, decided: Mapping[str, str] = EMPTY) -> TrialOutcome:
         """The outcome of a trial Tune ended: failed, or finished or stopped by its budget."""
@@ -183,7 +188,10 @@ class TrialBook:
                 continue
             key = trial["trial_key"]
             known, run, metrics = self.outcomes.get(key), trial_runs.get(key), result.metrics
-            if result.error:
+            # Tune's result keeps the error of a failure it retried: failed is what the book saw
+            # end failed, or an error no retry followed (a trial retried, then cut by the driver's
+            # end, was interrupted; one retried, then finished, finished).
+            if result.error and (known.status == Status.FAILED if known else key not in self.retried):
                 settled[key] = _failed(key, self.tasks[key], result, decided.get(key))
             elif known is not None:
                 # with what early stopping decided by now: a multi-worker trial trains on while its
@@ -221,6 +229,7 @@ class Driver(Protocol):
     def tune_step(self, trials: list) -> None: ...
     def trial_result(self, trial, result: dict, trials: list) -> None: ...
     def trial_ended(self, trial, trials: list, failed: bool) -> None: ...
+    def trial_retried(self, trial) -> None: ...
     def race_round(self, task: str, number: int, standing: dict, questions: list) -> None: ...
     def tune_ended(self) -> None: ...
 
@@ -266,6 +275,9 @@ class SweepEvents(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         tell("trial_ended", trial, trials, True)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        tell("trial_retried", trial)
 
     def on_experiment_end(self, trials, **info) -> None:
         tell("tune_ended")

@@ -256,6 +256,9 @@ class SweepRun:
         self.view.show(trials, outcome)
         self._close(outcome, decisions.get(outcome.trial))
 
+    def trial_retried(self, trial) -> None:
+        self.book.retry(trial)
+
     def race_round(self, task: str, number: int, standing: dict, questions: list) -> None:
         """A race decided a round: each configuration's finished trials are tagged with where it
         stands (`attnlab best` shows it; a settled one keeps the round that settled it), and the

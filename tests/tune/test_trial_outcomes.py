@@ -67,6 +67,31 @@ def test_the_summary_says_what_early_stopping_decided_after_a_trial_ended():
     assert outcome.status == Status.FINISHED and outcome.early_stopping.startswith("kept by the interval")
 
 
+def test_a_trial_tune_retried_is_not_failed_by_the_error_its_result_keeps():
+    """Tune's result keeps the error of a failure it retried: retried and then cut by the driver's
+    end, the trial was interrupted (the next driver finishes it); retried and then finished, it
+    finished; one that failed for good is failed (the chaos soak's storm said "1 of 20 trials
+    failed" for a trial Tune had retried)."""
+    book = TrialBook(["cut", "done", "bad"], {k: "translation" for k in ("cut", "done", "bad")}, 2)
+
+    def result(key, epoch):
+        return SimpleNamespace(
+            config={"trial": {"trial_key": key}},
+            error=RuntimeError("The actor died unexpectedly"),
+            metrics={"epoch": epoch},
+            path="/tmp/trial",
+        )
+
+    book.retry(_trial("cut", 1, 2))
+    book.retry(_trial("done", 1, 2))
+    book.end(_trial("done", 2, 2))
+    book.end(_trial("bad", 1, 2), failed=True)
+    outcomes = {
+        o.trial: o.status for o in book.settle([result("cut", 1), result("done", 2), result("bad", 1)], {})
+    }
+    assert outcomes == {"cut": Status.INTERRUPTED, "done": Status.FINISHED, "bad": Status.FAILED}
+
+
 @pytest.fixture
 def sweep_run(tmp_path):
     """A sweep's owner as its driver holds it mid-sweep: a store, a parent run, its book."""
