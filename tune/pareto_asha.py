@@ -230,6 +230,10 @@ class ParetoASHA(FIFOScheduler):
 
     # Rungs
 
+    def cut(self, key: str) -> Decision | None:
+        """The decision that stopped trial `key` at a rung, if one did."""
+        return next((d for d in self.decisions.get(key, []) if d.rule == "stopped"), None)
+
     def decision(self, key: str, rung: float) -> Decision | None:
         return next((d for d in self.decisions.get(key, []) if d.rung == int(rung)), None)
 
@@ -422,6 +426,11 @@ def _number(value) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def cut_by(decisions: list[dict]) -> dict | None:
+    """The decision (as saved, a dict) that stopped a trial at a rung, if one did."""
+    return next((d for d in decisions if d["rule"] == "stopped"), None)
 
 
 def kept_at(decisions: list[dict]) -> set[int]:

@@ -29,7 +29,7 @@ from ray.tune.search import Searcher
 from attnlab.pipeline.analysis.racing import RaceRules, Standing, standings, wanted
 from attnlab.pipeline.costs.axes import COSTS
 
-from .pareto_asha import BUDGET
+from .pareto_asha import BUDGET, cut_by
 from .schedulers import COHORT, ROUND
 from .sweep_config import SeedPolicy, SweepConfig
 
@@ -237,7 +237,7 @@ class RaceHistory:
         decided = self.decisions() if self.decisions else {}
         for run in find_runs(self.uri, self.experiment, {tags.KIND: tags.KIND_TRIAL, tags.SWEEP: self.sweep}):
             key, metrics = run.data.tags.get(tags.TRIAL), run.data.metrics
-            cut = next((d for d in decided.get(key, []) if d["rule"] == "stopped"), None)
+            cut = cut_by(decided.get(key, []))
             if cut is not None and stopped_early(run):
                 results[key] = Cut(cut["rung"], cut.get("dominated_by"), cut.get("p_dominated"))
                 continue

