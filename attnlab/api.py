@@ -97,9 +97,7 @@ def resume_train(
 
     found = resume.find(run, out_dir)
     checked = check_run(found.cfg)
-    resume.check_unfinished(
-        checked.tracking_uri, found.run_id, resume.checkpoint_folder(found.cfg.out_dir, found.run_id)
-    )
+    resume.check_unfinished(checked.tracking_uri, found)
     from attnlab.pipeline.tracking.runs import RunRole
     from attnlab.pipeline.training.run import run_training
 

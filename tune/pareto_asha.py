@@ -52,7 +52,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from attnlab.pipeline.analysis.estimates import pareto_front
-from attnlab.pipeline.analysis.racing import RaceRules
+from attnlab.pipeline.analysis.racing import RaceRules, holm_dominance
 from attnlab.pipeline.costs.axes import Unit
 
 BUDGET = "budget"  # what a trial reports as its epoch budget (tune.ray_callbacks.ReportEpoch)
@@ -291,9 +291,7 @@ class ParetoASHA(FIFOScheduler):
         arrived = {k: a for k, a in self.rungs[rung].items() if not self._cut_before(k, rung)}
         if self.intervals is not None:
             return self._decide_on_intervals(rung, arrived)
-        by_config: dict[str, list[tuple[float, float | None]]] = {}
-        for config, score, cost in arrived.values():
-            by_config.setdefault(config, []).append((score, cost))
+        by_config = _by_configuration(arrived)
         names = sorted(by_config)
         means = np.array([np.mean([s for s, _ in by_config[c]]) for c in names])
         costs = [[c for _, c in by_config[n] if c is not None] for n in names]
@@ -352,25 +350,16 @@ class ParetoASHA(FIFOScheduler):
         the variance pooled across the rung's configurations, one-sided t, Holm-adjusted across
         them); the others are tied within their seeds' spread (as in PASHA) and go on, for the race
         to settle at full budget. Without a cost (`asha`, or none reported) the metric alone."""
-        from statsmodels.stats.multitest import multipletests
-
-        from attnlab.pipeline.analysis.racing import dominance_p
-
-        by_config: dict[str, list[tuple[float, float | None]]] = {}
-        for config, score, cost in arrived.values():
-            by_config.setdefault(config, []).append((score, cost))
+        by_config = _by_configuration(arrived)
         names = sorted(by_config)
         values = {n: [s for s, _ in by_config[n]] for n in names}
         known = {n: [c for _, c in by_config[n] if c is not None] for n in names}
         with_cost = self.cost_metric is not None and all(known.values())
         costs = {n: float(np.mean(known[n])) if with_cost else 0.0 for n in names}
-        tests = dominance_p(values, costs)
-        adjusted = dict(
-            zip(names, multipletests([tests[n][0] for n in names], self.intervals.alpha, "holm")[1])
-        )
+        tested = holm_dominance(values, costs, names, self.intervals.alpha)
         out = {}
         for key, (config, _, _) in arrived.items():
-            p, by = float(adjusted[config]), tests[config][1]
+            p, by = tested[config]
             mean, cost = float(np.mean(values[config])), costs[config] if with_cost else None
             decision = Decision(key, config, int(rung), "interval", mean, cost, p_dominated=p)
             if by is not None and p < self.intervals.alpha:
@@ -411,6 +400,14 @@ class ParetoASHA(FIFOScheduler):
         self.budgets.update(state.get("budgets", {}))
         for key, decisions in state["decisions"].items():
             self.decisions.setdefault(key, []).extend(decisions)
+
+
+def _by_configuration(arrived: dict[str, Arrival]) -> dict[str, list[tuple[float, float | None]]]:
+    """A rung's arrivals grouped by configuration: its seeds' (signed score, cost)."""
+    by_config: dict[str, list[tuple[float, float | None]]] = {}
+    for config, score, cost in arrived.values():
+        by_config.setdefault(config, []).append((score, cost))
+    return by_config
 
 
 def _configuration(trial) -> str:

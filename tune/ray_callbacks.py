@@ -28,7 +28,8 @@ class ReportEpoch(L.Callback):
     reports = 0  # reports made in this process: a trial restored at its budget trains and reports none
 
     def __init__(self, metric: str, staging: str, in_tune: bool = False):
-        self.metric, self.staging_root, self.staging = metric, staging, staging
+        self.metric, self.staging = metric, staging
+        self.folder = staging  # this rank's, once Lightning says which rank (`setup`)
         self.report, self.checkpoint_type = (
             (ray.tune.report, ray.tune.Checkpoint) if in_tune else (ray.train.report, ray.train.Checkpoint)
         )
@@ -37,9 +38,9 @@ class ReportEpoch(L.Callback):
         """Each rank stages its epoch's checkpoint in the trial's own folder, never /tmp: a trial
         paused at a rung or killed dies inside `report` and leaves its staged copy (the size of a
         checkpoint) behind. The trial's next process, or the driver once it ends, removes it."""
-        self.staging = str(Path(self.staging_root, f"rank{trainer.global_rank}"))
-        shutil.rmtree(self.staging, ignore_errors=True)
-        Path(self.staging).mkdir(parents=True, exist_ok=True)
+        self.folder = str(Path(self.staging, f"rank{trainer.global_rank}"))
+        shutil.rmtree(self.folder, ignore_errors=True)
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -54,7 +55,7 @@ class ReportEpoch(L.Callback):
         metrics.update(measured_costs(trainer))
         if self.metric in metrics:
             metrics["score"] = metrics[self.metric]
-        with tempfile.TemporaryDirectory(prefix="epoch-", dir=self.staging) as tmp:
+        with tempfile.TemporaryDirectory(prefix="epoch-", dir=self.folder) as tmp:
             trainer.save_checkpoint(Path(tmp, CHECKPOINT_NAME), weights_only=False)
             Path(tmp, RESULT_NAME).write_text(json.dumps(metrics))
             checkpoint = self.checkpoint_type.from_directory(tmp) if trainer.is_global_zero else None

@@ -91,36 +91,43 @@ def dominance_p(
     return out
 
 
+def holm_dominance(
+    values: dict[str, list[float]], costs: dict[str, float], deciding: list[str], alpha: float
+) -> dict[str, tuple[float, str | None]]:
+    """Per configuration in `deciding`, (its `dominance_p`, Holm-adjusted across `deciding` at
+    `alpha`, the configuration that dominates it): the test a race's rounds and its rungs share."""
+    from statsmodels.stats.multitest import multipletests  # 0.6 s of imports: not at every trial's start
+
+    if not deciding:
+        return {}
+    tests = dominance_p(values, costs)
+    adjusted = multipletests([tests[n][0] for n in deciding], alpha, "holm")[1]
+    return {n: (float(p), tests[n][1]) for n, p in zip(deciding, adjusted)}
+
+
 def standings(
     values: dict[str, list[float]], costs: dict[str, float], settled: dict[str, Standing], rules: RaceRules
 ) -> dict[str, Standing]:
     """Every configuration after a round: those in `settled` as they were, the others decided on all
     the seeds now in `values` (configuration -> its seeds' metric)."""
-    from statsmodels.stats.multitest import multipletests  # 0.6 s of imports: not at every trial's start
-
     names = sorted(values)
     chances = dict(
         zip(names, p_front([values[n] for n in names], [costs[n] for n in names]) or [None] * len(names))
     )
-    tests = dominance_p(values, costs)
-    deciding = [n for n in names if n not in settled]
-    adjusted = (
-        dict(zip(deciding, multipletests([tests[n][0] for n in deciding], rules.alpha, "holm")[1]))
-        if deciding
-        else {}
-    )
+    tested = holm_dominance(values, costs, [n for n in names if n not in settled], rules.alpha)
     out = {}
     for name in names:
         if name in settled:
             out[name] = settled[name]
             continue
         seeds, chance = len(values[name]), chances[name]
-        if adjusted[name] < rules.alpha:
-            out[name] = Standing(name, seeds, "dominated", chance, float(adjusted[name]), tests[name][1])
+        p, by = tested[name]
+        if p < rules.alpha:
+            out[name] = Standing(name, seeds, "dominated", chance, p, by)
         elif chance is not None and seeds >= rules.min_front and chance >= rules.sure:
-            out[name] = Standing(name, seeds, "front", chance, float(adjusted[name]))
+            out[name] = Standing(name, seeds, "front", chance, p)
         else:
-            out[name] = Standing(name, seeds, "open", chance, float(adjusted[name]))
+            out[name] = Standing(name, seeds, "open", chance, p)
     return out
 
 

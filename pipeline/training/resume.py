@@ -62,6 +62,7 @@ class Resumption:
     run_id: str
     cfg: TrainConfig
     ckpt_path: str | None
+    folder: Path  # its checkpoint folder
 
 
 def find(run: str, out_dir: str | None = None) -> Resumption:
@@ -82,10 +83,10 @@ def find(run: str, out_dir: str | None = None) -> Resumption:
         )
     cfg = validate(TrainConfig, json.loads(saved.read_text()), str(saved))
     last = folder / LAST_NAME
-    return Resumption(folder.name, cfg, str(last) if last.is_file() else None)
+    return Resumption(folder.name, cfg, str(last) if last.is_file() else None, folder)
 
 
-def check_unfinished(tracking_uri: str, run_id: str, folder: Path) -> None:
+def check_unfinished(tracking_uri: str, found: Resumption) -> None:
     """A finished run has nothing to go on with, and one still training must not get a second
     writer: both refused, before anything trains."""
     from mlflow.exceptions import MlflowException
@@ -94,14 +95,15 @@ def check_unfinished(tracking_uri: str, run_id: str, folder: Path) -> None:
     from attnlab.pipeline.tracking.owners import process_gone, this_host
     from attnlab.pipeline.tracking.tags import HOST, PID
 
+    run_id, folder = found.run_id, found.folder
     try:
-        found = MlflowClient(tracking_uri).get_run(run_id)
+        run = MlflowClient(tracking_uri).get_run(run_id)
     except MlflowException as error:
         raise ConfigError(
             f"--resume {run_id}: the tracking store {tracking_uri} has no such run ({error.error_code}); "
             f"its checkpoints are in {folder}"
         ) from None
-    status, owner = found.info.status, found.data.tags
+    status, owner = run.info.status, run.data.tags
     if status == "FINISHED":
         raise ConfigError(f"run {run_id} finished: there is nothing to resume (its checkpoints: {folder})")
     alive = owner.get(HOST) == this_host() and owner.get(PID) and not process_gone(owner[PID])
