@@ -1,8 +1,9 @@
 """How much a short CPU run learns on the generated data, per task: the task's metric of the freshly
 initialised model against the same model after a few epochs (same seed, same data, the tiny preset).
 
-A measurement, not a test: the suite keeps one quick case (tests/pipeline/test_vision_training.py,
-segmentation), and this table says how far each task gets in how long.
+A measurement, not a test: the suite checks only that a model learns (tests/pipeline/
+test_vision_training.py: 16 steps of segmentation with deformable convolution), and this table
+says how far each task gets in how long.
 
     python benchmarks/learning.py                       # every task at its default epochs
     python benchmarks/learning.py --task detection --epochs 5

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune import PlacementGroupFactory
+from ray.tune.logger import LoggerCallback, TBXLoggerCallback
 
 from attnlab.pipeline.config.errors import ConfigError
 
@@ -99,13 +100,31 @@ def search(sweep: SweepConfig, store: SweepStore | None, history=None) -> Search
     return Search(scheduler, TrialSlots(scheduler, limit))
 
 
+class NoTensorBoard(TBXLoggerCallback):
+    """Stands in for the TensorBoard logger Tune adds to every experiment that names none: a sweep's
+    metrics are in MLflow, and importing tensorboardX alone cost each driver about 1.4 CPU-seconds.
+    Tune's JSON and CSV logs (result.json, progress.csv), which its own restore reads, stay."""
+
+    def __init__(self) -> None:
+        LoggerCallback.__init__(self)  # not TBXLoggerCallback's: that imports tensorboardX
+
+    def log_trial_start(self, trial) -> None:
+        pass
+
+    def log_trial_result(self, iteration, trial, result) -> None:
+        pass
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        pass
+
+
 def tuner(sweep: SweepConfig, store: SweepStore, fn, restart_errored: bool, parts: Search) -> tune.Tuner:
     """A new Tuner over the grid (or the race), or the sweep's stored one restored with this driver's
     scheduler, search algorithm and callbacks (`experiment.refresh_tune_state`)."""
     # Given to a restore too: where Tune cannot read its own state back it logs that and starts
     # afresh from the param_space it is given (none: trials without a config).
     trials = {} if sweep.racing else {"trial": tune.grid_search([t.param() for t in sweep.trials()])}
-    param_space, callbacks = trials, [SweepEvents()]
+    param_space, callbacks = trials, [SweepEvents(), NoTensorBoard()]
     own = {
         "scheduler": parts.scheduler,
         "search_alg": parts.algorithm,

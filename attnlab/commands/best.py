@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
         args.experiment, task=args.task, metric=args.metric, cost=args.cost, tracking_uri=args.tracking_uri
     )
     from attnlab.pipeline.analysis.ranking import render
-    from attnlab.pipeline.export import models
 
     if args.register:
+        from attnlab.pipeline.export import models  # torch and Lightning: only to register
+
         models.chosen_rows(ranking, args.rank)  # every choice checked before anything is printed or exported
     print(render(ranking, args.metric, args.cost, args.format, ranking.rungs()))
     if args.register:

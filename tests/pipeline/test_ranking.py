@@ -6,6 +6,7 @@ full-budget row's probability of being on the front."""
 import json
 
 import pytest
+from cli_probe import probe
 from logged_runs import log_curve, log_trial
 from mlflow.tracking import MlflowClient
 
@@ -49,6 +50,13 @@ def test_only_full_budgets_are_ranked_and_on_the_front(runs):
     assert top.ci_low == pytest.approx(0.42 - 12.7062 * 0.02, rel=1e-4) and top.ci_pooled
     # one seed borrows the pooled variance: half-width t(1) x 0.0283 / sqrt(1)
     assert rows[1].ci_low == pytest.approx(0.35 - 12.7062 * 0.0008**0.5, abs=1e-4)
+
+
+def test_best_ranks_without_torch_or_lightning(runs, tmp_path):
+    """Importing them cost `attnlab best` about 4 of its 6.5 CPU-seconds; only --register needs them."""
+    result, err = probe(tmp_path, ["best", "--experiment", "r", "--format", "json"])
+    assert result["code"] == 0, err[-2000:]
+    assert not {"torch", "lightning", "torchvision"} & set(result["heavy"]), result["heavy"]
 
 
 def test_table_shows_epochs_pooled_intervals_and_p_front(runs):

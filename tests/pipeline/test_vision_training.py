@@ -1,44 +1,64 @@
-"""End to end on CPU: a tiny segmentation run learns, MLflow records everything, bad input writes
-nothing. How far every task learns in how long is a measurement: benchmarks/learning.py."""
+"""On CPU: a segmentation model with deformable convolution learns, a run records everything in
+MLflow, bad input writes nothing. How far every task learns in how long is a measurement:
+benchmarks/learning.py."""
 
 import json
-import runpy
 
+import lightning as L
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
-from repo import ROOT
 
 from attnlab.cli import main
 from attnlab.pipeline.config.train import build_train_config
-from attnlab.pipeline.training.run import run_training
+from attnlab.pipeline.tasks.registry import TASKS
 
 
-def _untrained_score(cfg, metric):
-    """The task metric of the freshly initialised model: benchmarks/learning.py's own measure."""
-    return runpy.run_path(str(ROOT / "benchmarks" / "learning.py"))["untrained_score"](cfg, metric)
+class EpochLosses(L.Callback):
+    """The training loss of each epoch."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_train_epoch_end(self, trainer, module):
+        self.losses.append(trainer.callback_metrics["train/loss_epoch"].item())
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "task,spec,metric,epochs,margin", [("segmentation", "0010+deform", "val/mIoU", 4, 0.15)]
-)
-def test_short_cpu_run_learns(task, spec, metric, epochs, margin, workdir, request):
-    data = request.getfixturevalue(f"tiny_{task}")
+def test_segmentation_with_deformable_convolution_learns_in_16_steps(tiny_segmentation, workdir):
+    """`0010+deform` learns, deformable convolution's offsets included: 16 steps of one batch each
+    take its loss below 0.6 of the first. How far a short run on the whole set gets in how long is
+    a measurement: benchmarks/learning.py (0.00 -> 0.38 mIoU in 4 epochs)."""
     cfg = build_train_config(
         {
-            "task": task,
-            "attention": spec,
-            "max_epochs": epochs,
-            "data": {"path": str(data)},
+            "task": "segmentation",
+            "attention": "0010+deform",
+            "data": {"path": str(tiny_segmentation), "batch_size": 4},
+            "segmentation": {"crop_size": 64},
             "out_dir": str(workdir / "runs"),
         },
         preset="tiny",
     )
-    before = _untrained_score(cfg, metric)
-    result = run_training(cfg, progress_bar=False)
-    after = result["metrics"][metric]
-    print(f"{task}: {metric} untrained {before:.4f} -> trained {after:.4f}")
-    assert after > before + margin
+    L.seed_everything(cfg.seed)
+    task = TASKS["segmentation"]
+    data = task.make_data(cfg, cfg.data.path)
+    module = task.make_module(cfg, data)
+    offsets = {n: p.detach().clone() for n, p in module.named_parameters() if ".offset." in n}
+    epochs = EpochLosses()
+    trainer = L.Trainer(
+        max_epochs=16,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        callbacks=[epochs],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=data)
+    last = epochs.losses[-4:]
+    assert len(epochs.losses) == 16 and sum(last) / 4 < 0.6 * epochs.losses[0], epochs.losses
+    trained = dict(module.named_parameters())
+    assert offsets and all(not torch.equal(trained[n].detach(), v) for n, v in offsets.items())
 
 
 def test_train_cli_logs_params_metrics_checkpoints_and_cost(workdir, tiny_detection, capsys):
