@@ -123,7 +123,8 @@ class ParetoASHA(FIFOScheduler):
     when Tune pauses its trial; None: every trial pauses): the trial trains on while its rung waits,
     and stops at its next result if the rung cuts it; the decisions are the same, the epochs a cut
     trial trains past its rung are not. `intervals` (a race's round): the interval rule decides
-    instead of the top 1/eta and the front (`_decide_on_intervals`)."""
+    instead of the top 1/eta and the front (`_decide_on_intervals`), on the round's arrivals and
+    `earlier`'s (rung -> the task's earlier rounds' arrivals there, final before this round began)."""
 
     def __init__(
         self,
@@ -154,6 +155,7 @@ class ParetoASHA(FIFOScheduler):
         self.budgets: dict[str, int] = {}  # trial key -> its epoch budget, once it reported
         self.gone: set[str] = set()  # trials Tune ended (a retried one reports again and is back)
         self.decisions: dict[str, list[Decision]] = {}
+        self.earlier: dict[float, dict[str, Arrival]] = {}  # tune.schedulers sets it; not in the rung files
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         if (self._metric and metric) or (self._mode and mode):
@@ -348,15 +350,19 @@ class ParetoASHA(FIFOScheduler):
         """A race's rung: a configuration is cut only when another one, at most as costly, is more
         accurate with confidence on the seeds at the rung (the race's own test, racing.dominance_p:
         the variance pooled across the rung's configurations, one-sided t, Holm-adjusted across
-        them); the others are tied within their seeds' spread (as in PASHA) and go on, for the race
-        to settle at full budget. Without a cost (`asha`, or none reported) the metric alone."""
-        by_config = _by_configuration(arrived)
+        the round's configurations); the others are tied within their seeds' spread (as in PASHA)
+        and go on, for the race to settle at full budget. The seeds are the round's and the earlier
+        rounds' at the same rung: a later round's one new seed a configuration alone would leave
+        no variance to test on. Without a cost (`asha`, or none reported) the metric alone."""
+        pooled = {**getattr(self, "earlier", {}).get(rung, {}), **arrived}
+        by_config = _by_configuration(pooled)
         names = sorted(by_config)
         values = {n: [s for s, _ in by_config[n]] for n in names}
         known = {n: [c for _, c in by_config[n] if c is not None] for n in names}
         with_cost = self.cost_metric is not None and all(known.values())
         costs = {n: float(np.mean(known[n])) if with_cost else 0.0 for n in names}
-        tested = holm_dominance(values, costs, names, self.intervals.alpha)
+        deciding = sorted({config for config, _, _ in arrived.values()})
+        tested = holm_dominance(values, costs, deciding, self.intervals.alpha)
         out = {}
         for key, (config, _, _) in arrived.items():
             p, by = tested[config]
@@ -365,7 +371,7 @@ class ParetoASHA(FIFOScheduler):
             if by is not None and p < self.intervals.alpha:
                 decision.rule = "stopped"
                 decision.dominated_by = by
-                decision.dominated_by_trials = sorted(k for k, a in arrived.items() if a[0] == by)
+                decision.dominated_by_trials = sorted(k for k, a in pooled.items() if a[0] == by)
                 decision.dominated_by_point = (float(np.mean(values[by])), costs[by] if with_cost else None)
             out[key] = decision
         return out

@@ -72,8 +72,12 @@ def cohort_of(param: dict) -> tuple[str, list[str] | None]:
     its task's round's, whose cohort is the round's trials (a rung of round 1 never waits for a
     seed round 2 may add, and round 2's trials never meet round 1's decided rungs)."""
     if ROUND in param:
-        return f"{param['task']}-round{param[ROUND]}", list(param[COHORT])
+        return _round_group(param["task"], param[ROUND]), list(param[COHORT])
     return param["task"], None
+
+
+def _round_group(task: str, round_number: int) -> str:
+    return f"{task}-round{round_number}"
 
 
 class PerTaskScheduler(FIFOScheduler):
@@ -110,8 +114,24 @@ class PerTaskScheduler(FIFOScheduler):
                 metric, mode, spec = self._search
                 scheduler.set_search_properties(metric, mode, **spec)
             self._restore(group, scheduler)
+            scheduler.earlier = self._earlier_rounds(trial.config["trial"])
             self._schedulers[group] = scheduler
         return self._schedulers[group]
+
+    def _earlier_rounds(self, param: dict) -> dict[float, dict]:
+        """In a race, rung -> the arrivals there of the task's earlier rounds: final, since a round
+        starts once the one before has finished. Read from the store where this driver did not run
+        them (a resume)."""
+        pooled: dict[float, dict] = {}
+        for n in range(1, int(param.get(ROUND, 1))):
+            group = _round_group(param["task"], n)
+            rungs = self._schedulers.get(group)
+            if rungs is None:  # read only: its cohort is not known here, so it is not kept
+                rungs = self._make(cohort=())
+                self._restore(group, rungs)
+            for rung, arrived in rungs.rungs.items():
+                pooled.setdefault(rung, {}).update(arrived)
+        return pooled
 
     def cut(self, key: str) -> Decision | None:
         """The decision that stopped trial `key` at a rung, if one did."""

@@ -20,13 +20,15 @@ OFFSET = [0.02, -0.02, 0.01, -0.01, 0.015, -0.015, 0.005, -0.005]
 PLANTED = {"w/o": (0.30, 0.0), "0010": (0.50, 1.0), "0100": (0.49, 5.0), "1111": (0.20, 10.0)}
 
 
-def _sweep(early_stopping: str = "none", max_epochs: int = 1, eta: int = 2, **seeds) -> SweepConfig:
+def _sweep(
+    early_stopping: str = "none", max_epochs: int = 1, eta: int = 2, specs=tuple(PLANTED), **seeds
+) -> SweepConfig:
     return validate(
         SweepConfig,
         {
             "name": "race",
             "max_epochs": max_epochs,
-            "grid": [{"task": "segmentation", "specs": list(PLANTED), "preset": "tiny"}],
+            "grid": [{"task": "segmentation", "specs": list(specs), "preset": "tiny"}],
             "seeds": {"policy": "race", "min": 2, "max": 6, "findings": False, **seeds},
             "early_stopping": {"policy": early_stopping, "grace_period": 1, "reduction_factor": eta},
             "max_concurrent_trials": 2,
@@ -35,9 +37,9 @@ def _sweep(early_stopping: str = "none", max_epochs: int = 1, eta: int = 2, **se
     )
 
 
-def _value(key: str) -> tuple[float, float]:
-    spec = next(s for s in PLANTED if key.startswith(f"segmentation-{s.replace('/', '')}-s"))
-    mean, cost = PLANTED[spec]
+def _value(key: str, planted: dict = PLANTED) -> tuple[float, float]:
+    spec = next(s for s in planted if key.startswith(f"segmentation-{s.replace('/', '')}-s"))
+    mean, cost = planted[spec]
     return mean + OFFSET[int(key.rsplit("-s", 1)[1])], cost
 
 
@@ -181,10 +183,10 @@ def _planted(config):
 CURVE_EPOCHS = 4
 
 
-def _planted_curves(config):
+def _planted_curves(config, planted: dict = PLANTED):
     """Each epoch a step from half the planted value to all of it: a configuration's seeds keep
     their offsets (halved at epoch 1), so the first rung already tells 1111 from 0010."""
-    value, cost = _value(config["trial"]["trial_key"])
+    value, cost = _value(config["trial"]["trial_key"], planted)
     for epoch in range(1, CURVE_EPOCHS + 1):
         score = value * (0.5 + 0.5 * (epoch - 1) / (CURVE_EPOCHS - 1))
         tune.report({"epoch": epoch, "budget": CURVE_EPOCHS, "score": score, "cost/added_flops": cost})
@@ -298,3 +300,51 @@ def test_a_resumed_race_reads_its_cut_trials_back_as_cuts(tmp_path):
     results, costs = history()
     assert results == {"segmentation-1111-s0": Cut(1, "0010", 0.002), "segmentation-0010-s0": 0.4}
     assert set(costs) == {"segmentation-0010-s0"}
+
+
+# 0001 is below 0010 and dearer, by more than two seeds can tell (one-sided p 0.06, 0.19 after Holm)
+# and less than three (p 0.006, 0.018 after Holm), at the first rung as at full budget.
+NEAR = {"w/o": (0.30, 0.0), "0010": (0.50, 1.0), "0001": (0.44, 2.0)}
+
+
+def _near_curves(config):
+    _planted_curves(config, NEAR)
+
+
+def test_a_later_rounds_rung_pools_the_earlier_rounds_seeds(local_ray, tmp_path):
+    """Round 2 gives each configuration one seed, which alone leaves a rung no variance to test on:
+    the rung pools the earlier round's seeds at the same epoch, so 0001's third seed is cut at epoch
+    1, where round 1's two seeds could not cut it, and the race settles it as stopped there."""
+    sweep = _sweep("pareto-asha", CURVE_EPOCHS, eta=4, specs=NEAR)
+    parts = search(sweep, None)
+    epochs = _tune_race(sweep, str(tmp_path), "pooled", fn=_near_curves, parts=parts)
+    assert {k: e for k, e in epochs.items() if k.startswith("segmentation-0001-")} == {
+        "segmentation-0001-s0": CURVE_EPOCHS,
+        "segmentation-0001-s1": CURVE_EPOCHS,
+        "segmentation-0001-s2": 1,
+    }, epochs
+    standing = parts.race.plans()["segmentation"].standings[-1]["0001"]
+    assert standing.stopped_at == 1 and standing.dominated_by == "0010", standing
+
+
+def test_a_resumed_driver_pools_the_earlier_rounds_it_did_not_run(tmp_path):
+    """A driver that resumes a race in round 2 never saw round 1's rungs: it reads them from the
+    sweep's store, where the driver that ran them saved them."""
+    from types import SimpleNamespace
+
+    from attnlab.tune.schedulers import COHORT, ROUND, early_stopping
+    from attnlab.tune.storage import SweepStore
+
+    def trial(key: str, round_number: int):
+        param = {"task": "segmentation", "trial_key": key, ROUND: round_number, COHORT: [key]}
+        return SimpleNamespace(config={"trial": param})
+
+    sweep = _sweep("pareto-asha", CURVE_EPOCHS, eta=4, specs=NEAR)
+    first = early_stopping(sweep, SweepStore.from_folder(str(tmp_path)))
+    ran = trial("segmentation-0001-s0", 1)
+    first.scheduler_of(ran).rungs[1.0]["segmentation-0001-s0"] = ("0001", 0.23, 2.0)
+    first._save_rungs(ran)
+    resumed = early_stopping(sweep, SweepStore.from_folder(str(tmp_path)))
+    round_two = resumed.scheduler_of(trial("segmentation-0001-s2", 2))
+    assert round_two.earlier == {1.0: {"segmentation-0001-s0": ("0001", 0.23, 2.0)}}
+    assert resumed.scheduler_of(trial("segmentation-0010-s2", 2)) is round_two
