@@ -6,6 +6,7 @@ server or a missing store is one clear line in seconds, not MLflow's minutes of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ from attnlab.pipeline.config.errors import ConfigError
 
 DEFAULT_DB = "mlflow.db"
 TIMEOUT_S = 5.0
+URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def check_tracking_uri(flag: str | None = None, *, read_only: bool = False) -> str:
@@ -25,7 +27,7 @@ def check_tracking_uri(flag: str | None = None, *, read_only: bool = False) -> s
     writing command gets its sqlite store's folder created; a read-only command (best, report,
     findings, effects) needs an existing sqlite store and never creates one.
     """
-    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+    uri = flag or os.environ.get(URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
     if uri.startswith("file:") or "://" not in uri:
         raise ConfigError(
             f"tracking URI {uri!r} is a plain file store, which MLflow 3 deprecates; use "
@@ -65,3 +67,22 @@ def check_server(uri: str, timeout: float = TIMEOUT_S) -> None:
         f"MLflow tracking server {uri} is unreachable ({reason}); check that `mlflow server` runs there and "
         "the address and port are right, or leave out --tracking-uri to use the local sqlite store"
     )
+
+
+@contextlib.contextmanager
+def process_uri_kept():
+    """Put back MLflow's process-wide tracking URI, and MLFLOW_TRACKING_URI, as they were before.
+    Lightning's MLflow logger sets both as it starts (`mlflow.set_tracking_uri`, which copies the
+    URI into the environment for subprocesses): after `attnlab.train()` a caller's own MLflow calls
+    went to attnlab's store, and every process it started later inherited it."""
+    from mlflow.tracking._tracking_service import utils  # where MLflow keeps the process-wide URI
+
+    env, chosen = os.environ.get(URI_ENV), getattr(utils, "_tracking_uri", None)
+    try:
+        yield
+    finally:
+        utils.set_tracking_uri(chosen)  # None: unset, and the environment's copy with it
+        if env is None:
+            os.environ.pop(URI_ENV, None)
+        else:
+            os.environ[URI_ENV] = env

@@ -27,7 +27,7 @@ from attnlab.pipeline.tracking.runs import RunRole
 from attnlab.pipeline.tracking.spool import Spool, SpooledClient
 from attnlab.pipeline.tracking.store import code_version, flatten, log_data_inputs
 from attnlab.pipeline.tracking.system_metrics import SystemMetrics
-from attnlab.pipeline.tracking.uri import check_tracking_uri
+from attnlab.pipeline.tracking.uri import check_tracking_uri, process_uri_kept
 from attnlab.pipeline.training import interrupts, resume, user_callbacks
 from attnlab.pipeline.training.checkpoints import BestAndLast, BestCheckpointToMlflow
 from attnlab.pipeline.training.randomness import SeededSteps
@@ -47,7 +47,8 @@ class RunLogger(MLFlowLogger):
 
     @property
     def experiment(self):
-        client = MLFlowLogger.experiment.fget(self)
+        with process_uri_kept():  # Lightning's sets MLflow's process-wide URI as it starts
+            client = MLFlowLogger.experiment.fget(self)
         return SpooledClient(client, self.spool) if isinstance(client, MlflowClient) else client
 
     def finalize(self, status: str) -> None:

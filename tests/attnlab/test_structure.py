@@ -209,7 +209,10 @@ ENVIRONMENT_WRITERS = {
     "pipeline/tracking/runs.py": "a DDP run id for the ranks Lightning starts (they inherit it)",
     "tune/trial_process.py": "puts a reused trial process's environment back as it was",
     "tune/local_services.py": "each embedded Ray worker names its own cluster (RAY_ADDRESS), as it starts",
+    "pipeline/tracking/uri.py": "puts back the MLFLOW_TRACKING_URI Lightning's MLflow logger sets",
 }
+# Where product code may call MLflow's process-wide setters: only to put back what a library set.
+FLUENT_RESTORERS = {"pipeline/tracking/uri.py": "puts back the tracking URI Lightning's MLflow logger sets"}
 WRITES = {"update", "pop", "setdefault", "clear", "popitem", "__setitem__", "__delitem__"}
 
 
@@ -246,6 +249,7 @@ def test_nothing_is_patched_process_wide():
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in ("set_tracking_uri", "set_experiment", "set_registry_uri")
+                and name not in FLUENT_RESTORERS
             ):
                 fluent.append(name)
     assert (writers, private, fluent) == ([], [], [])

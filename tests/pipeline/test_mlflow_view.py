@@ -1,6 +1,7 @@
 """Experiments attnlab creates open in MLflow's model-training view, not its GenAI overview."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,3 +137,30 @@ def test_the_link_attnlab_prints_opens_the_runs_table_with_datasets_in_headless_
     assert "camvid/train" in dom and "abc123def456" in dom  # the Dataset column
     for genai in ("Detect Issues", "Tool calls", "Overview"):  # the GenAI overview's panels
         assert genai not in dom
+
+
+def test_a_run_leaves_mlflows_process_wide_tracking_uri_as_it_was(tmp_path, monkeypatch):
+    """Lightning's MLflow logger sets MLflow's process-wide tracking URI, and MLFLOW_TRACKING_URI,
+    as it starts: after `attnlab.train()` a caller's own MLflow calls went to attnlab's store (and
+    so did every later test in the suite's process). The run puts both back."""
+    from attnlab.pipeline.config.train import build_train_config
+    from attnlab.pipeline.training.run import run_training
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    cfg = build_train_config(
+        {
+            "task": "translation",
+            "max_epochs": 1,
+            "limit_train_batches": 2,
+            "out_dir": str(tmp_path / "runs"),
+            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "system_metrics": False},
+        },
+        preset="tiny",
+    )
+    try:
+        run_training(cfg, progress_bar=False)
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+        assert str(tmp_path) not in mlflow.get_tracking_uri()
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -54,7 +54,8 @@ def test_only_full_budgets_are_ranked_and_on_the_front(runs):
 
 def test_best_ranks_without_torch_or_lightning(runs, tmp_path):
     """Importing them cost `attnlab best` about 4 of its 6.5 CPU-seconds; only --register needs them."""
-    result, err = probe(tmp_path, ["best", "--experiment", "r", "--format", "json"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result, err = probe(tmp_path, ["best", "--experiment", "r", "--format", "json"], MLFLOW_TRACKING_URI=uri)
     assert result["code"] == 0, err[-2000:]
     assert not {"torch", "lightning", "torchvision"} & set(result["heavy"]), result["heavy"]
 
