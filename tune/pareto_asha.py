@@ -354,7 +354,7 @@ class ParetoASHA(FIFOScheduler):
         and go on, for the race to settle at full budget. The seeds are the round's and the earlier
         rounds' at the same rung: a later round's one new seed a configuration alone would leave
         no variance to test on. Without a cost (`asha`, or none reported) the metric alone."""
-        pooled = {**getattr(self, "earlier", {}).get(rung, {}), **arrived}
+        pooled = {**self.earlier.get(rung, {}), **arrived}
         by_config = _by_configuration(pooled)
         names = sorted(by_config)
         values = {n: [s for s, _ in by_config[n]] for n in names}

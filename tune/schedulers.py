@@ -70,7 +70,7 @@ ROUND, COHORT = "race_round", "race_cohort"  # what a race's Searcher adds to a 
 def cohort_of(param: dict) -> tuple[str, list[str] | None]:
     """(the rungs a trial shares, their cohort): its task's, whose cohort is the grid; or in a race,
     its task's round's, whose cohort is the round's trials (a rung of round 1 never waits for a
-    seed round 2 may add, and round 2's trials never meet round 1's decided rungs)."""
+    seed round 2 may add; round 2's rungs decide its own trials, on round 1's values there too)."""
     if ROUND in param:
         return _round_group(param["task"], param[ROUND]), list(param[COHORT])
     return param["task"], None
