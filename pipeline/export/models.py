@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,28 +130,42 @@ def model_arguments(task: str, module) -> dict:
     }
 
 
-def log_model(uri: str, run, checkpoint: str | None) -> tuple[str, str]:
-    """The run's best checkpoint (downloaded to `checkpoint`; None when the run has its model already)
-    as a pytorch-flavour model of the run (once): (models:/ URI, format). The export runs in a child
-    process (`model_process`): MLflow's log_model reads the tracking URI and experiment only from the
-    process, and this one keeps its own."""
-    if run.data.tags.get(MODEL_URI):
-        return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
-    request = {"run_id": run.info.run_id, "task": run.data.tags[TASK], "checkpoint": str(checkpoint)}
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, EXPERIMENT_ID: run.info.experiment_id}
+def log_models(
+    uri: str, experiment_id: str, checkpoints: list[tuple[Any, str]]
+) -> dict[str, tuple[str, str]]:
+    """Each run of `checkpoints` ((run, its downloaded best checkpoint), runs of one experiment) as a
+    pytorch-flavour model of the run, tagged on it: run id -> (models:/ URI, format). The exports run
+    in one child process (`model_process`): MLflow's log_model reads the tracking URI and experiment
+    only from the process, and this one keeps its own. A failed export keeps the models before it."""
+    if not checkpoints:
+        return {}
+    requests = [
+        {"run_id": run.info.run_id, "task": run.data.tags[TASK], "checkpoint": str(path)}
+        for run, path in checkpoints
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, EXPERIMENT_ID: experiment_id}
     done = subprocess.run(
-        [sys.executable, "-m", "attnlab.pipeline.export.model_process", json.dumps(request)],
+        [sys.executable, "-m", "attnlab.pipeline.export.model_process", json.dumps(requests)],
         env=env,
         capture_output=True,
         text=True,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"exporting run {run.info.run_id} as a model failed:\n{done.stderr[-3000:]}")
-    made = json.loads(done.stdout.strip().splitlines()[-1])
     client = MlflowClient(uri)
-    client.set_tag(run.info.run_id, MODEL_FORMAT, made["format"])
-    client.set_tag(run.info.run_id, MODEL_URI, made["model_uri"])  # last: it marks the model complete
-    return made["model_uri"], made["format"]
+    made = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"run_id"')]
+    for model in made:
+        client.set_tag(model["run_id"], MODEL_FORMAT, model["format"])
+        client.set_tag(model["run_id"], MODEL_URI, model["model_uri"])  # last: it marks the model complete
+    if done.returncode != 0:
+        failed = requests[len(made)]["run_id"] if len(made) < len(requests) else "?"
+        raise RuntimeError(f"exporting run {failed} as a model failed:\n{done.stderr[-3000:]}")
+    return {m["run_id"]: (m["model_uri"], m["format"]) for m in made}
+
+
+def model_of(run) -> tuple[str, str] | None:
+    """(models:/ URI, format) of the run's model, if an earlier export made it."""
+    if not run.data.tags.get(MODEL_URI):
+        return None
+    return run.data.tags[MODEL_URI], run.data.tags.get(MODEL_FORMAT, "pt2")
 
 
 def how_to_load(name: str, version: str, fmt: str) -> str:
@@ -241,11 +256,12 @@ def _new_version(client: MlflowClient, name: str, model_uri: str, run_id: str, t
 
 
 def register(
-    uri: str, name: str, row: Row, run, checkpoint: str | None, metric: str, experiment: str
+    uri: str, name: str, row: Row, run, model: tuple[str, str], metric: str, experiment: str
 ) -> Registered:
-    """Register the row's best seed (`run`) under `name`, unless a version of `name` already comes from it."""
+    """Register the row's best seed (`run`, its `model`: models:/ URI and format) under `name`,
+    unless a version of `name` already comes from it."""
     client = MlflowClient(uri)
-    model_uri, fmt = log_model(uri, run, checkpoint)
+    model_uri, fmt = model
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
     if found:
         version, new = found[0].version, False
@@ -269,20 +285,17 @@ def register_rows(
     metrics = [metric or TASKS[row.task].metric for row in rows]
     chosen = [best_run(row, by_id, key) for row, key in zip(rows, metrics)]
     # Every row's checkpoint first, there and then whole: one missing or torn registers none.
-    new = [run for run in chosen if not run.data.tags.get(MODEL_URI)]
+    models = {run.info.run_id: model_of(run) for run in chosen}
+    new = [run for run in chosen if models[run.info.run_id] is None]
     for run in new:
         check_checkpoint(uri, run)
     with tempfile.TemporaryDirectory(prefix="attnlab-model-") as tmp:
-        checkpoints = {r.info.run_id: download_checkpoint(uri, r, f"{tmp}/{r.info.run_id}") for r in new}
-        return [
-            register(
-                uri,
-                registered_name(name, row.task, tasks),
-                row,
-                run,
-                checkpoints.get(run.info.run_id),
-                key,
-                experiment,
-            )
-            for row, run, key in zip(rows, chosen, metrics)
-        ]
+        checkpoints = [(r, download_checkpoint(uri, r, f"{tmp}/{r.info.run_id}")) for r in new]
+        if checkpoints:  # one export process for them all
+            models.update(log_models(uri, new[0].info.experiment_id, checkpoints))
+    return [
+        register(
+            uri, registered_name(name, row.task, tasks), row, run, models[run.info.run_id], key, experiment
+        )
+        for row, run, key in zip(rows, chosen, metrics)
+    ]

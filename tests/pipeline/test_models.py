@@ -142,3 +142,26 @@ def test_a_torn_checkpoint_is_named_before_any_is_exported(store, tmp_path):
     with pytest.raises(ConfigError, match=f"{torn_run}.*best.ckpt is torn \\(BadZipFile"):
         register_rows(uri, "m", runs, chosen_rows(ranking, None), "x", None, len(ranking))
     assert client.search_registered_models() == []
+
+
+def test_one_export_process_logs_the_models_before_a_failed_one_and_names_it(store, tmp_path):
+    """Two runs' checkpoints into one export process: the first restores and becomes its run's model
+    (tagged, so registering again does not export it again); the second cannot be restored, and the
+    error names its run."""
+    from attnlab.lightning_modules.segmentation import SegmentationModule
+    from attnlab.pipeline.export.models import log_models, model_of
+
+    uri, client = store
+    runs = {
+        r.data.tags["attention"]: r for r in fetch_runs(uri, "m") if r.data.tags["task"] == "segmentation"
+    }
+    module = SegmentationModule({"attention": "0010", "backbone": {"depth": 18}}, ["road", "car"])
+    good, bad = tmp_path / "good.ckpt", tmp_path / "bad.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, good)
+    torch.save({"state_dict": {}}, bad)  # whole, but no module in it
+    first, second = runs["0010"], runs["1111"]
+    with pytest.raises(RuntimeError, match=f"exporting run {second.info.run_id} as a model failed"):
+        log_models(uri, first.info.experiment_id, [(first, str(good)), (second, str(bad))])
+    made = model_of(client.get_run(first.info.run_id))
+    assert made is not None and made[0].startswith("models:/"), made
+    assert model_of(client.get_run(second.info.run_id)) is None
