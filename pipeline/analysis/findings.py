@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from dataclasses import asdict, dataclass
 
 from statsmodels.stats.power import TTestPower
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from attnlab.lightning_modules.attention import format_sites
 from attnlab.pipeline.analysis.effects import NETWORK, SELF, design_members, effects
@@ -268,14 +270,17 @@ def _seeds_for(c: Comparison, difference: float, reference: float, spread: float
     margin = _margin(c, difference, reference)
     if margin <= 0 or spread <= 0:
         return None
-    return _capped(
-        TTestPower().solve_power(
-            effect_size=margin / spread,
-            alpha=ALPHA if c.expect == "greater" else ALPHA / 2,
-            power=POWER,
-            alternative="two-sided" if c.expect == "greater" else "larger",
-        )
-    )
+    test = {
+        "effect_size": margin / spread,
+        "alpha": ALPHA if c.expect == "greater" else ALPHA / 2,
+        "alternative": "two-sided" if c.expect == "greater" else "larger",
+    }
+    with warnings.catch_warnings():  # statsmodels warns as it gives up; the fallback below answers
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        seeds = TTestPower().solve_power(power=POWER, **test)
+    if math.isnan(seeds):  # the solver found no root: the margin is huge, or far too small, for the spread
+        seeds = 2 if TTestPower().power(nobs=2, **test) >= POWER else MAX_SEEDS
+    return _capped(seeds)
 
 
 def _margin(c: Comparison, difference: float, reference: float) -> float:

@@ -213,3 +213,15 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it_and_how_to_
     )
     assert out.returncode == 0 and command in out.stdout, out.stdout + out.stderr
     assert "seeds to decide" in out.stdout
+
+
+@pytest.mark.parametrize("margin, seeds", [(1.0, 2), (1e-7, 100)])
+def test_seeds_to_decide_where_the_power_solver_finds_no_root(margin, seeds, recwarn):
+    """A margin of 1000 spreads needs fewer seeds than any test runs on (statsmodels' solver finds no
+    root and returns nan): 2, not a crash; one of 1e-4 spreads needs more than the cap: the cap. No
+    warning reaches the user."""
+    from attnlab.pipeline.analysis.findings import _seeds_for, comparisons
+
+    greater = next(c for c in comparisons() if c.expect == "greater")
+    assert _seeds_for(greater, margin, 0.5, 0.001) == seeds
+    assert not [w for w in recwarn if "converge" in str(w.message)]
