@@ -7,7 +7,9 @@ at most 1 - `sure`), the rest open even at the full set and left out of the fron
 findings' verdicts on every seed (`attnlab findings`' judge), open ones left out of the verdicts'.
 
 Replayed R times, each with its own random order of the seeds (one order for every configuration,
-so seeds still pair across configurations as the findings pair them), without training:
+so seeds still pair across configurations as the findings pair them), without training; or, with
+`--simulate S`, each on a new draw of simulated seeds (the measured means S times as far apart,
+the measured seed spread; `replays`), where one reference set says too little:
 
 - uniform-k: every configuration's first k seeds; its front is the front of the means;
 - race: the product's own race (tune/race.py's `plan`, as `seeds: {policy: race}` runs it):
@@ -21,23 +23,26 @@ recall and precision against the full set's answer, the verdicts agreeing, disag
 against the full set's decided ones, and for racing the realised rate of wrong settlements (settled
 on the front but off it in the full set, or settled dominated but on it).
 
-    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200 [--findings]
+    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200 [--findings] [--simulate 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_set import load  # noqa: E402
 
-from attnlab.pipeline.analysis.estimates import pareto_front  # noqa: E402
+from attnlab.pipeline.analysis.estimates import pareto_front, pooled_variance  # noqa: E402
 from attnlab.pipeline.analysis.racing import RaceRules, standings  # noqa: E402
 from attnlab.pipeline.costs.axes import COSTS  # noqa: E402
 from attnlab.tune.race import FindingQuestions, RaceState, plan  # noqa: E402
@@ -129,6 +134,36 @@ def score(front: set[str], on: set[str], off: set[str]) -> tuple[float, float]:
     return recall, precision
 
 
+def replays(values, costs, cost: str, rules: RaceRules, asked, replays: int, simulate: float | None):
+    """Per replay: (the seeds in the order the race meets them, the full set's front answer (on, off)
+    and findings' verdicts). From the reference set: its seeds in a random order (one order for every
+    configuration, so seeds still pair across configurations). Simulated (`simulate` = S): a new
+    draw of as many seeds per configuration, normal around the configuration's measured mean moved S
+    times as far from the grand mean (S > 1: configurations further apart than this set's, as
+    Multi30k's are), with the seed-to-seed spread pooled from the set; the full set is the draw."""
+    static = {c: costs[c][COSTS[cost]] for c in values}
+    seeds = min(len(v) for v in values.values())
+    if simulate is None:
+        on, off = answer(values, static, rules)
+        full = verdicts(values, costs, seeds, asked)
+        for r in range(replays):
+            shuffled = random.Random(r).sample(range(seeds), seeds)
+            yield {c: [v[i] for i in shuffled] for c, v in values.items()}, on, off, full
+        return
+    grand = statistics.fmean(x for v in values.values() for x in v)
+    sigma = math.sqrt(pooled_variance([values[c] for c in sorted(values)])[0])
+    for r in range(replays):
+        draw = np.random.default_rng(r)
+        order = {
+            c: [
+                grand + simulate * (statistics.fmean(values[c]) - grand) + sigma * e
+                for e in draw.standard_normal(seeds)
+            ]
+            for c in sorted(values)
+        }
+        yield order, *answer(order, static, rules), verdicts(order, costs, seeds, asked)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("reference", type=Path, help="a reference set CSV (benchmarks/reference_set.py)")
@@ -139,6 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max", type=int, default=8, help="racing: seeds at most")
     p.add_argument("--budget", type=int, help="racing: trials at most (default: uniform-4's)")
     p.add_argument("--findings", action="store_true", help="racing: the findings' open comparisons race too")
+    p.add_argument(
+        "--simulate",
+        type=float,
+        metavar="S",
+        help="replay simulated seeds instead: the measured means S times as far apart, the measured spread",
+    )
     args = p.parse_args(argv)
     trials = load(args.reference)
     values, _, epochs = by_configuration(trials, args.task, args.cost)
@@ -158,21 +199,11 @@ def main(argv: list[str] | None = None) -> None:
         budget=args.budget or min(4, full_seeds) * len(values),
     )
     rules = RaceRules(policy.min, policy.max)
-    on, off = answer(values, {c: costs[c][COSTS[args.cost]] for c in values}, rules)
     asked = FindingQuestions(args.task)
-    full = verdicts(values, costs, full_seeds, asked)
-    decided = sum(v != "inconclusive" for v in full.values())
-    print(
-        f"{args.reference.name}: {args.task}, {len(values)} configurations x {full_seeds} seeds, "
-        f"{epochs} epochs a trial; the full set settles {len(on)} on the front, {len(off)} off it, "
-        f"{len(values) - len(on) - len(off)} open, and decides {decided} of {len(full)} findings' "
-        f"comparisons; {args.replays} random seed orders; cost {args.cost}; race findings "
-        f"{'on' if args.findings else 'off'}"
-    )
     rows: dict[str, list[tuple]] = {}
-    for r in range(args.replays):
-        shuffled = random.Random(r).sample(range(full_seeds), full_seeds)
-        order = {c: [v[i] for i in shuffled] for c, v in values.items()}
+    answers = []
+    for order, on, off, full in replays(values, costs, args.cost, rules, asked, args.replays, args.simulate):
+        answers.append((len(on), len(off), sum(v != "inconclusive" for v in full.values()), len(full)))
         for k in uniform:
             front = point_front(
                 {c: v[:k] for c, v in order.items()}, {c: costs[c][COSTS[args.cost]] for c in order}
@@ -187,14 +218,29 @@ def main(argv: list[str] | None = None) -> None:
             (s.state == "front" and c in off) or (s.state == "dominated" and c in on)
             for c, s in settled.items()
         )
-        got = race_verdicts(state) if args.findings else verdicts(order, costs, 0, asked) | {}
-        if not args.findings:  # a front-only race: the findings on the seeds it ran
+        if args.findings:
+            got = race_verdicts(state)
+        else:  # a front-only race: the findings on the seeds it ran
             used = {c: sum(k.split("#")[0] == c for rd in state.rounds for k in rd) for c in order}
             finished = [(c, i, order[c][i], costs[c]) for c in order for i in range(used[c])]
             got = {q.label: q.verdict for q in asked(finished)}
         rows.setdefault("race", []).append(
             (spent, *score(front, on, off), *agreement(got, full), wrong / max(1, len(settled)))
         )
+    on, off, decided, questions = (statistics.fmean(a[i] for a in answers) for i in range(4))
+    source = (
+        f"simulated seeds (means {args.simulate:g}x as far apart, the measured seed spread; "
+        "a new draw per replay)"
+        if args.simulate is not None
+        else "random seed orders"
+    )
+    print(
+        f"{args.reference.name}: {args.task}, {len(values)} configurations x {full_seeds} seeds, "
+        f"{epochs} epochs a trial; the full set settles {on:.3g} on the front, {off:.3g} off it, "
+        f"{len(values) - on - off:.3g} open, and decides {decided:.3g} of {questions:.0f} findings' "
+        f"comparisons (means over replays); {args.replays} replays of {source}; cost {args.cost}; "
+        f"race findings {'on' if args.findings else 'off'}"
+    )
     print(
         f"{'policy':<11} {'trials':>7} {'epochs':>7} {'recall':>7} {'precision':>9} "
         f"{'verdicts agree':>15} {'disagree':>9} {'open':>6} {'wrong settled':>14}"
@@ -203,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         mean = [statistics.fmean(g[i] for g in got) for i in range(6)]
         wrong = "" if got[0][6] is None else f"{statistics.fmean(g[6] for g in got):.3f}"
         print(
-            f"{name:<11} {mean[0]:>7.1f} {mean[0] * epochs:>7.0f} {mean[1]:>7.2f} {mean[2]:>9.2f} "
+            f"{name:<11} {mean[0]:>7.1f} {mean[0] * epochs:>7.0f} {mean[1]:>7.3f} {mean[2]:>9.3f} "
             f"{mean[3]:>15.2f} {mean[4]:>9.2f} {mean[5]:>6.2f} {wrong:>14}"
         )
 

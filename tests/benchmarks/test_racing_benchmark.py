@@ -77,3 +77,19 @@ def test_racing_spends_at_most_uniform_4s_trials(tmp_path, capsys, monkeypatch):
     policy = module["SeedPolicy"](policy="race", min=2, max=8, budget=4 * len(PLANTED))
     _, _, state = module["race"](values, costs, policy, "added_flops")
     assert state.latest["0001"].state == "dominated" and state.latest["0001"].seeds == 2
+
+
+def test_simulated_replays_draw_new_seeds_around_the_means_moved_apart(tmp_path, capsys, monkeypatch):
+    """--simulate S: every replay is a new draw; configurations moved further apart (S = 3) leave the
+    full set fewer open ones than the measured spacing does (S = 0: every mean the grand mean)."""
+    reference = tmp_path / "ref.csv"
+    _reference(reference)
+    opened = {}
+    for scale in ("0", "3"):
+        argv = [str(BENCHMARK), str(reference), "--replays", "3", "--simulate", scale]
+        monkeypatch.setattr("sys.argv", argv)
+        runpy.run_path(str(BENCHMARK), run_name="__main__")
+        header = capsys.readouterr().out.splitlines()[0]
+        assert f"simulated seeds (means {scale}x as far apart" in header, header
+        opened[scale] = float(re.search(r"off it, ([\d.]+) open", header).group(1))
+    assert opened["3"] < opened["0"], opened
