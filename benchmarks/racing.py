@@ -23,7 +23,8 @@ recall and precision against the full set's answer, the verdicts agreeing, disag
 against the full set's decided ones, and for racing the realised rate of wrong settlements (settled
 on the front but off it in the full set, or settled dominated but on it).
 
-    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200 [--findings] [--simulate 3]
+    python benchmarks/racing.py benchmarks/reference/camvid-mini-cpu.csv --replays 200 \
+        [--findings] [--simulate S]
 """
 
 from __future__ import annotations
