@@ -1,8 +1,8 @@
 """Every task through `attnlab sweep` with each trial on 2 Ray Train workers (gloo, 1 CPU each),
 a real local Ray and a real MLflow store, each task's budget its own (no sweep-wide max_epochs):
 translation's token buckets shard per rank, a translation trial that crashes once resumes from its
-checkpoint with no duplicate run, and a sweep whose trial errors exits 1 naming the trial and its
-log."""
+checkpoint with no duplicate run (its rerun tag, `attnlab train --devices 2`, keeps one run and ends
+with its metrics), and a sweep whose trial errors exits 1 naming the trial and its log."""
 
 import json
 import shlex
@@ -41,9 +41,10 @@ callbacks: ["fault_injection:FailOnce"]
 TRANSLATION_KEY = "translation-enc_self-0010_dec_self-1000_enc_dec-1000-s0"
 
 
-def _rerun(command: str, tmp_path: Path, env: dict) -> dict:
-    """The metrics of `command` (an `attnlab.rerun` tag: environment, then `attnlab train ...`) run
-    into a store of its own."""
+def _rerun(command: str, tmp_path: Path, env: dict, epochs: int) -> dict:
+    """The metrics of `command` (an `attnlab.rerun` tag: environment, then `attnlab train ...
+    --devices 2`) run into a store of its own. Lightning starts a second process; rank 0 owns the
+    one MLflow run, which ends FINISHED with one evaluation per epoch, and prints the one summary."""
     words = shlex.split(command)
     start = words.index("attnlab")
     settings = dict(word.split("=", 1) for word in words[:start])
@@ -51,8 +52,11 @@ def _rerun(command: str, tmp_path: Path, env: dict) -> dict:
     args = [*words[start + 1 :], "--tracking-uri", uri, "--out-dir", "rerun", "--no-progress"]
     proc = run_attnlab(args, tmp_path, 600, env={**env, **settings})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"run_id"') == 1  # one summary, from rank 0
     client = MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "val/bleu")) == epochs
     return run.data.metrics
 
 
@@ -106,7 +110,7 @@ def test_every_task_runs_on_two_workers_and_a_crashed_translation_trial_resumes(
     # uninterrupted on two DDP processes, ends with exactly its metrics (issue 38, item 1): the resume
     # draws what the uninterrupted run draws, and each worker trains with the trial's one thread
     # whatever OMP_NUM_THREADS the driver inherited (the suite sets it to the machine's cores).
-    rerun = _rerun(translation.data.tags["attnlab.rerun"], tmp_path, env)
+    rerun = _rerun(translation.data.tags["attnlab.rerun"], tmp_path, env, epochs=2)
     assert {k: v for k, v in rerun.items() if k.startswith("val/")} == {
         k: v for k, v in translation.data.metrics.items() if k.startswith("val/")
     }
@@ -151,15 +155,3 @@ def test_a_sweep_with_an_errored_trial_exits_1_naming_the_trial_and_its_log(tmp_
     assert len(lines) == 1, proc.stderr[-3000:]
     log = Path(lines[0].rsplit("log: ", 1)[1])
     assert log.is_file() and "ATTNLAB_FAIL_ONCE" in log.read_text()
-
-
-def test_train_on_two_processes_keeps_one_run(tmp_path):
-    """`attnlab train --devices 2`: Lightning starts a second process; rank 0 owns the one MLflow run."""
-    args = ["train", "--task", "translation", "--devices", "2", "--max-epochs", "2", "--no-progress"]
-    proc = run_attnlab(args, tmp_path, 600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count('"run_id"') == 1  # one summary, from rank 0
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("attnlab").experiment_id])
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert len(client.get_metric_history(runs[0].info.run_id, "val/bleu")) == 2
