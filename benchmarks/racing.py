@@ -135,7 +135,7 @@ def score(front: set[str], on: set[str], off: set[str]) -> tuple[float, float]:
     return recall, precision
 
 
-def replays(values, costs, cost: str, rules: RaceRules, asked, replays: int, simulate: float | None):
+def replays(values, costs, cost: str, rules: RaceRules, asked, count: int, simulate: float | None):
     """Per replay: (the seeds in the order the race meets them, the full set's front answer (on, off)
     and findings' verdicts). From the reference set: its seeds in a random order (one order for every
     configuration, so seeds still pair across configurations). Simulated (`simulate` = S): a new
@@ -147,20 +147,17 @@ def replays(values, costs, cost: str, rules: RaceRules, asked, replays: int, sim
     if simulate is None:
         on, off = answer(values, static, rules)
         full = verdicts(values, costs, seeds, asked)
-        for r in range(replays):
+        for r in range(count):
             shuffled = random.Random(r).sample(range(seeds), seeds)
             yield {c: [v[i] for i in shuffled] for c, v in values.items()}, on, off, full
         return
     grand = statistics.fmean(x for v in values.values() for x in v)
     sigma = math.sqrt(pooled_variance([values[c] for c in sorted(values)])[0])
-    for r in range(replays):
+    centres = {c: grand + simulate * (statistics.fmean(values[c]) - grand) for c in sorted(values)}
+    for r in range(count):
         draw = np.random.default_rng(r)
         order = {
-            c: [
-                grand + simulate * (statistics.fmean(values[c]) - grand) + sigma * e
-                for e in draw.standard_normal(seeds)
-            ]
-            for c in sorted(values)
+            c: [centre + sigma * e for e in draw.standard_normal(seeds)] for c, centre in centres.items()
         }
         yield order, *answer(order, static, rules), verdicts(order, costs, seeds, asked)
 
